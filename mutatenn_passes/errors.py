@@ -1,0 +1,37 @@
+"""Error types: every failure a user can cause is a `MutateNNError` with a one-line message.
+
+The CLI prints the message and exits with code 2, so the classes exist to let Python callers
+catch one kind of failure (a bad model file, an unknown operator) without string matching.
+"""
+
+
+class MutateNNError(Exception):
+    """Base class of every error mutatenn reports to a user."""
+
+
+class ModelLoadError(MutateNNError):
+    """A model file is missing, truncated, corrupt, of an unknown format, or not importable."""
+
+
+class ImageLoadError(MutateNNError):
+    """An image file is missing or cannot be decoded."""
+
+
+class TargetError(MutateNNError):
+    """An unknown target name, a malformed profile, or a target that cannot build or run here."""
+
+
+class OperatorError(MutateNNError):
+    """An unknown mutation operator, a bad parameter, or a bad site selection."""
+
+
+class BuildError(MutateNNError):
+    """TVM failed to build a (possibly mutated) module."""
+
+
+class NativeLibraryError(MutateNNError, ImportError):
+    """The C++ pass extension is missing or cannot be loaded."""
+
+
+class ConfigError(MutateNNError):
+    """A campaign configuration file is invalid."""

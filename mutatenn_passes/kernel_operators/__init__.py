@@ -1,0 +1,1 @@
+"""Kernel-level (TIR) mutation operators."""

@@ -1,0 +1,127 @@
+"""`mutation(op_id, ...)`: turn a registered operator into a real `tvm.transform.Pass`.
+
+The pass is a TVM module pass named ``mutatenn.<op_id>`` at opt_level 0, so it composes with
+`tvm.transform.Sequential`, honours `PassContext`, and slots into `build(relax_passes=...)`
+(graph level) or `build(tir_passes=...)` (kernel level, at the pass's ``phase``). After it runs,
+``pass_.report`` says what it did: sites found, applied, skipped with reasons, and the
+module's coverage total, because a mutation that silently did nothing is worse than none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tvm
+from tvm.ir import transform as _transform
+
+from .errors import OperatorError
+from .registry import OperatorSpec, get_operator
+from .selection import Site, SiteSelection, describe_selection, filter_kernels, select
+
+#: Where in a target's TIR pipeline a kernel-level pass runs (see `mutatenn_passes.build`).
+KERNEL_PHASES = ("s_tir", "lowered")
+DEFAULT_KERNEL_PHASE = "s_tir"
+
+
+@dataclass
+class MutationReport:
+    """What one run of a mutation pass did to one module."""
+
+    operator: str
+    selection: str
+    sites_found: list[Site] = field(default_factory=list)
+    sites_selected: list[Site] = field(default_factory=list)
+    applied: list[Site] = field(default_factory=list)
+    skipped: list[tuple[Site, str]] = field(default_factory=list)
+    coverage_total: int = 0
+
+    @property
+    def applicable(self) -> bool:
+        """False when the operator found no site at all in the module (not an error)."""
+        return bool(self.sites_found)
+
+    def as_dict(self) -> dict:
+        return {
+            "operator": self.operator, "selection": self.selection,
+            "sites_found": len(self.sites_found), "coverage_total": self.coverage_total,
+            "applied": [s.as_dict() for s in self.applied],
+            "skipped": [{**s.as_dict(), "reason": r} for s, r in self.skipped],
+        }
+
+
+def find_sites(op_id: str, mod: tvm.IRModule, *, kernels: str | None = None,
+               **params) -> list[Site]:
+    """Every site ``op_id`` finds in ``mod``, in deterministic order, without rewriting."""
+    spec = get_operator(op_id)
+    sites = spec.implementation.find_sites(mod, spec.resolve_params(params))
+    return filter_kernels(sites, kernels) if spec.level == "kernel" else sites
+
+
+class MutationPass(_transform.ModulePass):
+    """A module pass applying one operator at the selected sites; see `mutation`."""
+
+    def __init__(self, spec: OperatorSpec, sites: SiteSelection, kernels: str | None,
+                 phase: str | None, params: dict):
+        self.spec = spec
+        self.selection = sites
+        self.kernels = kernels
+        self.phase = phase
+        self.params = params
+        self.report: MutationReport | None = None
+        state = self  # the closure must not keep a cycle through the FFI handle alive
+
+        def _run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+            return state._transform(mod)
+
+        self.__init_handle_by_constructor__(
+            _transform._ffi_transform_api.MakeModulePass, _run,
+            _transform.PassInfo(0, f"mutatenn.{spec.id}", []))
+
+    def _transform(self, mod: tvm.IRModule) -> tvm.IRModule:
+        impl = self.spec.implementation
+        found = impl.find_sites(mod, self.params)
+        if self.spec.level == "kernel":
+            found = filter_kernels(found, self.kernels)
+        chosen = select(found, self.selection)
+        new_mod, applied, skipped = impl.apply(mod, chosen, self.params) if chosen \
+            else (mod, [], [])
+        self.report = MutationReport(
+            operator=self.spec.id, selection=describe_selection(self.selection),
+            sites_found=found, sites_selected=chosen, applied=list(applied),
+            skipped=list(skipped), coverage_total=impl.coverage_total(mod))
+        return new_mod
+
+    @property
+    def key(self) -> str:
+        """A canonical description of this mutation (operator, selection, filter, params)."""
+        parts = [self.spec.id, describe_selection(self.selection)]
+        if self.spec.level == "kernel":
+            parts += [f"phase={self.phase}", f"kernels={self.kernels or '*'}"]
+        parts += [f"{k}={v}" for k, v in sorted(self.params.items())]
+        return ";".join(parts)
+
+
+def mutation(op_id: str, sites: SiteSelection = "all", *, kernels: str | None = None,
+             phase: str | None = None, **params) -> MutationPass:
+    """A `tvm.transform.Pass` applying operator ``op_id`` at ``sites``.
+
+    ``sites`` is ``"all"``, an index, a list of indices, a ``range`` or ``Sample(n, seed)``.
+    Kernel-level operators also take ``kernels`` (a glob over PrimFunc names, applied before
+    indexing) and ``phase`` (one of `KERNEL_PHASES`, where in the TIR pipeline they run).
+    Other keyword arguments are the operator's parameters (`mutatenn operators` lists them).
+    """
+    spec = get_operator(op_id)
+    resolved = spec.resolve_params(params)
+    if spec.level == "graph":
+        if kernels is not None or phase is not None:
+            raise OperatorError(f"{op_id} is a graph-level operator: 'kernels' and 'phase' "
+                                "apply to kernel-level operators only")
+    else:
+        phase = phase or DEFAULT_KERNEL_PHASE
+        if phase not in KERNEL_PHASES:
+            raise OperatorError(f"unknown kernel phase {phase!r} (known: "
+                                f"{', '.join(KERNEL_PHASES)})")
+    if isinstance(sites, str) and sites != "all":
+        raise OperatorError(f"unknown site selection {sites!r}: use 'all', an index, "
+                            "a list of indices, a range or Sample(n, seed)")
+    return MutationPass(spec, sites, kernels, phase, resolved)
