@@ -1,0 +1,27 @@
+"""mutatenn: mutation testing for DNN compilers, as first-class TVM passes.
+
+The Python API in one place: load a model, pick mutation operators, build mutants for a target
+with the mutation passes slotted into TVM's pipeline, and run them on images.
+"""
+
+from .artifact import Artifact, Predictions, load_artifact
+from .build import build
+from .errors import (BuildError, ConfigError, ImageLoadError, ModelLoadError, MutateNNError,
+                     NativeLibraryError, OperatorError, TargetError)
+from .images import Preprocess, default_images, load_images
+from .model import Model, load_model
+from .mutation import KERNEL_PHASES, MutationPass, MutationReport, find_sites, mutation
+from .registry import CATEGORIES, OperatorSpec, get_operator, operators
+from .selection import Sample, Site
+from .targets import TargetProfile, get_profile, list_profiles
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Artifact", "BuildError", "CATEGORIES", "ConfigError", "ImageLoadError", "KERNEL_PHASES",
+    "Model", "ModelLoadError", "MutateNNError", "MutationPass", "MutationReport",
+    "NativeLibraryError", "OperatorError", "OperatorSpec", "Predictions", "Preprocess",
+    "Sample", "Site", "TargetError", "TargetProfile", "build", "default_images",
+    "find_sites", "get_operator", "get_profile", "list_profiles", "load_artifact",
+    "load_images", "load_model", "mutation", "operators", "__version__",
+]
