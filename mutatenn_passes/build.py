@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import tvm
-from tvm import relax
 
 from .errors import BuildError
+from .kernel_ir import lower_relax
 from .model import Model
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
@@ -74,12 +74,9 @@ def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: Buil
     compilation_pipeline.register_tir_pipeline(
         name, _wrapping_tir_pipeline(target, tir_passes, record))
     try:
-        if profile.device == "cuda":
-            # GPU kernels must be scheduled (dlight) by the target's own Relax pipeline first.
-            with target:
-                mod = relax.get_default_pipeline(target)(mod)
-            return tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=name)
-        return tvm.compile(mod, target, relax_pipeline="default", tir_pipeline=name)
+        # GPU kernels are scheduled (dlight) by the target's own Relax pipeline here.
+        return tvm.compile(lower_relax(mod, profile), target, relax_pipeline=None,
+                           tir_pipeline=name)
     finally:
         compilation_pipeline.PIPELINE_MAP.pop(name, None)
 

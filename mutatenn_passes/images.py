@@ -45,11 +45,13 @@ class Preprocess:
     scale: float = 1.0 / 255.0
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resample: str = "bicubic"  # Pillow's default; or "bilinear", "nearest", "lanczos"
 
     def as_dict(self) -> dict:
         return {"height": self.height, "width": self.width, "layout": self.layout,
                 "channel_order": self.channel_order, "raw": self.raw, "dtype": self.dtype,
-                "scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
+                "scale": self.scale, "mean": list(self.mean), "std": list(self.std),
+                "resample": self.resample}
 
 
 def _skimage_data_dir() -> Path:
@@ -109,13 +111,18 @@ def default_images() -> list[Image]:
 
 
 def preprocess(images: list[Image], spec: Preprocess) -> np.ndarray:
-    """Resize (bilinear) and convert a batch of images into one model-ready array."""
+    """Resize and convert a batch of images into one model-ready array."""
     from PIL import Image as PILImage
 
+    methods = {"bicubic": PILImage.BICUBIC, "bilinear": PILImage.BILINEAR,
+               "nearest": PILImage.NEAREST, "lanczos": PILImage.LANCZOS}
+    if spec.resample not in methods:
+        raise ImageLoadError(f"unknown resample method {spec.resample!r} "
+                             f"(known: {', '.join(methods)})")
     batch = []
     for image in images:
         resized = PILImage.fromarray(image.pixels).resize((spec.width, spec.height),
-                                                          PILImage.BILINEAR)
+                                                          methods[spec.resample])
         x = np.asarray(resized)
         if spec.channel_order == "BGR":
             x = x[..., ::-1]

@@ -215,13 +215,33 @@ def _apply_overrides(model: Model, overrides: dict) -> Model:
     return model
 
 
+def _labels_beside(path: Path, classes: int) -> Path | None:
+    """A label file next to the model whose line count matches the class count.
+
+    Checked in order: ``<stem>.labels.txt``, ``<stem>_labels.txt``, ``labels.txt``, then any
+    ``*labels*.txt``; the count check keeps an unrelated file from being used.
+    """
+    folder = path.parent
+    candidates = [folder / f"{path.stem}.labels.txt", folder / f"{path.stem}_labels.txt",
+                  folder / "labels.txt"] + sorted(folder.glob("*labels*.txt"))
+    for candidate in candidates:
+        try:
+            if candidate.is_file() and \
+                    len(candidate.read_text(encoding="utf-8").splitlines()) == classes:
+                return candidate
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
 def load_model(path: str | Path | None = None, **overrides) -> Model:
     """Import the model at ``path`` (ONNX or TFLite, detected by content) or, with no path,
     the embedded default (ShuffleNet, synthetic weights).
 
     ``overrides`` replace inferred preprocessing fields (``height``, ``width``, ``layout``,
-    ``channel_order``, ``raw``, ``scale``, ``mean``, ``std``), set ``labels`` (a file path or a
-    list) or rename the model (``name``). Failures raise `ModelLoadError` naming the file.
+    ``channel_order``, ``raw``, ``scale``, ``mean``, ``std``, ``resample``), set ``labels`` (a
+    file path or a list; by default a matching label file beside the model is used) or rename
+    the model (``name``). Failures raise `ModelLoadError` naming the file.
     """
     if path is None:
         from . import default_model
@@ -245,6 +265,11 @@ def load_model(path: str | Path | None = None, **overrides) -> Model:
     model = Model(name=name, source=origin, format=fmt, mod=mod, input=in_spec,
                   output=out_spec, preprocess=pre, synthetic_weights=path is None,
                   digest=hashlib.sha256(data).hexdigest()[:16])
+    if path is not None and overrides.get("labels") is None:
+        found = _labels_beside(Path(path), int(np.prod(out_spec.shape[1:])))
+        if found:
+            model.labels = read_labels(found)
+            model.notes.append(f"labels read from {found}")
     if path is None:
         model.notes.append("weights are synthetic (ShuffleNet architecture, seeded weights, "
                            "not trained); pass --model to test a trained model")
