@@ -137,16 +137,19 @@ class Artifact:
 
     def sources(self) -> dict[str, str]:
         """Generated code by kind: host (LLVM IR or C) and device (e.g. CUDA) sources."""
-        lib = self.executable.mod
         out = {}
-        for index, module in enumerate([lib] + list(lib.imports)):
+        pending, seen = [self.executable.mod], 0
+        while pending:  # device modules are imported by the host module, so walk the tree
+            module = pending.pop(0)
+            pending.extend(module.imports)
             for fmt in ("cu", "c", "ll", ""):
                 try:
                     text = module.inspect_source(fmt)
                 except Exception:  # a module kind that cannot show this format
                     continue
                 if text:
-                    out[f"{index}-{module.kind}"] = text
+                    out[f"{seen}-{module.kind}"] = text
+                    seen += 1
                     break
         return out
 
