@@ -1,0 +1,302 @@
+"""Analysis: compare every mutant with the original on the same target, from the database.
+
+Per mutant and target (images in the same order):
+
+* ``top1_disagreement`` — share of images whose top-1 class differs from the original's;
+* ``top5_overlap`` — mean |top-5(mutant) ∩ top-5(original)| / 5;
+* ``rbo`` — mean rank-biased overlap of the top-5 lists (p = 0.9, extrapolated);
+* ``kendall_tau`` — mean Kendall's tau-b of the top-5 rankings;
+* ``max_abs_diff`` / ``mean_abs_diff`` — of the full output vectors;
+* ``degenerate`` — at least 90% of the images get the same top-1 while the original's top-1
+  classes are varied (its most frequent class covers less than 90% of the images);
+* ``killed`` — some image's top-1 differs from the original's;
+* ``stat_killed`` / ``p_value`` — DeepCrime-style statistical criterion: Fisher's exact test
+  (two-sided, alpha 0.05) of the mutant's vs the original's agreement with a reference
+  labelling: the campaign's image labels where given, otherwise the original's top-1 (then the
+  original agrees with itself on every image).
+
+Mutation score = killed / (mutants − equivalent − not_applicable − not assessed), where "not
+assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs to compare on this
+machine). ``score_with_failures`` also counts ``build_failed``, ``crashed`` and ``timeout``
+mutants as killed (detected by the compiler or at run time), as Mull and PIT do. Scores are
+given per operator, category, model, target, and overall. Cross-target: the original on each
+target against the original on every other, and each mutant (same definition) across targets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .store import STATUSES, Store
+
+ALPHA = 0.05
+DEGENERATE_SHARE = 0.9
+NOT_ASSESSED = ("cannot_run_here", "device_lost")
+FAILURES = ("build_failed", "crashed", "timeout")
+
+
+def _finite(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def read_image_labels(path: str | None, model_labels: list | None) -> dict:
+    """``image_name,class`` lines (class = index or label text) -> {image: class index}."""
+    if not path:
+        return {}
+    out = {}
+    text = Path(path).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        sep = "," if "," in line else ("\t" if "\t" in line else None)
+        name, _, cls = line.partition(sep) if sep else line.rpartition(" ")
+        name, cls = Path(name.strip()).stem, cls.strip()
+        if cls.lstrip("-").isdigit():
+            out[name] = int(cls)
+        elif model_labels and cls in model_labels:
+            out[name] = model_labels.index(cls)
+    return out
+
+
+def compare(mutant: list[dict], original: list[dict]) -> dict:
+    """Metrics of a mutant's per-image results against the original's."""
+    n = min(len(mutant), len(original))
+    if n == 0:
+        return {}
+    m_top1 = [r["classes"][0] for r in mutant[:n]]
+    o_top1 = [r["classes"][0] for r in original[:n]]
+    differ = [a != b for a, b in zip(m_top1, o_top1)]
+    overlap = [metrics.top_k_overlap(m["classes"], o["classes"])
+               for m, o in zip(mutant, original)]
+    rbos = [metrics.rbo(m["classes"], o["classes"], 0.9) for m, o in zip(mutant, original)]
+    taus = [metrics.kendall_tau(m["classes"], o["classes"]) for m, o in zip(mutant, original)]
+    mv = np.stack([r["vector"] for r in mutant[:n]])
+    ov = np.stack([r["vector"] for r in original[:n]])
+    max_d, mean_d = metrics.output_differences(mv, ov)
+    m_share = Counter(m_top1).most_common(1)[0][1] / n
+    o_share = Counter(o_top1).most_common(1)[0][1] / n
+    return {
+        "images": n,
+        "top1_differs": differ,
+        "top1_disagreement": sum(differ) / n,
+        "top5_overlap": float(np.mean(overlap)),
+        "rbo": float(np.mean(rbos)),
+        "kendall_tau": float(np.mean(taus)),
+        "max_abs_diff": _finite(max_d),
+        "mean_abs_diff": _finite(mean_d),
+        "nonfinite_outputs": bool(not np.all(np.isfinite(mv))),
+        "degenerate": bool(m_share >= DEGENERATE_SHARE and o_share < DEGENERATE_SHARE),
+        "killed": any(differ),
+    }
+
+
+def statistical_kill(mutant: list[dict], original: list[dict], reference: dict) -> dict:
+    """Fisher's exact test of agreement with the reference labelling (see module doc)."""
+    if reference:
+        pairs = [(m, o, reference[m["image"]]) for m, o in zip(mutant, original)
+                 if m["image"] in reference]
+        source = "image labels"
+    else:
+        pairs = [(m, o, o["classes"][0]) for m, o in zip(mutant, original)]
+        source = "original top-1"
+    n = len(pairs)
+    if n == 0:
+        return {"reference": source, "p_value": None, "stat_killed": False}
+    o_ok = sum(o["classes"][0] == ref for _, o, ref in pairs)
+    m_ok = sum(m["classes"][0] == ref for m, _, ref in pairs)
+    p = metrics.fisher_exact([[o_ok, n - o_ok], [m_ok, n - m_ok]])
+    return {"reference": source, "reference_images": n, "original_agreement": o_ok / n,
+            "mutant_agreement": m_ok / n, "p_value": p, "stat_killed": p < ALPHA}
+
+
+def _score(rows: list[dict]) -> dict:
+    counts = Counter(r["status"] for r in rows)
+    n = len(rows)
+    excluded = counts["equivalent"] + counts["not_applicable"]
+    not_assessed = sum(counts[s] for s in NOT_ASSESSED)
+    denominator = n - excluded - not_assessed
+    killed = sum(1 for r in rows if r.get("killed"))
+    failures = sum(counts[s] for s in FAILURES)
+    stat = sum(1 for r in rows if r.get("stat_killed"))
+    dis = [r["metrics"]["top1_disagreement"] for r in rows if r.get("metrics")]
+    rbos = [r["metrics"]["rbo"] for r in rows if r.get("metrics")]
+    return {
+        "mutants": n, **{s: counts.get(s, 0) for s in STATUSES},
+        "killed": killed, "survived": sum(1 for r in rows if r["status"] == "ok"
+                                          and not r.get("killed")),
+        "stat_killed": stat,
+        "denominator": denominator,
+        "mutation_score": killed / denominator if denominator else None,
+        "score_with_failures": (killed + failures) / denominator if denominator else None,
+        "mean_top1_disagreement": float(np.mean(dis)) if dis else None,
+        "mean_rbo": float(np.mean(rbos)) if rbos else None,
+    }
+
+
+def analyse(store: Store) -> dict:
+    """Everything a report shows, computed from the database alone."""
+    meta = store.meta()
+    keys = meta.get("plan", [])
+    tasks = store.tasks(keys)
+    results = store.results()
+    models = {m["index"]: m for m in meta.get("models", [])}
+    config = meta.get("config", {})
+    outputs_cache: dict[str, list] = {}
+
+    def outputs(key):
+        if key not in outputs_cache:
+            outputs_cache[key] = store.outputs(key)
+        return outputs_cache[key]
+
+    references = {}
+    for index, m in models.items():
+        references[index] = read_image_labels(config.get("image_labels"),
+                                              m.get("labels_list"))
+
+    originals = {}
+    original_rows = []
+    for t in tasks:
+        if t["kind"] != "original":
+            continue
+        res = results.get(t["key"], {})
+        outs = outputs(t["key"]) if res.get("status") == "ok" else []
+        originals[(t["model_index"], t["target"])] = outs
+        top1 = [o["classes"][0] for o in outs]
+        ref = references.get(t["model_index"]) or {}
+        acc = None
+        if ref and outs:
+            labelled = [o for o in outs if o["image"] in ref]
+            acc = (sum(o["classes"][0] == ref[o["image"]] for o in labelled) / len(labelled)
+                   if labelled else None)
+        original_rows.append({
+            "key": t["key"], "model": t["model"], "target": t["target"],
+            "status": res.get("status", "pending"), "error": res.get("error") or "",
+            "build_s": res.get("build_s"), "run_s": res.get("run_s"),
+            "images": [{"image": o["image"], "classes": o["classes"], "scores": o["scores"],
+                        "digest": o["digest"], "latency_ms": o["latency_ms"]} for o in outs],
+            "top1": top1, "accuracy": acc})
+
+    rows = []
+    for t in tasks:
+        if t["kind"] != "mutant":
+            continue
+        source_key = t["duplicate_of"] or t["key"]
+        res = results.get(source_key) or {}
+        status = res.get("status", "pending")
+        row = {
+            "key": t["key"], "model": t["model"], "target": t["target"],
+            "operator": t["operator"], "level": t["level"], "category": t["category"],
+            "phase": t["phase"] or "", "mode": t["mode"], "selection": t["selection"],
+            "site_indices": t["site_indices"], "sites": t["sites"],
+            "sites_found": t["sites_found"], "params": t["params"], "group": t["group"],
+            "ir_hash": t["ir_hash"], "duplicate_of": t["duplicate_of"], "note": t["note"],
+            "status": status, "error": res.get("error") or "", "stage": res.get("stage") or "",
+            "exit_code": res.get("exit_code"), "signal": res.get("signal") or "",
+            "build_s": res.get("build_s"), "load_s": res.get("load_s"),
+            "run_s": res.get("run_s"),
+            "ir_verified": None if res.get("ir_verified") is None else bool(res["ir_verified"]),
+            "artifact": res.get("artifact") or "", "has_diff": bool(t["diff"]),
+            "metrics": None, "killed": False, "stat_killed": False, "p_value": None,
+            "images": [],
+        }
+        if status == "ok":
+            outs = outputs(source_key)
+            orig = originals.get((t["model_index"], t["target"])) or []
+            row["images"] = [{"image": o["image"], "classes": o["classes"],
+                              "scores": [_finite(s) for s in o["scores"]],
+                              "digest": o["digest"], "latency_ms": o["latency_ms"]}
+                             for o in outs]
+            if orig and outs:
+                m = compare(outs, orig)
+                row["metrics"] = {k: v for k, v in m.items() if k not in ("killed",)}
+                row["killed"] = m["killed"]
+                st = statistical_kill(outs, orig, references.get(t["model_index"]) or {})
+                row["stat_killed"] = st["stat_killed"]
+                row["p_value"] = st["p_value"]
+                row["reference"] = st["reference"]
+            else:
+                row["note"] = (row["note"] + "; " if row["note"] else "") + \
+                    "no original results on this target to compare with"
+        rows.append(row)
+
+    def group_by(field):
+        groups = defaultdict(list)
+        for r in rows:
+            groups[r[field]].append(r)
+        return {k: _score(v) for k, v in groups.items()}
+
+    summary = {"overall": _score(rows), "operator": group_by("operator"),
+               "category": group_by("category"), "model": group_by("model"),
+               "target": group_by("target")}
+    cross = _cross_target(original_rows, originals, rows, outputs)
+    reference = "image labels" if any(references.values()) else \
+        "original top-1 (no image labels given)"
+    return {
+        "campaign": {"name": config.get("name"), "config": config,
+                     "config_text": meta.get("config_text", ""), "seed": meta.get("seed"),
+                     "versions": meta.get("versions", {}), "state": meta.get("state"),
+                     "runs": meta.get("runs"), "sampling": meta.get("sampling", {}),
+                     "started_at": meta.get("started_at"),
+                     "finished_at": meta.get("finished_at"),
+                     "seconds": meta.get("last_run_seconds", {}),
+                     "plan_seconds": meta.get("plan_seconds", {}),
+                     "models": [{k: v for k, v in m.items() if k != "labels_list"}
+                                for m in models.values()],
+                     "images": meta.get("images", []), "targets": meta.get("targets", []),
+                     "reference": reference, "alpha": ALPHA},
+        "originals": original_rows,
+        "mutants": rows,
+        "summary": summary,
+        "cross_target": cross,
+    }
+
+
+def _cross_target(original_rows, originals, rows, outputs) -> dict:
+    pairs = []
+    for (ma, ta), (mb, tb) in combinations(sorted(originals), 2):
+        if ma != mb:
+            continue
+        a, b = originals[(ma, ta)], originals[(mb, tb)]
+        if not a or not b:
+            continue
+        m = compare(b, a)
+        pairs.append({"model_index": ma, "target_a": ta, "target_b": tb,
+                      "top1_disagreement": m["top1_disagreement"],
+                      "rbo": m["rbo"], "max_abs_diff": m["max_abs_diff"],
+                      "mean_abs_diff": m["mean_abs_diff"]})
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r["group"]].append(r)
+    mutants = []
+    for group, members in groups.items():
+        if len({r["target"] for r in members}) < 2:
+            continue
+        entry = {"group": group, "operator": members[0]["operator"],
+                 "model": members[0]["model"], "site_indices": members[0]["site_indices"],
+                 "statuses": {r["target"]: r["status"] for r in members},
+                 "killed": {r["target"]: r["killed"] for r in members},
+                 "pairs": []}
+        for a, b in combinations(members, 2):
+            if a["status"] == "ok" and b["status"] == "ok":
+                oa = outputs(a["duplicate_of"] or a["key"])
+                ob = outputs(b["duplicate_of"] or b["key"])
+                m = compare(ob, oa)
+                if m:
+                    entry["pairs"].append({"target_a": a["target"], "target_b": b["target"],
+                                           "top1_disagreement": m["top1_disagreement"],
+                                           "max_abs_diff": m["max_abs_diff"]})
+        entry["target_dependent"] = len(set(entry["killed"].values())) > 1 or \
+            len(set(entry["statuses"].values())) > 1
+        mutants.append(entry)
+    return {"originals": pairs, "mutants": mutants,
+            "target_dependent": sum(1 for m in mutants if m["target_dependent"])}

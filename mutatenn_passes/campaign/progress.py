@@ -1,0 +1,130 @@
+"""Campaign progress on the terminal (rich): counts built / run / remaining, the mutants being
+worked on, an ETA, and a summary table at the end. Without a terminal, one plain line per
+finished task instead of a live display."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Group
+from rich.live import Live
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from ..ui import console, errors
+
+
+class CampaignUI:
+    """Progress display; ``quiet`` prints nothing but the final summary."""
+
+    def __init__(self, quiet: bool = False, live: bool | None = None):
+        self.quiet = quiet
+        self.live_mode = console.is_terminal if live is None else live
+        self.progress = None
+        self.live = None
+        self.task_id = None
+        self.stats = None
+        self._last_phase = 0.0
+
+    def phase(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.live_mode:
+            errors.print(f"[dim]{message}[/]")
+        elif time.monotonic() - self._last_phase > 0 or True:
+            console.print(message, highlight=False)
+
+    def start(self, stats, plan) -> None:
+        self.stats = stats
+        planned = len(plan.mutants())
+        na = sum(t.planned_status == "not_applicable" for t in plan.tasks)
+        eq = sum(t.planned_status == "equivalent" for t in plan.tasks)
+        dup = sum(t.duplicate_of is not None for t in plan.tasks)
+        if not self.quiet:
+            console.print(f"planned {planned} mutant(s) + {len(plan.originals())} original "
+                          f"build(s): {na} not applicable, {eq} equivalent, {dup} duplicate "
+                          f"(built once); {stats.total} build(s), {stats.skipped} already "
+                          f"done in an earlier run")
+        if self.quiet or not self.live_mode:
+            return
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        self.task_id = self.progress.add_task("mutants", total=stats.total,
+                                              completed=stats.done)
+        self.live = Live(self._render(), console=console, refresh_per_second=4)
+        self.live.start()
+
+    def _render(self):
+        s = self.stats
+        remaining = s.total - s.done
+        self.progress.update(self.task_id, completed=s.done,
+                             description=f"built {s.built} · run {s.ran} · "
+                                         f"remaining {remaining}")
+        lines = [Text(f"  worker {w}: {label}", style="dim")
+                 for w, label in sorted(s.current.items())]
+        return Group(self.progress, *lines)
+
+    def update(self, stats) -> None:
+        self.stats = stats
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def result(self, task, status, error, stats) -> None:
+        self.stats = stats
+        if self.quiet:
+            return
+        if self.live is None:
+            first = (error or "").strip().splitlines()
+            why = f" — {first[0][:120]}" if first and status != "ok" else ""
+            console.print(f"[{stats.done}/{stats.total}] {status:<15} {task.label}{why}",
+                          highlight=False, markup=False)
+        else:
+            if status not in ("ok",):
+                first = (error or "").strip().splitlines()
+                self.live.console.print(f"  {status}: {task.label}"
+                                        + (f" — {first[0][:100]}" if first else ""),
+                                        markup=False, highlight=False)
+            self.live.update(self._render())
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def summary(self, result, out) -> None:
+        if result is None:
+            return
+        print_summary(result, out)
+
+
+def print_summary(result: dict, out) -> None:
+    s = result["summary"]
+    table = Table(title=f"campaign {result['campaign']['name']}: mutation score by category")
+    for col in ("category", "mutants", "ok", "killed", "survived", "equiv.", "n/a",
+                "build failed", "crashed", "timeout", "can't run", "score"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+
+    def row(name, g):
+        score = g["mutation_score"]
+        table.add_row(name, str(g["mutants"]), str(g["ok"]), str(g["killed"]),
+                      str(g["survived"]), str(g["equivalent"]), str(g["not_applicable"]),
+                      str(g["build_failed"]), str(g["crashed"]), str(g["timeout"]),
+                      str(g["cannot_run_here"] + g["device_lost"]),
+                      "n/a" if score is None else f"{score:.2f}")
+
+    for name, g in s["category"].items():
+        row(name, g)
+    row("all", s["overall"])
+    console.print(table)
+    secs = result["campaign"].get("seconds") or {}
+    wall = f" in {secs['total_wall']:.0f} s" if secs.get("total_wall") else ""
+    console.print(f"reference labelling: {result['campaign']['reference']}; results{wall} "
+                  f"in {out} (report.html, results.json, mutants.csv, summary.csv, "
+                  "results.db)", highlight=False)
+
+
+def make_progress(quiet: bool = False) -> CampaignUI:
+    return CampaignUI(quiet=quiet)

@@ -1,0 +1,162 @@
+"""The campaign database: one SQLite file (``results.db``) in the output folder.
+
+Everything a report needs is here, written as it happens: the campaign configuration and its
+text, seeds, versions, the plan (every task with its operator, sites, descriptions, IR hash and
+IR diff), and per finished task its status, error, timings and per-image results (top-k
+classes and scores, a digest of the full output vector, the vector itself, latency).
+
+A result and its per-image rows are written in one transaction, so a process killed at any
+point leaves either the whole result or none of it; a rerun finds the finished keys and does
+only the rest. The database is in WAL mode and every commit is durable before the next task is
+handed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+DB_NAME = "results.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT, model_index INTEGER,
+    model_digest TEXT, target TEXT, target_ref TEXT, operator TEXT, level TEXT,
+    category TEXT, phase TEXT, kernels TEXT, params TEXT, mode TEXT, selection TEXT,
+    sites TEXT, site_indices TEXT, sites_found INTEGER, grp TEXT, ir_hash TEXT,
+    planned_status TEXT, duplicate_of TEXT, diff TEXT, note TEXT, report TEXT);
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY, status TEXT NOT NULL, error TEXT, stage TEXT, exit_code INTEGER,
+    signal TEXT, build_s REAL, load_s REAL, run_s REAL, prepare_s REAL, timeout_s REAL, worker INTEGER,
+    ir_verified INTEGER, artifact TEXT, finished_at REAL);
+CREATE TABLE IF NOT EXISTS outputs (
+    key TEXT NOT NULL, idx INTEGER NOT NULL, image TEXT, classes TEXT, scores TEXT,
+    digest TEXT, latency_ms REAL, vector BLOB, PRIMARY KEY (key, idx));
+"""
+
+_TASK_COLUMNS = ("key", "kind", "model", "model_index", "model_digest", "target", "target_ref",
+                 "operator", "level", "category", "phase", "kernels", "params", "mode",
+                 "selection", "sites", "site_indices", "sites_found", "grp", "ir_hash",
+                 "planned_status", "duplicate_of", "diff", "note", "report")
+_JSON_TASK_FIELDS = {"params", "sites", "site_indices", "report"}
+
+#: Statuses a worker (or the planner) can record; see docs/campaign.md.
+STATUSES = ("ok", "not_applicable", "equivalent", "build_failed", "crashed", "timeout",
+            "cannot_run_here", "device_lost")
+
+
+def vector_digest(vector: np.ndarray) -> str:
+    """A digest of a full output vector (float32 bytes, shape included)."""
+    v = np.ascontiguousarray(vector, dtype=np.float32)
+    return hashlib.sha256(str(v.shape).encode() + v.tobytes()).hexdigest()[:16]
+
+
+class Store:
+    """The campaign database of one output folder."""
+
+    def __init__(self, folder: str | Path, create: bool = True):
+        self.folder = Path(folder)
+        self.path = self.folder / DB_NAME
+        if create:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_file():
+            from ..errors import MutateNNError
+
+            raise MutateNNError(f"{self.folder}: no campaign database ({DB_NAME}) here")
+        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def set_meta(self, **values) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            for k, v in values.items():
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, json.dumps(v)))
+
+    def meta(self) -> dict:
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+
+    # -- plan -------------------------------------------------------------------------------
+    def save_plan(self, tasks) -> None:
+        """Record every task of the current plan and the plan's order (one transaction)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            for t in tasks:
+                row = t.as_row()
+                row["grp"] = row.pop("group")
+                values = [json.dumps(row[c]) if c in _JSON_TASK_FIELDS else row[c]
+                          for c in _TASK_COLUMNS]
+                self.db.execute(f"INSERT OR REPLACE INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+                                f"VALUES ({', '.join('?' * len(_TASK_COLUMNS))})", values)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('plan', ?)",
+                            (json.dumps([t.key for t in tasks]),))
+
+    def tasks(self, keys=None) -> list[dict]:
+        """Task rows (in plan order when ``keys`` is given)."""
+        cur = self.db.execute(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks")
+        rows = {}
+        for values in cur:
+            row = dict(zip(_TASK_COLUMNS, values))
+            for c in _JSON_TASK_FIELDS:
+                row[c] = json.loads(row[c]) if row[c] is not None else None
+            row["group"] = row.pop("grp")
+            rows[row["key"]] = row
+        if keys is None:
+            return list(rows.values())
+        return [rows[k] for k in keys if k in rows]
+
+    # -- results ----------------------------------------------------------------------------
+    def finished(self) -> dict[str, dict]:
+        cur = self.db.execute("SELECT key, status, timeout_s FROM results")
+        return {k: {"status": s, "timeout_s": t} for k, s, t in cur}
+
+    def record(self, key: str, status: str, *, error: str = "", stage: str = "",
+               exit_code: int | None = None, signal: str = "", build_s: float | None = None,
+               load_s: float | None = None, run_s: float | None = None, prepare_s: float | None = None,
+               timeout_s: float | None = None, worker: int | None = None,
+               ir_verified: bool | None = None, artifact: str = "",
+               outputs: list[dict] | None = None) -> None:
+        """Write one finished task and its per-image results atomically."""
+        assert status in STATUSES, status
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM outputs WHERE key = ?", (key,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key, status, error, stage, exit_code, signal, build_s, load_s, run_s, prepare_s,
+                 timeout_s, worker, None if ir_verified is None else int(ir_verified),
+                 artifact, time.time()))
+            for i, out in enumerate(outputs or []):
+                vec = np.ascontiguousarray(out["vector"], dtype=np.float32)
+                self.db.execute(
+                    "INSERT INTO outputs VALUES (?,?,?,?,?,?,?,?)",
+                    (key, i, out["image"], json.dumps(out["classes"]),
+                     json.dumps(out["scores"]), vector_digest(vec), out["latency_ms"],
+                     vec.tobytes()))
+
+    def results(self) -> dict[str, dict]:
+        cols = ("key", "status", "error", "stage", "exit_code", "signal", "build_s", "load_s",
+                "run_s",
+                "prepare_s", "timeout_s", "worker", "ir_verified", "artifact", "finished_at")
+        return {row[0]: dict(zip(cols, row))
+                for row in self.db.execute(f"SELECT {', '.join(cols)} FROM results")}
+
+    def outputs(self, key: str) -> list[dict]:
+        cur = self.db.execute("SELECT idx, image, classes, scores, digest, latency_ms, vector "
+                              "FROM outputs WHERE key = ? ORDER BY idx", (key,))
+        return [{"image": image, "classes": json.loads(classes), "scores": json.loads(scores),
+                 "digest": digest, "latency_ms": latency,
+                 "vector": np.frombuffer(vector, dtype=np.float32)}
+                for _, image, classes, scores, digest, latency, vector in cur]

@@ -1,0 +1,408 @@
+"""Worker processes: build and run one mutant at a time, isolated from the campaign.
+
+Workers are started with the ``spawn`` method (a fresh interpreter, never a fork of a parent
+that has already run TVM threads or compiled code). A worker receives what it needs as plain
+data: the model's file and overrides, the target profile, the image paths and the mutation's
+definition (operator, site indices, parameters). It imports each model once and keeps it, with
+the preprocessed images and the model's Relax side lowered per target, for all the tasks it gets;
+for each task it re-applies the mutation to that cached IR (planning already hashed the result,
+and the worker checks the hash), builds, runs and sends the result back.
+
+Protocol (pickled tuples over a `multiprocessing` pipe), worker to campaign:
+``("started", key, prepare_s)`` when the task's inputs are ready (the timeout starts here),
+``("built", key, build_s)`` when the build finished, ``("done", key, result)`` at the end.
+A worker that dies (a segfaulting mutant) or hangs (killed at the timeout) is replaced by the
+campaign; its log (stdout/stderr of the process, TVM's messages included) stays in the output
+folder.
+
+For tests and demonstrations only, ``MUTATENN_FAULT_INJECT`` makes a worker misbehave on
+purpose: a comma-separated list of ``ACTION@STAGE:OPERATOR`` with ACTION ``crash`` (SIGSEGV
+to itself) or ``hang`` (sleep forever), STAGE ``build`` or ``run``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+
+#: Environment variable for deliberate faults (tests only).
+FAULT_ENV = "MUTATENN_FAULT_INJECT"
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the campaign process dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+_LOG_PATH: str | None = None
+
+
+def _log_size() -> int:
+    try:
+        return os.path.getsize(_LOG_PATH) if _LOG_PATH else 0
+    except OSError:
+        return 0
+
+
+def _log_tail(offset: int, lines: int = 25) -> str:
+    if not _LOG_PATH:
+        return ""
+    try:
+        with open(_LOG_PATH, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _redirect_output(log_path: str | None) -> None:
+    """Send the process's own stdout/stderr (C++ writes included) to the worker log."""
+    global _LOG_PATH
+    if not log_path:
+        return
+    _LOG_PATH = log_path
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def _faults() -> list[tuple[str, str, str]]:
+    spec = os.environ.get(FAULT_ENV, "")
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        action_stage, _, op = item.partition(":")
+        action, _, stage = action_stage.partition("@")
+        out.append((action, stage or "build", op))
+    return out
+
+
+def _maybe_fault(operator: str, stage: str) -> None:
+    for action, at, op in _faults():
+        if op == operator and at == stage:
+            print(f"mutatenn: injected fault {action}@{stage} for {operator}", flush=True)
+            if action == "crash":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            elif action == "hang":
+                while True:
+                    time.sleep(3600)
+
+
+class _State:
+    """What a worker keeps between tasks."""
+
+    def __init__(self):
+        self.models: dict[str, object] = {}
+        self.batches: dict[tuple, object] = {}
+        self.lowered: dict[tuple, object] = {}
+
+    def model(self, spec: dict):
+        key = spec["cache_key"]
+        if key not in self.models:
+            from ..model import load_model
+
+            self.models[key] = load_model(spec["path"], **spec["overrides"])
+        return self.models[key]
+
+    def batch(self, spec: dict, images, model):
+        key = (spec["cache_key"], tuple(images) if images else None)
+        if key not in self.batches:
+            from ..images import default_images, load_images, preprocess
+
+            imgs = load_images(images) if images else default_images()
+            self.batches[key] = ([im.name for im in imgs], preprocess(imgs, model.preprocess))
+        return self.batches[key]
+
+    def lowered_relax(self, spec: dict, model, profile):
+        key = (spec["cache_key"], profile.name, profile.path)
+        if key not in self.lowered:
+            import tvm
+
+            from ..kernel_ir import lower_relax
+
+            with tvm.transform.PassContext(opt_level=3):
+                self.lowered[key] = lower_relax(model.mod, profile)
+        return self.lowered[key]
+
+
+def compile_lowered(model, profile, lowered, tir_passes=()):
+    """Build from a Relax module already lowered by the target's Relax pipeline.
+
+    The same as `mutatenn_passes.build.build` with ``tir_passes`` (the same wrapping TIR
+    pipeline), minus the Relax lowering, which kernel-level mutants share with the original.
+    """
+    import uuid
+
+    import tvm
+    from tvm.tirx import compilation_pipeline
+
+    from ..artifact import Artifact
+    from ..build import BuildRecord, _wrapping_tir_pipeline
+    from ..errors import BuildError
+
+    record = BuildRecord(relax_input=model.mod)
+    target = profile.tvm_target()
+    name = f"mutatenn-campaign-{uuid.uuid4().hex[:10]}"
+    start = time.perf_counter()
+    compilation_pipeline.register_tir_pipeline(
+        name, _wrapping_tir_pipeline(target, list(tir_passes), record))
+    try:
+        with tvm.transform.PassContext(opt_level=3):
+            executable = tvm.compile(lowered, target, relax_pipeline=None, tir_pipeline=name)
+    except Exception as exc:
+        lines = [l for l in str(exc).strip().splitlines() if l.strip()]
+        raise BuildError(f"building {model.name} for {profile.name} failed: "
+                         f"{lines[-1] if lines else type(exc).__name__}") from exc
+    finally:
+        compilation_pipeline.PIPELINE_MAP.pop(name, None)
+    return Artifact(executable=executable, profile=profile, input=model.input,
+                    output=model.output, preprocess=model.preprocess, labels=model.labels,
+                    model_name=model.name, build_seconds=time.perf_counter() - start,
+                    record=record)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None:
+        detail = [l for l in str(cause).strip().splitlines() if l.strip()]
+        if detail:
+            text += "\n" + "\n".join(detail[-12:])
+    return text[:8000]
+
+
+def _build(task: dict, model, profile, state: _State, spec: dict):
+    """Build the task's original or mutant; returns (artifact, ir_verified)."""
+    import tvm_ffi
+
+    from ..build import build
+    from ..mutation import mutation
+
+    d = task.get("definition")
+    if d is None:  # the original
+        lowered = state.lowered_relax(spec, model, profile)
+        return compile_lowered(model, profile, lowered), None
+    p = mutation(d["operator"], sites=list(d["site_indices"]), kernels=d["kernels"],
+                 phase=d["phase"], **d["params"])
+    if d["level"] == "graph":
+        art = build(model, profile, relax_passes=[p])
+        mutated = art.record.relax_input
+    else:
+        lowered = state.lowered_relax(spec, model, profile)
+        art = compile_lowered(model, profile, lowered, tir_passes=[p])
+        mutated = art.record.tir.get(d["phase"] or "s_tir")
+    verified = None
+    if task.get("ir_hash") and mutated is not None:
+        verified = f"{tvm_ffi.structural_hash(mutated):016x}" == task["ir_hash"]
+    return art, verified
+
+
+def _run(task: dict, art, profile, names, batch, timings: dict):
+    """Run ``batch`` on the artifact; (status, error, outputs, latencies, crash info).
+
+    Locally the mutant's code runs in a child forked from this worker just for that run (the
+    worker itself is single-threaded and has never executed generated code, so forking is
+    safe): a mutant that corrupts memory or segfaults takes down only the child, and the
+    worker, with its cached model, stays clean for the next task. Loading the built library
+    into a VM is timed apart (``timings["load_s"]``).
+    """
+    if profile.runner == "rpc":
+        import tempfile
+        from pathlib import Path
+
+        try:
+            from .. import remote
+        except ImportError as exc:
+            return "cannot_run_here", f"the remote runner is not available: {exc}", None, \
+                None, {}
+        with tempfile.TemporaryDirectory(prefix="mutatenn-rpc-") as tmp:
+            t0 = time.perf_counter()
+            lib = art.export(Path(tmp) / "model.so")
+            timings["load_s"] = time.perf_counter() - t0
+            try:
+                outputs, latencies = remote.run_exported(profile, lib, batch)
+            except getattr(remote, "DeviceLost", ()) as exc:  # type: ignore[misc]
+                return "device_lost", str(exc), None, None, {}
+        return "ok", "", outputs, latencies, {}
+    ok, why = profile.can_run()
+    if not ok:
+        return "cannot_run_here", why, None, None, {}
+    return _run_in_child(art, batch, timings)
+
+
+def _run_in_child(art, batch, timings: dict):
+    import pickle
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: load, run, report, exit without cleanup
+        code = 0
+        try:
+            os.close(read_fd)
+            _die_with_parent()
+            t0 = time.perf_counter()
+            art._machine()  # JIT-load (the C target exports with gcc and loads here)
+            load_s = time.perf_counter() - t0
+            outputs, latencies = art.run_array(batch)
+            data = pickle.dumps(("ok", outputs, latencies, load_s))
+        except BaseException as exc:  # a TVM runtime error raised by the mutant's code
+            data = pickle.dumps(("error", _error_text(exc)))
+        try:
+            with os.fdopen(write_fd, "wb") as f:
+                f.write(data)
+        except BaseException:
+            code = 3
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    _, wstatus = os.waitpid(pid, 0)
+    if data:
+        reply = pickle.loads(data)
+        if reply[0] == "ok":
+            timings["load_s"] = reply[3]
+            return "ok", "", reply[1], reply[2], {}
+        return "crashed", "the mutant's code raised at run time: " + reply[1], None, None, \
+            {"exit_code": 1}
+    if os.WIFSIGNALED(wstatus):
+        sig = os.WTERMSIG(wstatus)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return "crashed", f"the run died with {name}", None, None, \
+            {"exit_code": -sig, "signal": name}
+    code = os.WEXITSTATUS(wstatus)
+    return "crashed", f"the run exited with code {code}", None, None, {"exit_code": code}
+
+
+def handle_task(conn, task: dict, state: _State) -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..artifact import top_k
+    from ..targets import get_profile
+
+    key = task["key"]
+    start = time.perf_counter()
+    spec = task["model"]
+    model = state.model(spec)
+    names, batch = state.batch(spec, task.get("images"), model)
+    profile = get_profile(task["target_ref"])
+    needs_lowered = task.get("definition") is None or task["definition"]["level"] == "kernel"
+    if needs_lowered:
+        state.lowered_relax(spec, model, profile)
+    prepare_s = time.perf_counter() - start
+    conn.send(("started", key, prepare_s))
+    operator = (task.get("definition") or {}).get("operator", "original")
+    result = {"prepare_s": prepare_s}
+    _maybe_fault(operator, "build")
+    t0 = time.perf_counter()
+    try:
+        art, verified = _build(task, model, profile, state, spec)
+    except Exception as exc:
+        result.update(status="build_failed", error=_error_text(exc), stage="build",
+                      build_s=time.perf_counter() - t0)
+        conn.send(("done", key, result))
+        return
+    build_s = time.perf_counter() - t0
+    result.update(build_s=build_s, ir_verified=verified)
+    conn.send(("built", key, build_s))
+    if task.get("keep_dir"):
+        folder = Path(task["keep_dir"])
+        try:
+            art.export(folder / "model.so")
+            art.dump(folder / "ir")
+            result["artifact"] = str(folder)
+        except Exception as exc:  # keeping artifacts must not change the outcome
+            result["artifact"] = f"(could not keep artifacts: {_error_text(exc)})"
+    _maybe_fault(operator, "run")
+    timings: dict = {}
+    t0 = time.perf_counter()
+    log_offset = _log_size()
+    try:
+        status, error, outputs, latencies, crash = _run(task, art, profile, names, batch,
+                                                        timings)
+    except Exception as exc:
+        status, error, outputs, latencies, crash = \
+            "crashed", "run raised: " + _error_text(exc), None, None, {}
+    if status == "crashed":
+        tail = _log_tail(log_offset)
+        result.update(stage="run", **crash)
+        error = error + (f"\n{tail}" if tail else "")
+    load_s = timings.get("load_s", 0.0)
+    result.update(status=status, error=error, load_s=load_s,
+                  run_s=time.perf_counter() - t0 - load_s)
+    if outputs is not None:
+        k = task.get("top_k", 5)
+        rows = []
+        for name, vector, latency in zip(names, np.asarray(outputs), latencies):
+            vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+            classes = top_k(vec, k)
+            rows.append({"image": name, "classes": classes,
+                         "scores": [float(vec[c]) for c in classes],
+                         "latency_ms": float(latency), "vector": vec})
+        result["outputs"] = rows
+    conn.send(("done", key, result))
+
+
+def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> None:
+    """Entry point of a worker process."""
+    _die_with_parent()
+    _redirect_output(log_path)
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # read when a run creates TVM's pool
+    threads_now = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") \
+        else 0
+    print(f"mutatenn worker {worker_id} (pid {os.getpid()}) started, {threads_now} "
+          "thread(s)", flush=True)
+    state = _State()
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        kind = msg[0]
+        if kind == "stop":
+            return
+        try:
+            if kind == "prepare":
+                state.model(msg[1])
+                if msg[2]:
+                    state.batch(msg[1], msg[2].get("images"), state.model(msg[1]))
+                conn.send(("prepared", msg[1]["cache_key"]))
+            elif kind == "task":
+                print(f"task {msg[1]['key']} {msg[1].get('label', '')}", flush=True)
+                handle_task(conn, msg[1], state)
+        except (BrokenPipeError, EOFError):
+            return
+        except Exception as exc:  # an infrastructure failure: report it, stay alive
+            traceback.print_exc()
+            try:
+                if kind == "task":
+                    conn.send(("done", msg[1]["key"],
+                               {"status": "build_failed", "stage": "prepare",
+                                "error": "worker failed preparing the task: " +
+                                         _error_text(exc)}))
+                else:
+                    conn.send(("prepared", None))
+            except (BrokenPipeError, OSError):
+                return
