@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "mutatenn_passes.commands.predict",
     "mutatenn_passes.commands.targets",
     "mutatenn_passes.commands.operators",
+    "mutatenn_passes.campaign.commands",
 )
 
 
