@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "mutatenn_passes.commands.targets",
     "mutatenn_passes.commands.operators",
     "mutatenn_passes.campaign.commands",
+    "mutatenn_passes.commands.devices",
 )
 
 

@@ -65,6 +65,10 @@ class TargetProfile:
         ok, why = self.can_build()
         if not ok:
             return False, why
+        if self.runner == "rpc":
+            # never True: Artifact.run would then run it here; the campaign sends it remote
+            return False, (f"runs remotely: tracker {self.rpc.get('tracker', '?')}, "
+                           f"key {self.rpc.get('key', '?')} (see `mutatenn devices`)")
         if self.runner != "local":
             return False, f"runner {self.runner!r} runs on a remote device"
         if self.device == "cuda":
@@ -133,11 +137,15 @@ def parse_profile(path: Path) -> TargetProfile:
     device = data.get("device", "cuda" if target["kind"] == "cuda" else "cpu")
     if device not in ("cpu", "cuda"):
         raise TargetError(f"{path}: device must be 'cpu' or 'cuda', not {device!r}")
+    from .remote.config import validate_rpc_table
+
+    runner = str(data.get("runner", "local"))
+    rpc = validate_rpc_table(data.get("rpc"), runner, device, str(path))
     profile = TargetProfile(
         name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
-        target=target, device=device, runner=str(data.get("runner", "local")),
+        target=target, device=device, runner=runner,
         requires_cpu_features=tuple(data.get("requires_cpu_features", ())), path=str(path),
-        rpc=dict(data.get("rpc", {})))
+        rpc=rpc)
     try:
         profile.tvm_target()
     except Exception as exc:
