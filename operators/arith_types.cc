@@ -1,0 +1,261 @@
+/*!
+ * \file arith_types.cc
+ * \brief The Arithmetic Types operators: float32 stores round-trip through a narrower type.
+ *
+ * A selected ``BufferStore`` of a float32 value ``v`` (scalar or vector) stores
+ * ``cast(float32, cast(T, v))`` instead, modelling a compiler that computes or keeps a value in
+ * the wrong arithmetic type:
+ *  - float16: IEEE rounding to nearest even; out-of-range values become infinities, NaN stays
+ *    NaN. A store of a *constant* beyond float16's range (max-pooling's -FLT_MAX init) is
+ *    skipped: TVM's constant folder rejects such a cast instead of producing an infinity.
+ *  - bfloat16: the same rounding, written out on the float32 bits as TVM's own bf16
+ *    legalization does (``(bits + 0x7FFF + lsb) & 0xFFFF0000``, NaN kept), because after
+ *    lowering bf16 storage is already legalized and a bf16 cast no longer reaches codegen.
+ *  - int8/int16/int32: a bare ``fptosi`` of an out-of-range or NaN value is poison in LLVM and
+ *    undefined behaviour in C, so the result would depend on the backend. The value is
+ *    saturated first, with the semantics of LLVM's ``llvm.fptosi.sat`` and Rust's ``as``:
+ *    truncation toward zero, clamping to T's range (for int32 to 2147483520, the largest
+ *    float32 not above INT32_MAX), NaN to 0.
+ * ``v`` is bound once with a ``Let`` wherever it is used twice.
+ *
+ * Sites are numbered in pre-order over the kernel code (see tir_ffi.h), per PrimFunc.
+ *
+ * Globals registered:
+ *  - ``mutatenn.ArithTypeSites(func, dtype)``: one ``[kind, description, skip_reason]`` per
+ *    site (skip_reason empty when the site can be rewritten);
+ *  - ``mutatenn.StoreRoundTripFunc(func, dtype, positions)``: ``func`` with those sites
+ *    rewritten;
+ *  - ``mutatenn.transform.StoreRoundTrip(dtype, sites)``: a TVM module pass rewriting, in each
+ *    PrimFunc named in ``sites`` (name -> positions; None means every site of every PrimFunc),
+ *    the given positions. It is a module pass, made by TVM's ``transform.MakeModulePass``,
+ *    because sites are keyed by kernel name and a PrimFunc pass is not told its function's
+ *    name.
+ */
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/map.h>
+#include <tvm/ffi/optional.h>
+#include <tvm/ffi/rvalue_ref.h>
+#include <tvm/ffi/reflection/registry.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tir_ffi.h"
+
+namespace mutatenn {
+namespace {
+
+/*! \brief How a value is narrowed to the round trip's type T. */
+enum class Narrowing { kFloatCast, kBFloat16Bits, kSaturatingIntCast };
+
+/*! \brief The round trip's type T, and the clamp bounds an integer T needs. */
+struct RoundTripType {
+  DLDataType dtype;
+  Narrowing narrowing;
+  double lowest;
+  double highest;
+};
+
+RoundTripType ParseTarget(const ffi::String& name) {
+  DLDataType dtype = ffi::StringToDLDataType(name);
+  if (name == "float16") return {dtype, Narrowing::kFloatCast, -65504.0, 65504.0};
+  if (name == "bfloat16") return {dtype, Narrowing::kBFloat16Bits, 0, 0};
+  if (name == "int8") return {dtype, Narrowing::kSaturatingIntCast, -128.0, 127.0};
+  if (name == "int16") return {dtype, Narrowing::kSaturatingIntCast, -32768.0, 32767.0};
+  if (name == "int32") {
+    return {dtype, Narrowing::kSaturatingIntCast, -2147483648.0, 2147483520.0};
+  }
+  TVM_FFI_THROW(ValueError) << "mutatenn: no round trip through " << name
+                            << " (float16, bfloat16, int32, int16 or int8)";
+  TVM_FFI_UNREACHABLE();
+}
+
+bool IsFloat32(DLDataType dtype) { return dtype.code == kDLFloat && dtype.bits == 32; }
+
+DLDataType WithLanes(DLDataType dtype, int lanes) {
+  dtype.lanes = lanes;
+  return dtype;
+}
+
+/*! \brief Why the store of \p value cannot round-trip through \p target, or "" if it can. */
+std::string SkipReason(const ffi::ObjectRef& value, const RoundTripType& target) {
+  static const NodeType cast("prim.Cast");
+  static const NodeType float_imm("ir.FloatImm");
+  static const Field cast_value("prim.Cast", "value");
+  static const Field imm_value("ir.FloatImm", "value");
+  std::string type = ffi::DLDataTypeToString(target.dtype);
+  if (cast.Holds(value)) {
+    ffi::ObjectRef inner = cast_value(value).cast<ffi::ObjectRef>();
+    DLDataType inner_type = DTypeOf(inner);
+    if (cast.Holds(inner) && inner_type.code == target.dtype.code &&
+        inner_type.bits == target.dtype.bits) {
+      return "the stored value already round-trips through " + type;
+    }
+  }
+  if (target.narrowing == Narrowing::kFloatCast && float_imm.Holds(value)) {
+    double constant = imm_value(value).cast<double>();
+    if (!(constant >= target.lowest && constant <= target.highest)) {
+      return "the stored value is the constant " + std::to_string(constant) + ", beyond " +
+             type + "'s range: TVM's constant folder rejects that cast";
+    }
+  }
+  return "";
+}
+
+ffi::Any IntConstant(DLDataType dtype, int64_t value) {
+  ffi::Any scalar = CallGlobal("ir.IntImm", WithLanes(dtype, 1), value, nullptr);
+  if (dtype.lanes == 1) return scalar;
+  return CallGlobal("prim.Broadcast", scalar, static_cast<int>(dtype.lanes), nullptr);
+}
+
+/*! \brief float32 \p v rounded to bfloat16 precision, nearest even, on its bits. */
+ffi::Any BFloat16Rounded(const ffi::Any& v, DLDataType wide) {
+  DLDataType bits = WithLanes(DLDataType{kDLUInt, 32, 1}, wide.lanes);
+  ffi::Any u = CallGlobal("tirx.reinterpret", CallGlobal("ir.PrimType", bits), v, nullptr);
+  ffi::Any lsb = CallGlobal(
+      "prim.BitwiseAnd", CallGlobal("prim.RShift", u, IntConstant(bits, 16), nullptr),
+      IntConstant(bits, 1), nullptr);
+  ffi::Any biased = CallGlobal(
+      "prim.Add", CallGlobal("prim.Add", u, IntConstant(bits, 0x7FFF), nullptr), lsb, nullptr);
+  ffi::Any rounded = CallGlobal("prim.BitwiseAnd", biased, IntConstant(bits, 0xFFFF0000LL),
+                                nullptr);
+  ffi::Any back = CallGlobal("tirx.reinterpret", CallGlobal("ir.PrimType", wide), rounded, nullptr);
+  return CallGlobal("prim.Select", CallGlobal("tirx.isnan", v, nullptr), v, back, nullptr);
+}
+
+/*! \brief float32 \p v clamped to [lowest, highest], NaN to 0. */
+ffi::Any Saturated(const ffi::Any& v, DLDataType wide, const RoundTripType& target) {
+  ffi::Any clamped = CallGlobal(
+      "prim.Min",
+      CallGlobal("prim.Max", v, FloatConstant(wide, target.lowest, wide.lanes), nullptr),
+      FloatConstant(wide, target.highest, wide.lanes), nullptr);
+  return CallGlobal("prim.Select", CallGlobal("tirx.isnan", v, nullptr),
+                    FloatConstant(wide, 0.0, wide.lanes), clamped, nullptr);
+}
+
+/*! \brief The value \p value takes after the round trip through \p target. */
+ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& target) {
+  DLDataType wide = DTypeOf(value);
+  if (target.narrowing == Narrowing::kFloatCast) {
+    ffi::Any narrowed = CallGlobal("prim.Cast", WithLanes(target.dtype, wide.lanes), value,
+                                   nullptr);
+    return CallGlobal("prim.Cast", wide, narrowed, nullptr).cast<ffi::ObjectRef>();
+  }
+  ffi::Any v = CallGlobal("ir.Var", ffi::String("v"), CallGlobal("ir.PrimType", wide), nullptr);
+  ffi::Any body;
+  if (target.narrowing == Narrowing::kBFloat16Bits) {
+    body = BFloat16Rounded(v, wide);
+  } else {
+    ffi::Any narrowed = CallGlobal("prim.Cast", WithLanes(target.dtype, wide.lanes),
+                                   Saturated(v, wide, target), nullptr);
+    body = CallGlobal("prim.Cast", wide, narrowed, nullptr);
+  }
+  return CallGlobal("prim.Let", v, value, body, nullptr).cast<ffi::ObjectRef>();
+}
+
+/*! \brief One site as the Python side lists it. */
+struct Site {
+  std::string kind;
+  std::string description;
+  std::string skip_reason;
+};
+
+const NodeType& BufferStoreType() {
+  static const NodeType type("tirx.BufferStore");
+  return type;
+}
+
+/*!
+ * \brief Walk \p func's stores: number the float32 ones, and rewrite those at \p positions
+ *        (all of them when \p all is set) that can be rewritten.
+ */
+ffi::ObjectRef WalkStores(const ffi::ObjectRef& func, const RoundTripType& target,
+                          const std::set<int64_t>& positions, bool all,
+                          std::vector<Site>* sites) {
+  static const Field store_value("tirx.BufferStore", "value");
+  static const Field store_buffer("tirx.BufferStore", "buffer");
+  static const Field store_indices("tirx.BufferStore", "indices");
+  static const Field stmt_span("tirx.Stmt", "span");
+  static const Field var_name("ir.Var", "name");
+  int64_t next = 0;
+  return KernelWalk::Map(func, BufferStoreType(), [&](const ffi::ObjectRef& store) {
+    ffi::ObjectRef value = store_value(store).cast<ffi::ObjectRef>();
+    DLDataType dtype = DTypeOf(value);
+    if (!IsFloat32(dtype)) return store;
+    int64_t position = next++;
+    std::string skip = SkipReason(value, target);
+    if (sites != nullptr) {
+      std::string buffer = var_name(store_buffer(store).cast<ffi::ObjectRef>()).cast<ffi::String>();
+      std::string kind = ffi::DLDataTypeToString(dtype);
+      sites->push_back({kind, "store to " + buffer + " (" + kind + ")", skip});
+    }
+    if (!skip.empty() || !(all || positions.count(position))) return store;
+    return CallGlobal("tirx.BufferStore", store_buffer(store), RoundTrip(value, target),
+                      store_indices(store), stmt_span(store))
+        .cast<ffi::ObjectRef>();
+  });
+}
+
+ffi::Array<ffi::Array<ffi::String>> ArithTypeSites(const ffi::ObjectRef& func,
+                                                   const ffi::String& dtype) {
+  std::vector<Site> sites;
+  WalkStores(func, ParseTarget(dtype), {}, false, &sites);
+  ffi::Array<ffi::Array<ffi::String>> result;
+  for (const Site& site : sites) {
+    result.push_back({site.kind, site.description, site.skip_reason});
+  }
+  return result;
+}
+
+ffi::ObjectRef StoreRoundTripFunc(const ffi::ObjectRef& func, const ffi::String& dtype,
+                                  const ffi::Array<int64_t>& positions) {
+  return WalkStores(func, ParseTarget(dtype), {positions.begin(), positions.end()}, false,
+                    nullptr);
+}
+
+/*! \brief The module pass: every PrimFunc named in \p sites (or all), those positions. */
+ffi::Any StoreRoundTrip(const ffi::String& dtype,
+                        const ffi::Optional<ffi::Map<ffi::String, ffi::Array<int64_t>>>& sites) {
+  RoundTripType target = ParseTarget(dtype);
+  // TVM hands the module over as an rvalue reference (it may be moved from).
+  auto pass_func = [target, sites](ffi::RValueRef<ffi::ObjectRef> moved,
+                                   ffi::AnyView) -> ffi::ObjectRef {
+    static const Field functions("ir.IRModule", "functions");
+    ffi::ObjectRef mod = *std::move(moved);
+    static const Field name_hint("ir.GlobalVar", "name_hint");
+    static const NodeType prim_func("tirx.PrimFunc");
+    ffi::ObjectRef out = CallGlobal("ir.Module_Clone", mod).cast<ffi::ObjectRef>();
+    auto funcs = functions(mod).cast<ffi::Map<ffi::ObjectRef, ffi::ObjectRef>>();
+    for (const auto& [gvar, func] : funcs) {
+      if (!prim_func.Holds(func)) continue;
+      bool all = !sites.has_value();
+      std::set<int64_t> positions;
+      if (!all) {
+        ffi::String name = name_hint(gvar).cast<ffi::String>();
+        auto chosen = sites.value().find(name);
+        if (chosen == sites.value().end()) continue;
+        positions.insert((*chosen).second.begin(), (*chosen).second.end());
+      }
+      ffi::ObjectRef new_func = WalkStores(func, target, positions, all, nullptr);
+      if (!new_func.same_as(func)) CallGlobal("ir.Module_UpdateFunction", out, gvar, new_func);
+    }
+    return out;
+  };
+  ffi::Any info = CallGlobal("transform.PassInfo", 0, ffi::String("mutatenn.StoreRoundTrip"),
+                             ffi::Array<ffi::String>{}, false);
+  return CallGlobal("transform.MakeModulePass", ffi::Function::FromTyped(pass_func), info);
+}
+
+}  // namespace
+
+TVM_FFI_STATIC_INIT_BLOCK() {
+  namespace refl = tvm::ffi::reflection;
+  refl::GlobalDef()
+      .def("mutatenn.ArithTypeSites", ArithTypeSites)
+      .def("mutatenn.StoreRoundTripFunc", StoreRoundTripFunc)
+      .def("mutatenn.transform.StoreRoundTrip", StoreRoundTrip);
+}
+
+}  // namespace mutatenn
