@@ -218,8 +218,8 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
         t0 = time.perf_counter()
         models_info.append({**model.describe(), "index": m_index, "config": m_cfg.as_dict(),
                             "labels_list": model.labels, "notes": list(model.notes)})
-        base = {"model_digest": model.digest, "preprocess": model.preprocess.as_dict(),
-                "images": img_digest}
+        base = {"model_digest": model.digest, "model": model.name,
+                "preprocess": model.preprocess.as_dict(), "images": img_digest}
         originals = {}
         for ref, prof in profiles.items():
             key = _hash({**base, "kind": "original", "target": prof.as_dict()})
@@ -230,7 +230,7 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
             tasks.append(originals[ref])
         orig_hash = tvm_ffi.structural_hash(model.mod)
         kernel_mods: dict[tuple, object] = {}
-        run_inputs = _hash(base | {"model_digest": None})  # preprocessing and images
+        run_inputs = _hash(base | {"model_digest": None, "model": None})  # preprocess, images
 
         def add(op: OperatorConfig, ref, sites_all, group, original_mod, mutated, report,
                 note, owner):

@@ -82,3 +82,36 @@ def write_images(folder: str | Path, n: int = 3, seed: int = 0, size: int = 48) 
         Image.fromarray(img).save(p)
         paths.append(p)
     return paths
+
+
+def tiny_campaign(folder: str | Path, *, name: str = "tiny", operators: str = "",
+                  workers: int = 2, timeout: float = 120, images: int = 3,
+                  extra: str = "", models: str = "") -> Path:
+    """Write a tiny model, images and a campaign file over them into ``folder``.
+
+    ``operators`` is the TOML body of the ``[operators]`` table (after its header); ``models``
+    replaces the default single ``[[models]]`` table; ``extra`` is appended verbatim.
+    """
+    folder = Path(folder)
+    tiny_classifier(folder / "tiny.onnx")
+    write_images(folder / "images", images)
+    text = f"""[campaign]
+name = "{name}"
+output = "out"
+seed = 0
+workers = {workers}
+timeout = {timeout}
+targets = ["llvm-x86-64"]
+
+{models or '[[models]]' + chr(10) + 'path = "tiny.onnx"'}
+
+[images]
+paths = ["images"]
+
+[operators]
+{operators or 'use = ["relu_to_sigmoid"]'}
+{extra}
+"""
+    path = folder / "campaign.toml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,178 @@
+"""Campaign files and planning: validation with line numbers, init, equivalence and dedup.
+
+These tests plan (import, lower, mutate, hash) but build nothing."""
+
+import re
+
+import pytest
+
+from mutatenn_passes.campaign.config import (default_campaign_text, load_config,
+                                             parse_config)
+from mutatenn_passes.campaign.plan import make_plan
+from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.tomllines import KeyLines
+from mutatenn_passes.cli import main
+from mutatenn_passes.errors import ConfigError
+
+BAD = """\
+# a campaign with many problems
+[campaign]
+name = "bad"
+wrokers = 2
+workers = 0
+timeout = -1
+targets = [
+  "llvm-x86-64",
+  "no-such-target",
+]
+
+[[models]]
+path = "missing-model.onnx"
+[models.preprocess]
+height = -3
+colour = "red"
+
+[images]
+paths = ["no-such-folder"]
+
+[operators]
+use = ["paper", "relu_to_sigmod"]
+mode = "every"
+sample = -1
+
+[operators.relu_to_sigmoid]
+phase = "s_tir"
+
+[operators.transpose_conv2d_input]
+params = { axes = "diagonal" }
+
+[operators.cond_threshold]
+params = { amount = 0.5, wobble = 2 }
+"""
+
+EXPECTED = {
+    4: "unknown key 'wrokers' in [campaign] (did you mean 'workers'?)",
+    5: "workers must be an integer >= 1",
+    6: "timeout must be a positive number",
+    9: "unknown target 'no-such-target'",
+    13: "model 'missing-model.onnx': no such file",
+    15: "height must be a positive integer",
+    16: "unknown key 'colour' in [models.preprocess]",
+    19: "image path 'no-such-folder': no such file or folder",
+    22: "unknown mutation operator 'relu_to_sigmod'",
+    23: "mode must be one of each, together",
+    24: "sample must be a non-negative integer",
+    27: "relu_to_sigmoid is a graph-level operator: 'phase'",
+    30: "transpose_conv2d_input: parameter axes='diagonal'",
+    33: "cond_threshold: unknown parameter(s) wobble",
+}
+
+
+def test_every_problem_is_reported_at_once_with_its_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    lines = message.splitlines()
+    assert f"{len(EXPECTED)} problem(s)" in lines[0]
+    found = {}
+    for line in lines[1:]:
+        m = re.match(r"\s+.*bad\.toml:(\d+): (.*)", line)
+        assert m, line
+        found.setdefault(int(m.group(1)), []).append(m.group(2))
+    for number, text in EXPECTED.items():
+        assert any(text in msg for msg in found.get(number, [])), (number, text, message)
+    assert len(lines) - 1 == len(EXPECTED), message
+
+
+def test_cli_reports_config_errors_with_exit_code_2(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:4" in err and "bad.toml:33" in err
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    path.write_text("[campaign\nname = 1")
+    assert main(["run", str(path)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_key_lines_of_tables_arrays_and_inline_tables():
+    text = ('[campaign]\nworkers = 2 # c\n"quoted.key" = "a = b"\n[[models]]\npath = "a"\n'
+            '[[models]]\npath = "b"\n[models.preprocess]\nheight = 3\n'
+            '[operators.x]\nparams = { axes = [0, 1], k = 2 }\n')
+    k = KeyLines(text)
+    assert k.line_of(("campaign", "workers")) == 2
+    assert k.line_of(("campaign", "quoted.key")) == 3
+    assert k.line_of(("models", 0, "path")) == 5
+    assert k.line_of(("models", 1, "path")) == 7
+    assert k.line_of(("models", 1, "preprocess", "height")) == 9
+    assert k.line_of(("operators", "x", "params", "k")) == 11
+    assert k.line_of(("operators", "x", "nothing")) == 10  # falls back to the table
+
+
+def test_default_campaign_and_init(tmp_path, monkeypatch):
+    config = load_config(None)
+    assert config.targets == ["llvm-x86-64"]
+    assert config.models[0].path is None and config.images is None
+    assert config.operators and all(o.sample == 3 for o in config.operators)
+    from mutatenn_passes.registry import resolve_operator_names
+
+    assert [o.id for o in config.operators] == [s.id for s in resolve_operator_names("paper")]
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    written = (tmp_path / "campaign.toml").read_text()
+    assert written == default_campaign_text()
+    assert "#" in written  # commented
+    again = load_config(tmp_path / "campaign.toml")
+    assert [o.as_dict() for o in again.operators] == [o.as_dict() for o in config.operators]
+    assert main(["init"]) == 2  # refuses to overwrite
+    assert main(["init", "--force"]) == 0
+    assert main(["run", "--check", "campaign.toml"]) == 0
+
+
+def test_equivalent_mutants_are_detected_and_equal_ir_is_planned_once(tmp_path):
+    # transpose_dense_input cannot rewrite the tiny model's (1, 8) matmul input, and
+    # cond_threshold with amount 0 leaves every condition as it was: both equivalent.
+    # The same model listed twice under two names gives mutants with equal IR: the second
+    # model's are duplicates of the first's, planned to be built once.
+    path = tiny_campaign(tmp_path, operators="""use = ["transpose_dense_input", "cond_threshold",
+       "relu_to_sigmoid", "sigmoid_to_relu"]
+sites = [0]
+[operators.cond_threshold]
+params = {amount = 0.0}
+""", models='[[models]]\npath = "tiny.onnx"\nname = "a"\n[[models]]\npath = "tiny.onnx"\n'
+            'name = "b"\n')
+    plan = make_plan(load_config(path))
+    by = {(t.model, t.operator): t for t in plan.mutants()}
+    assert by[("a", "transpose_dense_input")].planned_status == "equivalent"
+    assert by[("a", "cond_threshold")].planned_status == "equivalent"
+    assert by[("a", "sigmoid_to_relu")].planned_status == "not_applicable"
+    relu_a, relu_b = by[("a", "relu_to_sigmoid")], by[("b", "relu_to_sigmoid")]
+    assert relu_a.planned_status is None and relu_a.duplicate_of is None
+    assert relu_a.needs_build and relu_a.diff
+    assert "R.sigmoid" in relu_a.diff and "R.nn.relu" in relu_a.diff
+    assert relu_b.duplicate_of == relu_a.key and not relu_b.needs_build
+    assert relu_b.key != relu_a.key and relu_b.ir_hash == relu_a.ir_hash
+    # only the two originals and one mutant need a build
+    assert sum(t.needs_build for t in plan.tasks) == 3
+
+
+def test_mutant_keys_follow_their_definition(tmp_path):
+    base = tiny_campaign(tmp_path, operators='use = ["relu_to_sigmoid", "add_to_subtract"]\n'
+                                             'sites = [0]')
+    keys1 = {(t.operator, tuple(t.site_indices)): t.key for t in make_plan(
+        load_config(base)).mutants()}
+    # changing one operator's sites keeps the other operator's keys
+    text = base.read_text() + "[operators.add_to_subtract]\nsites = [1]\n"
+    base.write_text(text)
+    keys2 = {(t.operator, tuple(t.site_indices)): t.key for t in make_plan(
+        load_config(base)).mutants()}
+    assert keys2[("relu_to_sigmoid", (0,))] == keys1[("relu_to_sigmoid", (0,))]
+    assert ("add_to_subtract", (1,)) in keys2 and ("add_to_subtract", (0,)) not in keys2
+    # "together" makes one mutant over the whole range
+    base.write_text(text.replace("sites = [1]", "mode = \"together\"\nsites = {start = 0, "
+                                                "stop = 3}"))
+    adds = [t for t in make_plan(load_config(base)).mutants() if t.operator == "add_to_subtract"]
+    assert len(adds) == 1 and adds[0].site_indices == [0, 1, 2]

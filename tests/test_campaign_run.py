@@ -1,0 +1,229 @@
+"""Real campaigns over a tiny ONNX model: reports, regeneration, headless Chromium, and a run
+killed with SIGKILL mid-way that, rerun, ends with the results of an uninterrupted run."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mutatenn_passes.campaign.config import load_config
+from mutatenn_passes.campaign.engine import run_campaign
+from mutatenn_passes.campaign.progress import CampaignUI
+from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Deterministic mutants only (graph level, and a kernel store rewrite that stays in bounds),
+# so two runs must agree bit for bit; plus one equivalent and one not-applicable mutant.
+OPERATORS = """use = ["relu_to_sigmoid", "add_to_subtract", "exp_before_conv2d_dense",
+       "store_mul_epsilon", "transpose_dense_input", "sigmoid_to_relu"]
+sites = [0]
+[operators.relu_to_sigmoid]
+sites = [0, 1]
+[operators.store_mul_epsilon]
+params = {epsilon = 0.5}
+"""
+
+
+def _comparable(result: dict) -> dict:
+    """results.json without timings, worker ids and paths."""
+    def clean_images(images):
+        return [{k: v for k, v in i.items() if k != "latency_ms"} for i in images]
+
+    mutants = [{k: (clean_images(v) if k == "images" else v) for k, v in m.items()
+                if k not in ("build_s", "load_s", "run_s", "artifact", "error")}
+               | {"error_head": (m["error"] or "")[:40]} for m in result["mutants"]]
+    originals = [{k: (clean_images(v) if k == "images" else v) for k, v in o.items()
+                  if k not in ("build_s", "run_s")} for o in result["originals"]]
+    return {"mutants": mutants, "originals": originals, "summary": result["summary"]}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("baseline")
+    config = load_config(tiny_campaign(folder, operators=OPERATORS))
+    outcome = run_campaign(config, progress=CampaignUI(quiet=True))
+    return config, outcome
+
+
+def test_uninterrupted_run_statuses_and_analysis(baseline):
+    config, outcome = baseline
+    result = outcome["analysis"]
+    statuses = {(m["operator"], tuple(m["site_indices"])): m["status"]
+                for m in result["mutants"]}
+    assert statuses == {
+        ("relu_to_sigmoid", (0,)): "ok", ("relu_to_sigmoid", (1,)): "ok",
+        ("add_to_subtract", (0,)): "ok", ("exp_before_conv2d_dense", (0,)): "ok",
+        ("store_mul_epsilon", (0,)): "ok", ("transpose_dense_input", (0,)): "equivalent",
+        ("sigmoid_to_relu", ()): "not_applicable"}
+    orig = result["originals"][0]
+    assert orig["status"] == "ok" and len(orig["images"]) == 3
+    for m in result["mutants"]:
+        if m["status"] != "ok":
+            assert m["metrics"] is None and not m["killed"]
+            continue
+        met = m["metrics"]
+        assert 0 <= met["top1_disagreement"] <= 1 and 0 <= met["rbo"] <= 1
+        assert -1 <= met["kendall_tau"] <= 1 and 0 <= met["top5_overlap"] <= 1
+        assert m["killed"] == (met["top1_disagreement"] > 0)
+        assert m["p_value"] is not None and m["reference"] == "original top-1"
+        assert len(m["images"]) == 3
+        for image in m["images"]:
+            assert len(image["classes"]) == 5 and len(image["digest"]) == 16
+            assert image["latency_ms"] > 0
+        assert met["max_abs_diff"] > 0  # every one of them changes the outputs
+    overall = result["summary"]["overall"]
+    assert overall["mutants"] == 7 and overall["denominator"] == 5
+    assert overall["mutation_score"] == overall["killed"] / 5
+    assert set(result["summary"]["category"]) >= {"Layer Node Replacement",
+                                                  "Kernel Variables & Stores"}
+    # the store holds the config, seeds and versions
+    db = sqlite3.connect(config.output / "results.db")
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert {"config", "config_text", "seed", "versions", "plan", "sampling"} <= set(meta)
+    assert "tvm" in json.loads(meta["versions"])
+    # a rerun resumes: nothing is rebuilt
+    again = run_campaign(config, progress=CampaignUI(quiet=True))
+    assert again["stats"].skipped == again["stats"].total == 6
+    assert again["stats"].built == 0
+    assert _comparable(again["analysis"]) == _comparable(result)
+
+
+def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_path):
+    config, _ = baseline
+    out = config.output
+    for name in ("results.json", "mutants.csv", "summary.csv", "report.html"):
+        assert (out / name).stat().st_size > 0
+    rows = list(csv.DictReader(open(out / "mutants.csv")))
+    assert len(rows) == 7 and {r["status"] for r in rows} >= {"ok", "equivalent"}
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert {r["group_by"] for r in summary} == {"overall", "operator", "category", "model",
+                                                "target"}
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "id='mutants'" in html and "class='hm'" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # offline
+    assert "<details id='diff-" in html and "R.sigmoid" in html
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns(".campaign.lock"))
+    before = (copy / "results.json").read_text()
+    for name in ("results.json", "mutants.csv", "summary.csv", "report.html"):
+        (copy / name).unlink()
+    assert main(["report", str(copy), "-q"]) == 0
+    assert (copy / "results.json").read_text() == before
+    assert (copy / "report.html").exists() and (copy / "mutants.csv").exists()
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_report_in_headless_chromium(baseline, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or \
+        shutil.which("google-chrome")
+    if not browser:
+        pytest.skip("no Chromium installed (apt-get install -y chromium)")
+    config, _ = baseline
+    page = (config.output / "report.html").resolve()
+    shot = tmp_path / "report.png"
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run(flags + ["--window-size=1400,1200", f"--screenshot={shot}",
+                            page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
+    # The page's script sorts the mutants table on load when asked by the URL fragment.
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri() + "#sort=top1_disagreement:desc"],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert 'data-sorted="top1_disagreement:desc"' in dom
+    import re
+
+    table = dom[dom.index('id="mutants"'):]
+    table = table[:table.index("</table>")]
+    values = []
+    for row in re.findall(r"<tr[^>]*data-key[^>]*>(.*?)</tr>", table, re.S):
+        cells = re.findall(r"<td[^>]*data-v=\"([^\"]*)\"", row)
+        cols = re.findall(r"<td", row)
+        assert len(cols) == 18
+        values.append(cells)
+    disagreement = [float(v[6]) if v[6] else None for v in values]
+    numbers = [d for d in disagreement if d is not None]
+    assert numbers == sorted(numbers, reverse=True) and len(numbers) == 5
+    # the diff of a mutant opens from its anchor
+    assert "<details id=\"diff-" in dom
+
+
+def _finished_count(db_path: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT COUNT(*) FROM results WHERE status NOT IN "
+                              "('equivalent', 'not_applicable')").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path):
+    _, outcome = baseline
+    path = tiny_campaign(tmp_path, operators=OPERATORS)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "mutatenn_passes", "run", str(path), "-q"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    workers = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = _children(proc.pid) or workers
+            if _finished_count(out / "results.db") >= 2:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the campaign finished before it could be killed"
+        done_before = _finished_count(out / "results.db")
+        assert 2 <= done_before < 6
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # Workers die with the campaign (they asked for PDEATHSIG), so none lingers.
+    assert workers
+    for _ in range(100):
+        if not any(_alive(w) for w in workers):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
+    assert json.loads(dict(sqlite3.connect(out / "results.db").execute(
+        "SELECT key, value FROM meta"))["state"]) == "running"
+    resumed = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    stats = resumed["stats"]
+    assert stats.skipped >= done_before and stats.built <= 6 - done_before
+    assert _comparable(resumed["analysis"]) == _comparable(outcome["analysis"])
