@@ -1,0 +1,81 @@
+"""A bad mutant never stops a campaign: a kernel loop-bound mutant that segfaults, a worker
+killed by a signal, and a hanging mutant under a short timeout are recorded as `crashed` /
+`timeout` while the others complete; a CUDA build on a machine without a GPU is
+`cannot_run_here`."""
+
+import shutil
+
+import pytest
+
+from mutatenn_passes.campaign.config import load_config
+from mutatenn_passes.campaign.engine import run_campaign
+from mutatenn_passes.campaign.progress import CampaignUI
+from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.worker import FAULT_ENV
+
+
+def test_crash_and_timeout_are_isolated(tmp_path, monkeypatch):
+    # loop_extent_inc site 0 is the outermost (batch) loop of the first kernel; growing its
+    # extent by 100000 makes the generated code write far past its output buffer.
+    path = tiny_campaign(tmp_path, timeout=25, operators="""use = ["loop_extent_inc",
+       "relu_to_sigmoid", "add_to_subtract", "exp_before_conv2d_dense"]
+sites = [0]
+[operators.loop_extent_inc]
+params = {amount = 100000}
+""")
+    # Deliberate faults: the worker hangs while running add_to_subtract, and is killed by
+    # SIGSEGV while building exp_before_conv2d_dense.
+    monkeypatch.setenv(FAULT_ENV, "hang@run:add_to_subtract,crash@build:exp_before_conv2d_dense")
+    config = load_config(path)
+    outcome = run_campaign(config, progress=CampaignUI(quiet=True))
+    rows = {m["operator"]: m for m in outcome["analysis"]["mutants"]}
+    loop = rows["loop_extent_inc"]
+    assert loop["status"] == "crashed", loop
+    assert loop["stage"] == "run" and loop["signal"] in ("SIGSEGV", "SIGBUS", "SIGABRT")
+    assert loop["build_s"] is not None  # it built fine; running it crashed
+    hang = rows["add_to_subtract"]
+    assert hang["status"] == "timeout" and hang["stage"] == "run"
+    assert "25 s" in hang["error"]
+    killed = rows["exp_before_conv2d_dense"]
+    assert killed["status"] == "crashed" and killed["stage"] == "build"
+    assert killed["signal"] == "SIGSEGV" and "injected fault" in killed["error"]
+    assert rows["relu_to_sigmoid"]["status"] == "ok"
+    assert outcome["analysis"]["originals"][0]["status"] == "ok"
+    summary = outcome["analysis"]["summary"]["overall"]
+    assert summary["crashed"] == 2 and summary["timeout"] == 1 and summary["ok"] == 1
+    # crashes and timeouts are not "killed" by outputs, but count with failures
+    assert summary["score_with_failures"] >= 3 / 4
+    # Rerun with the faults gone: finished work (crashed included) is not redone, but the
+    # timed-out mutant is retried when the timeout is raised.
+    monkeypatch.delenv(FAULT_ENV)
+    import dataclasses
+
+    again = run_campaign(dataclasses.replace(config, timeout=120),
+                         progress=CampaignUI(quiet=True))
+    assert again["stats"].total - again["stats"].skipped == 1
+    rows = {m["operator"]: m for m in again["analysis"]["mutants"]}
+    assert rows["add_to_subtract"]["status"] == "ok"
+    assert rows["loop_extent_inc"]["status"] == "crashed"
+
+
+def test_cuda_builds_but_cannot_run_here(tmp_path):
+    from mutatenn_passes.targets import get_profile
+
+    profile = get_profile("cuda-sm80")
+    can_build, why = profile.can_build()
+    if not can_build:
+        pytest.skip(f"cannot build CUDA here: {why}")
+    if profile.can_run()[0]:
+        pytest.skip("this machine has a GPU: cuda runs here")
+    path = tiny_campaign(tmp_path, workers=1, operators='use = ["relu_to_sigmoid"]\n'
+                                                         'sites = [0]')
+    path.write_text(path.read_text().replace('targets = ["llvm-x86-64"]',
+                                             'targets = ["cuda-sm80"]'))
+    outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    result = outcome["analysis"]
+    assert result["originals"][0]["status"] == "cannot_run_here"
+    m = result["mutants"][0]
+    assert m["status"] == "cannot_run_here" and m["build_s"] is not None
+    assert "GPU" in m["error"]
+    assert result["summary"]["overall"]["denominator"] == 0
+    assert shutil.which("nvcc") or True
