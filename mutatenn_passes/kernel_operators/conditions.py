@@ -30,9 +30,9 @@ import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.ir import prim
 
-from ..errors import OperatorError
 from ..registry import OperatorSpec, Param, register
-from .base import KernelOperatorBase, SiteScan, SkipSite, count_in_kernel, kernels, map_kernel
+from .base import (KernelOperatorBase, NonZeroFloat, SiteScan, SkipSite, count_in_kernel,
+                   kernels, map_kernel)
 
 CATEGORY = "Conditional Statements"
 
@@ -42,21 +42,27 @@ CONDITION_KINDS = (IF_STMT, IF_CALL, SELECT, WHERE)
 COMPARISONS = (prim.LT, prim.LE, prim.GT, prim.GE, prim.EQ, prim.NE)
 _HOLDER_TYPES = (tirx.IfThenElse, prim.Select, tvm.ir.Call, s_tir.SBlockRealize)
 
-KINDS_PARAM = Param("kinds", "all", str,
-                    "condition holders to search: 'all' or a comma list of "
-                    + ", ".join(CONDITION_KINDS))
-
-
-def parse_kinds(op_id: str, text: str) -> frozenset:
-    """The holder kinds named by the ``kinds`` parameter."""
+def parse_kinds(text: str) -> frozenset:
+    """The holder kinds named by a ``kinds`` parameter value ('all' or a comma list)."""
     if text.strip() == "all":
         return frozenset(CONDITION_KINDS)
-    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
-    unknown = sorted(kinds - set(CONDITION_KINDS))
-    if unknown or not kinds:
-        raise OperatorError(f"{op_id}: kinds={text!r} must be 'all' or a comma list of "
-                            f"{', '.join(CONDITION_KINDS)}")
-    return kinds
+    return frozenset(k.strip() for k in text.split(",") if k.strip())
+
+
+class ConditionKinds(str):
+    """Parameter type of ``kinds``: 'all' or a comma list of `CONDITION_KINDS`."""
+
+    def __new__(cls, value):
+        text = str.__new__(cls, value)
+        kinds = parse_kinds(text)
+        if not kinds or kinds - set(CONDITION_KINDS):
+            raise ValueError(f"not 'all' or a comma list of {', '.join(CONDITION_KINDS)}")
+        return text
+
+
+KINDS_PARAM = Param("kinds", "all", ConditionKinds,
+                    "condition holders to search: 'all' or a comma list of "
+                    + ", ".join(CONDITION_KINDS))
 
 
 def condition_kind(node) -> str | None:
@@ -129,14 +135,13 @@ def map_conditions(func, kinds: frozenset, matched: tuple, scan: SiteScan, rewri
 class _ComparisonOperator(KernelOperatorBase):
     """Rewrites comparison nodes of one type found in holder conditions."""
 
-    op_id: str
     matched: type
 
     def rewrite(self, comparison, params):
         raise NotImplementedError
 
     def scan(self, func, params, scan):
-        return map_conditions(func, parse_kinds(self.op_id, params["kinds"]), (self.matched,),
+        return map_conditions(func, parse_kinds(params["kinds"]), (self.matched,),
                               scan, lambda node: self.rewrite(node, params))
 
     def coverage_total(self, mod):
@@ -152,8 +157,7 @@ class _ComparisonOperator(KernelOperatorBase):
 class ComparisonSwap(_ComparisonOperator):
     """Replace one comparison type by another with the same operands."""
 
-    def __init__(self, op_id: str, matched: type, replacement: type):
-        self.op_id = op_id
+    def __init__(self, matched: type, replacement: type):
         self.matched = matched
         self.replacement = replacement
 
@@ -173,13 +177,10 @@ class Threshold(_ComparisonOperator):
     and are skipped.
     """
 
-    op_id = "cond_threshold"
     matched = prim.LT
 
     def rewrite(self, comparison, params):
-        amount = params["amount"] if params["action"] == "add" else -params["amount"]
-        if amount == 0:
-            raise SkipSite("an amount of 0 leaves the condition unchanged")
+        amount = params["amount"]
         a, b = comparison.a, comparison.b
         dtype = a.ty.dtype
         if dtype.is_float:
@@ -193,10 +194,11 @@ class Threshold(_ComparisonOperator):
                 constant = tirx.const(amount, wide)
         else:
             raise SkipSite(f"operands of type {dtype} have no threshold to move")
-        if params["side"] == "rhs":
-            b = prim.Add(b, constant)
+        # TIR's operators fold constants: 0.5 + 0.25 is one threshold, 0.75
+        if params["action"] == "add":
+            a, b = (a, b + constant) if params["side"] == "rhs" else (a + constant, b)
         else:
-            a = prim.Add(a, constant)
+            a, b = (a, b - constant) if params["side"] == "rhs" else (a - constant, b)
         return prim.LT(a, b, comparison.span)
 
 
@@ -209,10 +211,9 @@ def _decides(node) -> bool:
 class Negate(KernelOperatorBase):
     """Replace a whole condition ``c`` by ``not c``."""
 
-    op_id = "cond_negate"
 
     def scan(self, func, params, scan):
-        kinds = parse_kinds(self.op_id, params["kinds"])
+        kinds = parse_kinds(params["kinds"])
 
         def on_holder(node, mutator):
             kind = condition_kind(node)
@@ -251,7 +252,7 @@ for _id, _matched, _replacement, _paper, _doc in _SWAPS:
         finds=f"each '{_SYMBOL[_matched]}' comparison node {_WHERE}, as written in the IR "
               "(no mirroring of a > b into b < a)",
         rewrites=f"the comparison into '{_SYMBOL[_replacement]}' with the same operands",
-        from_paper=_paper, implementation=ComparisonSwap(_id, _matched, _replacement),
+        from_paper=_paper, implementation=ComparisonSwap(_matched, _replacement),
         params=(KINDS_PARAM,)))
 
 register(OperatorSpec(
@@ -261,7 +262,7 @@ register(OperatorSpec(
     rewrites="one side plus (or minus) the constant; integer sides are compared in float64 "
              "when the constant is fractional, so i < 57 + 0.5 keeps its meaning",
     from_paper=True, implementation=Threshold(),
-    params=(Param("amount", 0.5, float, "the constant moved by"),
+    params=(Param("amount", 0.5, NonZeroFloat, "the constant moved by (nonzero)"),
             Param("side", "rhs", str, "which side of '<' moves", ("rhs", "lhs")),
             Param("action", "add", str, "add or subtract the constant", ("add", "subtract")),
             KINDS_PARAM)))

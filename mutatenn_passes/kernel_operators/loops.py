@@ -29,9 +29,9 @@ import tvm_ffi
 from tvm import tirx
 from tvm.ir import prim
 
-from ..errors import OperatorError
 from ..registry import OperatorSpec, Param, register
-from .base import KernelOperatorBase, SkipSite, count_in_kernel, kernels, map_kernel
+from .base import (KernelOperatorBase, NonZeroInt, PositiveInt, SkipSite, count_in_kernel,
+                   kernels, map_kernel)
 
 CATEGORY = "Kernel Variables & Stores"
 THREAD_EXTENT = "thread_extent"
@@ -55,22 +55,15 @@ def _is_loop_site(loop) -> bool:
     return loop.kind != tirx.ForKind.THREAD_BINDING
 
 
-def _amount(op_id: str, params) -> int:
-    if params["amount"] < 1:
-        raise OperatorError(f"{op_id}: amount={params['amount']} must be at least 1")
-    return params["amount"]
-
-
 class _LoopBound(KernelOperatorBase):
     """Rewrites the range of ``For`` loops; subclasses say how."""
 
-    op_id: str
 
     def new_range(self, loop, amount: int):
         raise NotImplementedError
 
     def scan(self, func, params, scan):
-        amount = _amount(self.op_id, params)
+        amount = params["amount"]
 
         def on_for(loop, mutator):
             if _is_loop_site(loop):
@@ -94,7 +87,6 @@ def _check_shrink(loop, amount):
 
 
 class ExtentDec(_LoopBound):
-    op_id = "loop_extent_dec"
 
     def new_range(self, loop, amount):
         _check_shrink(loop, amount)
@@ -102,14 +94,12 @@ class ExtentDec(_LoopBound):
 
 
 class ExtentInc(_LoopBound):
-    op_id = "loop_extent_inc"
 
     def new_range(self, loop, amount):
         return loop.min, offset(loop.extent, amount)
 
 
 class MinInc(_LoopBound):
-    op_id = "loop_min_inc"
 
     def new_range(self, loop, amount):
         _check_shrink(loop, amount)
@@ -137,12 +127,9 @@ def _launch_symbol(gv, func) -> str:
 class ThreadExtentChange(KernelOperatorBase):
     """Changes one launch dimension of a device kernel, in the kernel and at its launch."""
 
-    op_id = "thread_extent_change"
 
     def scan(self, func, params, scan):
         delta = params["delta"]
-        if delta == 0:
-            raise OperatorError(f"{self.op_id}: delta=0 would change nothing")
         launches = _launch_counts(func)
 
         def rewrite(attr):
@@ -202,7 +189,7 @@ def _relaunch(func, launches: dict):
     return func if body.same_as(func.body) else func.with_body(body)
 
 
-_AMOUNT = Param("amount", 1, int, "how many iterations the bound moves by (at least 1)")
+_AMOUNT = Param("amount", 1, PositiveInt, "how many iterations the bound moves by (at least 1)")
 
 register(OperatorSpec(
     id="loop_extent_dec", level="kernel", category=CATEGORY,
@@ -231,4 +218,4 @@ register(OperatorSpec(
     finds="each thread_extent attribute of a device kernel (CUDA builds, lowered phase only)",
     rewrites="the extent into extent + delta, in the kernel and in the host's launch call",
     from_paper=True, implementation=ThreadExtentChange(),
-    params=(Param("delta", -1, int, "change of the launch size (nonzero)"),)))
+    params=(Param("delta", -1, NonZeroInt, "change of the launch size (nonzero)"),)))

@@ -24,9 +24,8 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.ir import prim
 
-from ..errors import OperatorError
 from ..registry import OperatorSpec, Param, register
-from .base import KernelOperatorBase, count_in_kernel, kernels, map_kernel
+from .base import KernelOperatorBase, PositiveFloat, count_in_kernel, kernels, map_kernel
 
 CATEGORY = "Kernel Variables & Stores"
 
@@ -50,15 +49,12 @@ def describe_store(store) -> str:
 class _StorePerturbation(KernelOperatorBase):
     """Rewrites the value of float stores; subclasses say how."""
 
-    op_id: str
 
     def perturb(self, value, eps: float, mantissa: int, subnormal_exp: int):
         raise NotImplementedError
 
     def scan(self, func, params, scan):
         eps = params["epsilon"]
-        if not eps > 0:
-            raise OperatorError(f"{self.op_id}: epsilon={eps} must be positive")
 
         def on_store(store, mutator):
             dtype = store.value.ty.dtype
@@ -76,7 +72,6 @@ class _StorePerturbation(KernelOperatorBase):
 
 
 class SubEpsilon(_StorePerturbation):
-    op_id = "store_sub_epsilon"
 
     def perturb(self, value, eps, mantissa, subnormal_exp):
         dtype = value.ty.dtype
@@ -87,7 +82,6 @@ class SubEpsilon(_StorePerturbation):
 
 
 class MulEpsilon(_StorePerturbation):
-    op_id = "store_mul_epsilon"
 
     def perturb(self, value, eps, mantissa, subnormal_exp):
         factor = max(1.0 + eps, 1.0 + 2.0 ** -mantissa)
@@ -102,7 +96,7 @@ register(OperatorSpec(
     finds="each BufferStore of a float value (scalar or vector) in kernel code",
     rewrites="the stored value x into x - max(eps, |x| * 2**-mantissa_bits), computed once",
     from_paper=True, implementation=SubEpsilon(),
-    params=(Param("epsilon", 1e-8, float, _EPS_DOC),)))
+    params=(Param("epsilon", 1e-8, PositiveFloat, _EPS_DOC),)))
 
 register(OperatorSpec(
     id="store_mul_epsilon", level="kernel", category=CATEGORY,
@@ -110,4 +104,4 @@ register(OperatorSpec(
     finds="each BufferStore of a float value (scalar or vector) in kernel code",
     rewrites="the stored value x into x * max(1 + eps, 1 + 2**-mantissa_bits)",
     from_paper=True, implementation=MulEpsilon(),
-    params=(Param("epsilon", 1e-8, float, _EPS_DOC),)))
+    params=(Param("epsilon", 1e-8, PositiveFloat, _EPS_DOC),)))
