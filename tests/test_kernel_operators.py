@@ -1,0 +1,323 @@
+"""Kernel-level (TIR) mutation operators: exact rewrites of hand-written PrimFuncs, site
+selection, skips with reasons, values that really change, and on ShuffleNet (the default model)
+site counts, llvm/c/CUDA builds of mutants and the paper's findings.
+
+The hand-written before/after kernels live in ``tests/kernel_cases`` (TVMScript needs real
+source files); every rewrite is checked with ``tvm.ir.assert_structural_equal`` and
+``verify_well_formed``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+
+import mutatenn_passes as mn
+from mutatenn_passes import OperatorError, Sample, find_sites, mutation
+from mutatenn_passes.kernel_ir import kernel_module
+from mutatenn_passes.selection import select
+
+TARGET = "llvm-x86-64"
+
+
+def _load_cases(name: str):
+    """Import ``kernel_cases/<name>.py`` (registered in sys.modules: TVMScript reads source)."""
+    path = Path(__file__).parent / "kernel_cases" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"kernel_cases_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+COND = _load_cases("conditions")
+STORES = _load_cases("stores_loops")
+ARITH = _load_cases("arith_types")
+
+KERNEL_OPERATORS = [s.id for s in mn.operators() if s.level == "kernel"]
+PAPER_OPERATORS = {"cond_lt_to_le", "cond_lt_to_gt", "cond_gt_to_lt", "cond_gt_to_ge",
+                   "cond_threshold", "store_sub_epsilon", "store_mul_epsilon",
+                   "loop_extent_dec", "loop_extent_inc", "loop_min_inc",
+                   "thread_extent_change", "store_f32_to_f16", "store_f32_to_i32",
+                   "store_f32_to_i16", "store_f32_to_i8"}
+
+
+def _mutate(target, op_id, sites="all", **kwargs):
+    """Run ``mutation(op_id, ...)`` on a PrimFunc (as module function ``kernel``) or a module;
+    return the result and the pass's report."""
+    mod = target if isinstance(target, tvm.IRModule) else tvm.IRModule({"kernel": target})
+    pass_ = mutation(op_id, sites=sites, **kwargs)
+    return pass_(mod), pass_.report
+
+
+def _assert_same(actual: tvm.tirx.PrimFunc, expected: tvm.tirx.PrimFunc):
+    """Structural equality up to the function's own name, and well-formedness (S-TIR's
+    verifier for functions with blocks)."""
+    tvm.ir.assert_structural_equal(actual.without_attr("global_symbol"),
+                                   expected.without_attr("global_symbol"))
+    verifier = tvm.s_tir.analysis if "T.sblock" in actual.script() else tvm.tirx.analysis
+    assert verifier.verify_well_formed(actual)
+
+
+# --- the catalogue -------------------------------------------------------------------------
+
+def test_kernel_operators_are_registered_with_complete_specs():
+    specs = [mn.get_operator(op_id) for op_id in KERNEL_OPERATORS]
+    assert len(specs) == 21
+    assert {s.id for s in specs if s.from_paper} == PAPER_OPERATORS
+    assert {s.category for s in specs} == {"Conditional Statements",
+                                          "Kernel Variables & Stores", "Arithmetic Types"}
+    for spec in specs:
+        assert spec.description and spec.finds and spec.rewrites, spec.id
+        for method in ("find_sites", "apply", "coverage_total"):
+            assert callable(getattr(spec.implementation, method)), (spec.id, method)
+
+
+# --- Conditional Statements ----------------------------------------------------------------
+
+@pytest.mark.parametrize("op_id,params,c1,c2,c3", COND.ALL_SITES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(COND.ALL_SITES)])
+def test_condition_operator_rewrites_every_site(op_id, params, c1, c2, c3):
+    out, report = _mutate(COND.kernel(), op_id, **params)
+    _assert_same(out["kernel"], COND.kernel(c1, c2, c3))
+    assert report.applied and not report.skipped
+    assert len(report.applied) == len(report.sites_found)
+
+
+@pytest.mark.parametrize("op_id,params,c1,c2,c3", COND.BY_KIND)
+def test_condition_kinds_parameter_restricts_the_holders(op_id, params, c1, c2, c3):
+    out, _ = _mutate(COND.kernel(), op_id, **params)
+    _assert_same(out["kernel"], COND.kernel(c1, c2, c3))
+
+
+def test_condition_sites_name_kernel_position_and_holder():
+    sites = find_sites("cond_lt_to_le", tvm.IRModule({"kernel": COND.kernel()}))
+    assert [(s.index, s.id, s.function, s.kind) for s in sites] == [
+        (0, "kernel:0", "kernel", "IfThenElse"), (1, "kernel:1", "kernel", "if_then_else")]
+    assert "i < 12" in sites[0].description and "IfThenElse" in sites[0].description
+    negations = find_sites("cond_negate", tvm.IRModule({"kernel": COND.kernel()}))
+    assert [s.kind for s in negations] == ["IfThenElse", "if_then_else", "Select"]
+
+
+def test_greater_than_is_matched_as_written_not_mirrored():
+    mod = tvm.IRModule({"kernel": COND.kernel()})
+    # one '>' (A[i] > 0.5); the two '<' are not read as mirrored '>'
+    assert [s.description.split(" in ")[0] for s in find_sites("cond_gt_to_lt", mod)] == \
+        ["A[i] > T.float32(0.5)"]
+
+
+@pytest.mark.parametrize("sites,c1,c2", [
+    (1, COND.C1, "1 <= i and i <= 15"),
+    ([0], "i <= 12 and i != 3", COND.C2),
+    (range(0, 2), "i <= 12 and i != 3", "1 <= i and i <= 15"),
+])
+def test_condition_site_selection_by_index_list_and_range(sites, c1, c2):
+    out, report = _mutate(COND.kernel(), "cond_lt_to_le", sites=sites)
+    _assert_same(out["kernel"], COND.kernel(c1, c2))
+    assert len(report.applied) == len(report.sites_selected)
+
+
+def test_condition_site_selection_by_seeded_sample():
+    out, report = _mutate(COND.kernel(), "cond_negate", sites=Sample(2, seed=7))
+    picked = [s.index for s in report.applied]
+    assert picked == [s.index for s in select(report.sites_found, Sample(2, seed=7))]
+    negated = [f"not ({c})" if i in picked else c
+               for i, c in enumerate((COND.C1, COND.C2, COND.C3))]
+    _assert_same(out["kernel"], COND.kernel(*negated))
+    again, _ = _mutate(COND.kernel(), "cond_negate", sites=Sample(2, seed=7))
+    tvm.ir.assert_structural_equal(again, out)
+
+
+def test_kernels_glob_filters_before_indexing():
+    mod = tvm.IRModule({"conv2d_a": COND.kernel(), "relu_b": COND.kernel()})
+    out, report = _mutate(mod, "cond_lt_to_le", sites=1, kernels="*relu*")
+    assert {s.function for s in report.sites_found} == {"relu_b"}
+    _assert_same(out["relu_b"], COND.kernel(COND.C1, "1 <= i and i <= 15"))
+    tvm.ir.assert_structural_equal(out["conv2d_a"], mod["conv2d_a"])
+
+
+def test_block_predicate_is_a_condition_before_lowering():
+    mod = tvm.IRModule({"kernel": COND.tiled})
+    (site,) = find_sites("cond_lt_to_le", mod)
+    assert site.kind == "where"
+    out, _ = _mutate(COND.tiled, "cond_lt_to_le")
+    _assert_same(out["kernel"], COND.tiled_le)
+    # every block also has the constant predicate True: not a decision to negate
+    assert [s.kind for s in find_sites("cond_negate", mod)] == ["where"]
+    assert find_sites("cond_lt_to_le", mod, kinds="if_then_else") == []
+
+
+def test_threshold_moves_a_float_comparison_by_a_float_constant():
+    before, after = COND.FLOAT_LT
+    out, _ = _mutate(COND.kernel(c3=before), "cond_threshold", amount=0.25, kinds="Select")
+    _assert_same(out["kernel"], COND.kernel(c3=after))
+
+
+def test_threshold_skips_comparisons_without_a_threshold():
+    out, report = _mutate(COND.kernel(c1="(i < 12) < (i < 3)"), "cond_threshold", sites=0,
+                          kinds="IfThenElse")
+    assert "type bool have no threshold" in report.skipped[0][1]
+    tvm.ir.assert_structural_equal(out["kernel"], COND.kernel(c1="(i < 12) < (i < 3)"))
+
+
+@pytest.mark.parametrize("op_id,params", [
+    ("cond_lt_to_le", {"kinds": "while"}), ("cond_threshold", {"amount": 0}),
+    ("store_sub_epsilon", {"epsilon": 0}), ("loop_extent_dec", {"amount": 0}),
+    ("thread_extent_change", {"delta": 0}),
+])
+def test_bad_parameters_are_operator_errors_at_mutation(op_id, params):
+    with pytest.raises(OperatorError, match=f"parameter {next(iter(params))}="):
+        mutation(op_id, **params)
+
+
+# --- Kernel Variables & Stores: stores -----------------------------------------------------
+
+@pytest.mark.parametrize("op_id,params,expected", [
+    ("store_sub_epsilon", {}, STORES.store_sub_epsilon),
+    ("store_mul_epsilon", {}, STORES.store_mul_epsilon),
+    ("store_mul_epsilon", {"epsilon": 0.5}, STORES.store_mul_big_epsilon),
+])
+def test_store_epsilon_rewrites_float_stores_only(op_id, params, expected):
+    out, report = _mutate(STORES.store, op_id, **params)
+    _assert_same(out["kernel"], expected)
+    assert [s.kind for s in report.sites_found] == ["float32"]  # the int32 store is no site
+    assert report.coverage_total == 2
+
+
+def _run_identity(op_id, values, **params):
+    out, _ = _mutate(STORES.identity, op_id, **params)
+    func = out["kernel"].with_attr("global_symbol", "main")
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=tvm.target.Target({"kind": "llvm"}))
+    a = np.asarray(values, dtype="float32")
+    b = tvm.runtime.tensor(np.zeros_like(a))
+    lib["main"](tvm.runtime.tensor(a), b)
+    return a, b.numpy()
+
+
+STORED = [0.0, 1e-6, 1e-40, 0.1, 1.0, 3.0, -2.5, 1e6]
+
+
+def test_store_sub_epsilon_really_changes_the_stored_value():
+    # the paper's float32 x - 1e-8 leaves x unchanged for most x ...
+    assert np.float32(1.0) - np.float32(1e-8) == np.float32(1.0)
+    a, b = _run_identity("store_sub_epsilon", STORED)
+    # ... ours changes every value, and where 1e-8 is representable next to x it is exact
+    assert np.all(b < a), (a, b)
+    eps = np.float32(1e-8)
+    np.testing.assert_array_equal(b[:3], a[:3] - eps)
+    assert np.all(a[3:] - b[3:] <= 2 * np.spacing(np.abs(a[3:])))
+
+
+def test_store_mul_epsilon_really_changes_every_nonzero_value():
+    assert np.float32(1.00000001) == np.float32(1.0)  # the paper's factor, in float32
+    values = [2.0 if v == 1e-40 else v for v in STORED]  # subnormals are too small to grow
+    a, b = _run_identity("store_mul_epsilon", values)
+    assert b[0] == 0.0  # no factor changes zero
+    assert np.all(np.abs(b[1:]) > np.abs(a[1:])), (a, b)
+    np.testing.assert_array_equal(b[1:], a[1:] * np.float32(1 + 2.0 ** -23))
+
+
+# --- Kernel Variables & Stores: loops ------------------------------------------------------
+
+@pytest.mark.parametrize("op_id,expected", [
+    ("loop_extent_dec", STORES.loops_extent_dec),
+    ("loop_extent_inc", STORES.loops_extent_inc),
+    ("loop_min_inc", STORES.loops_min_inc),
+])
+def test_loop_bound_operators_rewrite_every_loop(op_id, expected):
+    out, report = _mutate(STORES.loops, op_id)
+    _assert_same(out["kernel"], expected)
+    assert [s.description for s in report.sites_found] == [
+        "for i in [0, 0 + 8) (serial)", "for j in [1, 1 + 3) (serial)"]
+
+
+def test_loop_amount_and_skip_when_a_loop_is_too_short():
+    out, _ = _mutate(STORES.loops, "loop_extent_dec", sites=1, amount=2)
+    _assert_same(out["kernel"], STORES.loops_inner_dec_by_2)
+    out, report = _mutate(STORES.loops, "loop_min_inc", amount=4)
+    assert [s.index for s in report.applied] == [0]
+    ((site, reason),) = report.skipped
+    assert site.index == 1 and "runs 3 time(s)" in reason
+
+
+def test_thread_bindings_are_not_loop_sites():
+    sites = find_sites("loop_extent_dec", tvm.IRModule({"kernel": STORES.bound}))
+    assert [s.description for s in sites] == ["for k in [0, 0 + 4) (serial)"]
+    out, report = _mutate(STORES.bound, "loop_extent_inc")
+    assert report.coverage_total == 2 and len(report.applied) == 1
+    assert "range(5)" in out["kernel"].script()
+
+
+def test_thread_extent_change_resizes_kernel_and_launch():
+    sites = find_sites("thread_extent_change", STORES.Launch)
+    assert [(s.function, s.kind) for s in sites] == [("zero_kernel", "blockIdx.x"),
+                                                    ("zero_kernel", "threadIdx.x")]
+    out, report = _mutate(STORES.Launch, "thread_extent_change", sites=1)
+    tvm.ir.assert_structural_equal(out, STORES.LaunchFewerThreads)
+    assert [s.kind for s in report.applied] == ["threadIdx.x"]
+
+
+def test_thread_extent_below_one_is_skipped():
+    out, report = _mutate(STORES.Launch, "thread_extent_change", sites=0, delta=-2)
+    assert "would launch 0" in report.skipped[0][1]
+    tvm.ir.assert_structural_equal(out, STORES.Launch)
+
+
+# --- Arithmetic Types ----------------------------------------------------------------------
+
+ARITH_OPERATORS = ["store_f32_to_f16", "store_f32_to_i32", "store_f32_to_i16",
+                   "store_f32_to_i8", "store_f32_to_bf16"]
+
+
+@pytest.mark.parametrize("op_id", ARITH_OPERATORS)
+def test_arith_type_operator_round_trips_float32_stores(op_id):
+    out, report = _mutate(ARITH.store, op_id)
+    _assert_same(out["kernel"], getattr(ARITH, op_id))
+    assert [s.kind for s in report.sites_found] == ["float32"]  # the float16 store is no site
+    assert report.coverage_total == 2
+
+
+def test_arith_type_skips_out_of_range_constants_for_float16():
+    out, report = _mutate(ARITH.pool_init, "store_f32_to_f16")
+    ((site, reason),) = report.skipped
+    assert site.index == 0 and "constant" in reason
+    _assert_same(out["kernel"], ARITH.pool_init_f16)
+
+
+def test_arith_type_vector_store_and_second_application():
+    out, _ = _mutate(ARITH.vector, "store_f32_to_f16")
+    _assert_same(out["kernel"], ARITH.vector_f16)
+    again, report = _mutate(out, "store_f32_to_f16")
+    assert "already round-trips through float16" in report.skipped[0][1]
+    tvm.ir.assert_structural_equal(again, out)
+
+
+def test_arith_type_values_truncate_and_saturate():
+    values = [2.7, -2.7, 1e10, -1e10, np.nan, 200.5, 65519.0, 1e-3]
+    out, _ = _mutate(STORES.identity, "store_f32_to_i8")
+    i8 = _compile_identity(out)(values)
+    np.testing.assert_array_equal(i8, [2, -2, 127, -128, 0, 127, 127, 0])
+    out, _ = _mutate(STORES.identity, "store_f32_to_f16")
+    f16 = _compile_identity(out)(values)
+    np.testing.assert_array_equal(f16[[0, 5, 7]], np.float32(np.float16(np.float32(
+        [2.7, 200.5, 1e-3]))))
+    assert np.isinf(f16[2]) and np.isnan(f16[4]) and f16[6] == 65504.0
+
+
+def _compile_identity(mod):
+    func = mod["kernel"].with_attr("global_symbol", "main")
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=tvm.target.Target({"kind": "llvm"}))
+
+    def run(values):
+        a = np.asarray(values, dtype="float32")
+        b = tvm.runtime.tensor(np.zeros_like(a))
+        lib["main"](tvm.runtime.tensor(a), b)
+        return b.numpy()
+
+    return run
