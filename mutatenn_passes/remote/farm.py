@@ -24,10 +24,25 @@ import time
 from pathlib import Path
 
 from .errors import TrackerUnreachable
-from .tracker import TrackerClient, wait_for_servers
+from .tracker import DeviceKey, TrackerClient, wait_for_servers
 
 STOCK_SERVER = "tvm.exec.rpc_server"
 CRASH_TOLERANT_SERVER = "mutatenn_passes.remote.server"
+
+
+# A tiny process (no TVM) that learns each process group the farm starts on its stdin and
+# kills them all when stdin closes: on `close()`, and also when the farm's owner is killed
+# outright and no finalizer runs, so a farm never outlives its owner.
+_REAPER = """
+import os, signal, sys
+groups = [int(line) for line in sys.stdin]
+for group in groups:
+    for sig in (signal.SIGCONT, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except OSError:
+            pass
+"""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,6 +69,8 @@ class LocalFarm:
         self.server_ports: list[int] = []
         self.server_keys: list[str] = []
         self._starter: threading.Thread | None = None
+        self._started = threading.Event()
+        self._reaper: subprocess.Popen | None = None
         self._start_error: BaseException | None = None
         self._logs = tempfile.TemporaryDirectory(prefix="mutatenn-farm-")
         self.log_dir = Path(self._logs.name)
@@ -74,6 +91,15 @@ class LocalFarm:
         self.close()
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
+        proc = self._popen(args, log_name)
+        if self._reaper is None or self._reaper.poll() is not None:
+            self._reaper = subprocess.Popen([sys.executable, "-c", _REAPER],
+                                            stdin=subprocess.PIPE, start_new_session=True)
+        self._reaper.stdin.write(f"{proc.pid}\n".encode())
+        self._reaper.stdin.flush()
+        return proc
+
+    def _popen(self, args: list[str], log_name: str) -> subprocess.Popen:
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(
@@ -101,6 +127,8 @@ class LocalFarm:
                 self._start()
             except BaseException as exc:  # handed to ready()
                 self._start_error = exc
+            finally:
+                self._started.set()
 
         self._starter = threading.Thread(target=run, daemon=True, name="mutatenn-farm-start")
         self._starter.start()
@@ -108,8 +136,7 @@ class LocalFarm:
     def ready(self) -> "LocalFarm":
         """Wait for a background `start` to finish; re-raises its error."""
         if self._starter is not None:
-            self._starter.join()
-            self._starter = None
+            self._started.wait()
         if self._start_error is not None:
             raise self._start_error
         return self
@@ -142,6 +169,10 @@ class LocalFarm:
                    server_module: str | None = None) -> int:
         """Start one more server (of the farm's key unless ``key``); returns its index."""
         key = key or self.key
+        before = 0
+        if wait:
+            with TrackerClient(self.host, self.port) as client:
+                before = client.devices().get(key, DeviceKey(key)).total
         port = free_port(self.host)
         index = len(self.servers)
         self.servers.append(self._spawn(
@@ -151,7 +182,7 @@ class LocalFarm:
         self.server_ports.append(port)
         self.server_keys.append(key)
         if wait:
-            self.wait(len(self.alive_servers(key)), key=key)
+            self.wait(before + 1, key=key)
         return index
 
     def alive_servers(self, key: str | None = None) -> list[int]:
@@ -215,8 +246,7 @@ class LocalFarm:
     def close(self) -> None:
         """Kill every process of the farm (process groups) and reap them."""
         if self._starter is not None:
-            self._starter.join(self.start_timeout)
-            self._starter = None
+            self._started.wait(self.start_timeout)
         for proc in [*self.servers, self.tracker]:
             if proc is None:
                 continue
@@ -230,4 +260,9 @@ class LocalFarm:
             except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not fail
                 pass
         self.servers, self.tracker = [], None
+        if self._reaper is not None:
+            self._reaper.stdin.close()  # it kills the (already dead) groups again and exits
+            self._reaper.wait(timeout=10)
+            self._reaper = None
+        self._starter = None
         self._logs.cleanup()
