@@ -88,13 +88,17 @@ def _needs_float(what: str, expr: relax.Expr, label: str) -> str | None:
     return f"{what} is {dtype or 'of unknown dtype'}: {label} needs a floating-point tensor"
 
 
-class UnaryBefore(GraphOperator):
-    """Apply an element-wise function to argument 0 just before the call."""
+class _Unary(GraphOperator):
+    """An operator inserting the element-wise op ``unary`` (called ``label``) at its sites."""
 
     def __init__(self, matcher: Matcher, label: str, unary: Callable[[relax.Expr], relax.Expr]):
         super().__init__(matcher)
         self.label = label
         self.unary = unary
+
+
+class UnaryBefore(_Unary):
+    """Apply an element-wise function to argument 0 just before the call."""
 
     def skip_reason(self, call, params):
         return _needs_float("argument 0", call.args[0], self.label)
@@ -104,13 +108,8 @@ class UnaryBefore(GraphOperator):
         return _with_arg(call, 0, changed)
 
 
-class UnaryAfter(GraphOperator):
+class UnaryAfter(_Unary):
     """Apply an element-wise function to the call's result, bound to the call's variable."""
-
-    def __init__(self, matcher: Matcher, label: str, unary: Callable[[relax.Expr], relax.Expr]):
-        super().__init__(matcher)
-        self.label = label
-        self.unary = unary
 
     def skip_reason(self, call, params):
         return _needs_float("the result", call, self.label)
