@@ -79,6 +79,11 @@ def test_rpc_profile_is_validated(tmp_path):
         mn.get_profile(write_toml(tmp_path / "local.toml", local))
     with pytest.raises(TargetError, match="not 'rpc'"):
         remote.RemoteConfig.from_profile(mn.get_profile("llvm-x86-64"))
+    arm = mn.get_profile(write_toml(tmp_path / "arm.toml", RPC_PROFILE.format(
+        name="arm", rpc='tracker = "h:1"\nkey = "rasp4"').replace(
+        'mcpu = "x86-64"', 'mtriple = "aarch64-linux-gnu"')))
+    assert remote.library_suffix(arm) == ".tar"  # cross-compiled: the device links it
+    assert remote.library_suffix(good) == ".so"
 
 
 def test_unreachable_tracker_is_a_clear_error_before_any_work(tmp_path, capsys):
@@ -126,6 +131,7 @@ def jobs(farm, default_model, default_images, tmp_path_factory):
     for name, art in arts.items():
         libs[name] = art.export(out / f"{name}.so")
         local[name] = art.run_array(batch)
+    libs["original.tar"] = arts["original"].export(out / "original.tar")  # linked remotely
     assert not np.array_equal(local["original"][0], local["mutant"][0])
     farm.ready()
     return {"libs": libs, "local": local, "batch": batch}
@@ -233,9 +239,9 @@ def test_pool_spreads_jobs_over_all_servers_and_matches_local_runs(jobs, profile
     check_results(jobs, plan, results)
     assert [a.outcome for a in pool.attempts] == ["ok"] * 6
     assert len({a.server for a in pool.attempts}) == 2
-    outputs, _ = remote.run_exported(str(profiles["cpu"]), jobs["libs"]["mutant"],
+    outputs, _ = remote.run_exported(str(profiles["cpu"]), jobs["libs"]["original.tar"],
                                      jobs["batch"][:1], timing="roundtrip")
-    np.testing.assert_array_equal(outputs, jobs["local"]["mutant"][0][:1])
+    np.testing.assert_array_equal(outputs, jobs["local"]["original"][0][:1])
 
 
 def test_hung_server_times_out_and_its_job_moves_on(farm, jobs, profiles):

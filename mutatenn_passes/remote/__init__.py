@@ -8,6 +8,8 @@ latency measured on the remote side. The API the campaign engine uses:
 * `RemotePool(profile)`: ``submit(library_path, batch) -> Future`` and ``map(jobs)``, spreading
   jobs over every server of the key (one job per server at a time), with failover
 * `servers_free(profile)`, `list_devices(tracker)`: what the tracker has now
+* `export_for_remote(artifact, folder)`: ``.so``, or ``.tar`` for cross-compiled targets (the
+  device links it)
 
 Errors (all `MutateNNError`): `TrackerUnreachable` / `NoServers` before any work,
 `DeviceLost` (and `RemoteTimeout`) when all tries of a job failed, `RemoteJobError` (and
@@ -17,12 +19,14 @@ Errors (all `MutateNNError`): `TrackerUnreachable` / `NoServers` before any work
 from .config import RPC_DEFAULTS, RemoteConfig, parse_tracker, validate_rpc_table
 from .errors import (Attempt, DeviceLost, NoServers, RemoteCrash, RemoteError, RemoteJobError,
                      RemoteTimeout, TrackerUnreachable)
+from .export import export_for_remote, library_suffix, needs_remote_link
 from .pool import RemotePool, run_exported, servers_free
 from .tracker import DeviceKey, TrackerClient, list_devices
 
 __all__ = [
     "Attempt", "DeviceKey", "DeviceLost", "NoServers", "RPC_DEFAULTS", "RemoteConfig",
     "RemoteCrash", "RemoteError", "RemoteJobError", "RemotePool", "RemoteTimeout",
-    "TrackerClient", "TrackerUnreachable", "list_devices", "parse_tracker", "run_exported",
-    "servers_free", "validate_rpc_table",
+    "TrackerClient", "TrackerUnreachable", "export_for_remote", "library_suffix",
+    "list_devices", "needs_remote_link", "parse_tracker", "run_exported", "servers_free",
+    "validate_rpc_table",
 ]
