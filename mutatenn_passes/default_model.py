@@ -67,7 +67,8 @@ def _draw_weights(graph: onnx.GraphProto, rng: np.random.Generator) -> dict[str,
             gain = 2.0 if op == "Conv" else 1.0  # He-normal before ReLU, LeCun for logits
             weights[name] = rng.normal(0.0, np.sqrt(gain / fan_in), shape)
         elif position == 2 and op in ("Conv", "Gemm"):
-            weights[name] = np.zeros(shape)
+            # Trained layers have non-zero biases; zero ones would make x + b == x - b.
+            weights[name] = rng.normal(0.0, 0.2, shape)
         elif op == "BatchNormalization":
             # scale, bias, mean, var; mean/var are refitted to the data afterwards
             weights[name] = (np.ones(shape), rng.normal(0.0, 0.2, shape),

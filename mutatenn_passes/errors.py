@@ -4,6 +4,8 @@ The CLI prints the message and exits with code 2, so the classes exist to let Py
 catch one kind of failure (a bad model file, an unknown operator) without string matching.
 """
 
+import tvm_ffi
+
 
 class MutateNNError(Exception):
     """Base class of every error mutatenn reports to a user."""
@@ -35,3 +37,10 @@ class NativeLibraryError(MutateNNError, ImportError):
 
 class ConfigError(MutateNNError):
     """A campaign configuration file is invalid."""
+
+
+# Errors raised inside a pass cross TVM's FFI on their way out of `Sequential`/`tvm.compile`;
+# registering each class by name makes them arrive as themselves, not as RuntimeError.
+for _cls in (MutateNNError, ModelLoadError, ImageLoadError, TargetError, OperatorError,
+             BuildError, ConfigError):
+    tvm_ffi.register_error(_cls.__name__, _cls)
