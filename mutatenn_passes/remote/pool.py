@@ -258,7 +258,9 @@ class RemotePool:
             if outcome == "ok":
                 self._record(Attempt(job.id, server, "ok", elapsed))
                 return payload
-            if outcome == "connection":
+            if outcome == "connect":  # handed out but unreachable: gone, or a stale match
+                outcome, payload = "lost", f"cannot connect: {payload}"
+            elif outcome == "connection":
                 alive = self._server_alive(host, port)
                 outcome = "crash" if alive else "lost"
                 payload = (f"the session process died while the server stayed up: {payload}"

@@ -29,7 +29,8 @@ _CONNECTION_WORDS = ("socket", "sockchannel", "kshutdown", "connection", "broken
 
 class SessionFailure(Exception):
     """A try failed; ``kind`` is "timeout" (the server's session limit), "error" (the remote
-    raised for this job) or "connection" (the connection broke or could not be made)."""
+    raised for this job), "connect" (the server handed out could not be reached) or
+    "connection" (an established connection broke)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -82,7 +83,7 @@ def _run(host, port, matchkey, library_path, batch, device, timing, session_time
     try:
         sess = rpc.connect(host, port, matchkey, session_timeout=session_timeout)
     except Exception as exc:
-        raise SessionFailure("connection", short(str(exc))) from None
+        raise SessionFailure("connect", short(str(exc))) from None
     progress()
     name = Path(library_path).name
     sess.upload(str(library_path), target=name)
