@@ -99,6 +99,8 @@ def test_unreachable_tracker_is_a_clear_error_before_any_work(tmp_path, capsys):
         remote.RemotePool(str(profile)).start()
     with pytest.raises(remote.TrackerUnreachable):
         remote.servers_free(str(profile))
+    with pytest.raises(remote.TrackerUnreachable):
+        remote.check(str(profile))
     assert time.monotonic() - start < 10
     assert cli_main(["devices", "--tracker", f"127.0.0.1:{port}"]) == 2
     err = capsys.readouterr().err
@@ -228,6 +230,7 @@ def test_devices_command_lists_keys_and_profiles(farm, profiles, monkeypatch, ca
     table = capsys.readouterr().out
     assert KEY in table and TOUGH in table and "rpc-farm" in table
     assert remote.servers_free(str(profiles["cpu"])) == 2
+    assert remote.check(str(profiles["tough"])).total == 2
     assert {d.key for d in remote.list_devices(farm.address)} == {KEY, TOUGH}
 
 

@@ -372,6 +372,15 @@ def run_exported(profile, library_path, batch: np.ndarray, **overrides):
         return pool.submit(library_path, batch).result()
 
 
+def check(profile, **overrides) -> DeviceKey:
+    """Before any work: the profile's key at its tracker, with at least one server.
+
+    Raises `TrackerUnreachable` (the tracker does not answer within seconds) or `NoServers`
+    (no server of the key registered within ``wait_s``); both are `TargetError`s.
+    """
+    return RemotePool(profile, **overrides).check()
+
+
 def servers_free(profile) -> int:
     """How many servers of the profile's device key are free right now."""
     from ..targets import get_profile
