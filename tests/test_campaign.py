@@ -133,30 +133,38 @@ def test_default_campaign_and_init(tmp_path, monkeypatch):
 
 
 def test_equivalent_mutants_are_detected_and_equal_ir_is_planned_once(tmp_path):
-    # transpose_dense_input cannot rewrite the tiny model's (1, 8) matmul input, and
-    # cond_threshold with amount 0 leaves every condition as it was: both equivalent.
+    # transpose_dense_input cannot rewrite the tiny model's (1, 8) matmul input (graph
+    # level), and store_f32_to_f16 leaves a store of a constant that needs no rounding (the
+    # -FLT_MAX initialisation of max pooling) as it is (kernel level): equivalent, not built.
     # The same model listed twice under two names gives mutants with equal IR: the second
     # model's are duplicates of the first's, planned to be built once.
-    path = tiny_campaign(tmp_path, operators="""use = ["transpose_dense_input", "cond_threshold",
-       "relu_to_sigmoid", "sigmoid_to_relu"]
+    path = tiny_campaign(tmp_path, operators="""use = ["transpose_dense_input",
+       "relu_to_sigmoid", "sigmoid_to_relu", "store_f32_to_f16"]
 sites = [0]
-[operators.cond_threshold]
-params = {amount = 0.0}
+[operators.store_f32_to_f16]
+sites = "all"
 """, models='[[models]]\npath = "tiny.onnx"\nname = "a"\n[[models]]\npath = "tiny.onnx"\n'
             'name = "b"\n')
     plan = make_plan(load_config(path))
     by = {(t.model, t.operator): t for t in plan.mutants()}
     assert by[("a", "transpose_dense_input")].planned_status == "equivalent"
-    assert by[("a", "cond_threshold")].planned_status == "equivalent"
     assert by[("a", "sigmoid_to_relu")].planned_status == "not_applicable"
+    stores = [t for t in plan.mutants() if t.model == "a" and t.operator == "store_f32_to_f16"]
+    equivalent = [t for t in stores if t.planned_status == "equivalent"]
+    assert equivalent and len(equivalent) < len(stores)
+    for t in stores:  # equivalence is decided on the IR; it agrees with what was applied
+        assert (t.planned_status == "equivalent") == (not t.report["applied"]), t.report
+        assert bool(t.diff) == (t.planned_status != "equivalent")
     relu_a, relu_b = by[("a", "relu_to_sigmoid")], by[("b", "relu_to_sigmoid")]
     assert relu_a.planned_status is None and relu_a.duplicate_of is None
     assert relu_a.needs_build and relu_a.diff
     assert "R.sigmoid" in relu_a.diff and "R.nn.relu" in relu_a.diff
     assert relu_b.duplicate_of == relu_a.key and not relu_b.needs_build
     assert relu_b.key != relu_a.key and relu_b.ir_hash == relu_a.ir_hash
-    # only the two originals and one mutant need a build
-    assert sum(t.needs_build for t in plan.tasks) == 3
+    # every store mutant of model b duplicates model a's; builds: 2 originals, relu_a, and
+    # model a's non-equivalent store mutants
+    assert all(t.duplicate_of or t.planned_status for t in plan.mutants() if t.model == "b")
+    assert sum(t.needs_build for t in plan.tasks) == 3 + len(stores) - len(equivalent)
 
 
 def test_mutant_keys_follow_their_definition(tmp_path):

@@ -26,13 +26,21 @@ params = {amount = 100000}
     # Deliberate faults: the worker hangs while running add_to_subtract, and is killed by
     # SIGSEGV while building exp_before_conv2d_dense.
     monkeypatch.setenv(FAULT_ENV, "hang@run:add_to_subtract,crash@build:exp_before_conv2d_dense")
-    config = load_config(path)
+    import dataclasses
+
+    config = dataclasses.replace(load_config(path), keep_artifacts=True)
     outcome = run_campaign(config, progress=CampaignUI(quiet=True))
     rows = {m["operator"]: m for m in outcome["analysis"]["mutants"]}
     loop = rows["loop_extent_inc"]
     assert loop["status"] == "crashed", loop
     assert loop["stage"] == "run" and loop["signal"] in ("SIGSEGV", "SIGBUS", "SIGABRT")
     assert loop["build_s"] is not None  # it built fine; running it crashed
+    # --keep-artifacts keeps what was built, also (above all) for a mutant that crashes
+    kept = config.output / "artifacts"
+    folder = next(kept.glob("*-loop_extent_inc-*"))
+    assert (folder / "model.so").stat().st_size > 0 and (folder / "model.so.json").exists()
+    assert (folder / "ir" / "tir-s_tir.py").exists() and (folder / "ir" / "relax.py").exists()
+    assert any((folder / "ir").glob("source-*"))
     hang = rows["add_to_subtract"]
     assert hang["status"] == "timeout" and hang["stage"] == "run"
     assert "25 s" in hang["error"]
@@ -48,8 +56,6 @@ params = {amount = 100000}
     # Rerun with the faults gone: finished work (crashed included) is not redone, but the
     # timed-out mutant is retried when the timeout is raised.
     monkeypatch.delenv(FAULT_ENV)
-    import dataclasses
-
     again = run_campaign(dataclasses.replace(config, timeout=120),
                          progress=CampaignUI(quiet=True))
     assert again["stats"].total - again["stats"].skipped == 1

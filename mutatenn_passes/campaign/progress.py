@@ -102,22 +102,24 @@ class CampaignUI:
 
 def print_summary(result: dict, out) -> None:
     s = result["summary"]
-    table = Table(title=f"campaign {result['campaign']['name']}: mutation score by category")
-    for col in ("category", "mutants", "ok", "killed", "survived", "equiv.", "n/a",
-                "build failed", "crashed", "timeout", "can't run", "score"):
+    table = Table(title=f"campaign {result['campaign']['name']}: mutation score by category",
+                  caption="failed = build failed + crashed + timeout; score = killed / "
+                          "(mutants - equiv - n/a - can't run)")
+    for col in ("category", "mutants", "killed", "survived", "equiv", "n/a", "failed",
+                "can't run", "score"):
         table.add_column(col, justify="left" if col == "category" else "right")
 
-    def row(name, g):
+    def row(name, g, style=None):
         score = g["mutation_score"]
-        table.add_row(name, str(g["mutants"]), str(g["ok"]), str(g["killed"]),
-                      str(g["survived"]), str(g["equivalent"]), str(g["not_applicable"]),
-                      str(g["build_failed"]), str(g["crashed"]), str(g["timeout"]),
+        table.add_row(name, str(g["mutants"]), str(g["killed"]), str(g["survived"]),
+                      str(g["equivalent"]), str(g["not_applicable"]),
+                      str(g["build_failed"] + g["crashed"] + g["timeout"]),
                       str(g["cannot_run_here"] + g["device_lost"]),
-                      "n/a" if score is None else f"{score:.2f}")
+                      "n/a" if score is None else f"{score:.2f}", style=style)
 
     for name, g in s["category"].items():
         row(name, g)
-    row("all", s["overall"])
+    row("all", s["overall"], style="bold")
     console.print(table)
     secs = result["campaign"].get("seconds") or {}
     wall = f" in {secs['total_wall']:.0f} s" if secs.get("total_wall") else ""
