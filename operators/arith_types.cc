@@ -7,7 +7,9 @@
  * the wrong arithmetic type:
  *  - float16: IEEE rounding to nearest even; out-of-range values become infinities, NaN stays
  *    NaN. A store of a *constant* beyond float16's range (max-pooling's -FLT_MAX init) is
- *    skipped: TVM's constant folder rejects such a cast instead of producing an infinity.
+ *    skipped: TVM's constant folder rejects such a cast instead of producing an infinity. So
+ *    is every site of a function bound to the ``c`` target: TVM's C backend writes the cast
+ *    as ``(half)``, which no C compiler knows.
  *  - bfloat16: the same rounding, written out on the float32 bits as TVM's own bf16
  *    legalization does (``(bits + 0x7FFF + lsb) & 0xFFFF0000``, NaN kept), because after
  *    lowering bf16 storage is already legalized and a bf16 cast no longer reaches codegen.
@@ -79,8 +81,27 @@ DLDataType WithLanes(DLDataType dtype, int lanes) {
   return dtype;
 }
 
-/*! \brief Why the store of \p value cannot round-trip through \p target, or "" if it can. */
-std::string SkipReason(const ffi::ObjectRef& value, const RoundTripType& target) {
+/*! \brief The kind of the target \p func is bound to ("c", "llvm", ...), or "" if none. */
+std::string TargetKindOf(const ffi::ObjectRef& func) {
+  static const Field attrs("ir.BaseFunc", "attrs");
+  static const Field dict("ir.DictAttrs", "__dict__");
+  static const Field kind("target.Target", "kind");
+  static const Field kind_name("target.TargetKind", "name");
+  auto func_attrs = attrs(func).cast<ffi::Optional<ffi::ObjectRef>>();
+  if (!func_attrs.has_value()) return "";
+  auto entries = dict(func_attrs.value()).cast<ffi::Map<ffi::String, ffi::Any>>();
+  auto target = entries.find("target");
+  if (target == entries.end()) return "";
+  ffi::ObjectRef target_kind = kind((*target).second.cast<ffi::ObjectRef>()).cast<ffi::ObjectRef>();
+  return kind_name(target_kind).cast<ffi::String>();
+}
+
+/*!
+ * \brief Why the store of \p value, in a function for target kind \p target_kind, cannot
+ *        round-trip through \p target; "" if it can.
+ */
+std::string SkipReason(const ffi::ObjectRef& value, const RoundTripType& target,
+                       const std::string& target_kind) {
   static const NodeType cast("prim.Cast");
   static const NodeType float_imm("ir.FloatImm");
   static const Field cast_value("prim.Cast", "value");
@@ -93,6 +114,9 @@ std::string SkipReason(const ffi::ObjectRef& value, const RoundTripType& target)
         inner_type.bits == target.dtype.bits) {
       return "the stored value already round-trips through " + type;
     }
+  }
+  if (target.narrowing == Narrowing::kFloatCast && target_kind == "c") {
+    return "TVM's C backend writes a float16 cast as (half), a type C does not have";
   }
   if (target.narrowing == Narrowing::kFloatCast && float_imm.Holds(value)) {
     double constant = imm_value(value).cast<double>();
@@ -180,16 +204,20 @@ ffi::ObjectRef WalkStores(const ffi::ObjectRef& func, const RoundTripType& targe
   static const Field stmt_span("tirx.Stmt", "span");
   static const Field var_name("ir.Var", "name");
   int64_t next = 0;
+  std::string target_kind = TargetKindOf(func);
   return KernelWalk::Map(func, BufferStoreType(), [&](const ffi::ObjectRef& store) {
     ffi::ObjectRef value = store_value(store).cast<ffi::ObjectRef>();
     DLDataType dtype = DTypeOf(value);
     if (!IsFloat32(dtype)) return store;
     int64_t position = next++;
-    std::string skip = SkipReason(value, target);
+    std::string skip = SkipReason(value, target, target_kind);
     if (sites != nullptr) {
+      static const NodeType float_imm("ir.FloatImm");
       std::string buffer = var_name(store_buffer(store).cast<ffi::ObjectRef>()).cast<ffi::String>();
       std::string kind = ffi::DLDataTypeToString(dtype);
-      sites->push_back({kind, "store to " + buffer + " (" + kind + ")", skip});
+      // a constant store often round-trips to itself (0.0): say so, it is an equivalent mutant
+      std::string constant = float_imm.Holds(value) ? ", a constant" : "";
+      sites->push_back({kind, "store to " + buffer + " (" + kind + ")" + constant, skip});
     }
     if (!skip.empty() || !(all || positions.count(position))) return store;
     return CallGlobal("tirx.BufferStore", store_buffer(store), RoundTrip(value, target),

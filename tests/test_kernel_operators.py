@@ -10,6 +10,7 @@ source files); every rewrite is checked with ``tvm.ir.assert_structural_equal`` 
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -321,3 +322,139 @@ def _compile_identity(mod):
         return b.numpy()
 
     return run
+
+
+# --- the default model (ShuffleNet) ---------------------------------------------------------
+
+def _counts(specs: str):
+    """``"op=n op=n ..."`` as a dict (the tables below stay one line per category)."""
+    return {op: int(n) for op, n in (item.split("=") for item in specs.split())}
+
+
+_ARITH_AND_STORES = ("store_f32_to_f16=202 store_f32_to_i32=202 store_f32_to_i16=202 "
+                     "store_f32_to_i8=202 store_f32_to_bf16=202 "
+                     "store_sub_epsilon=202 store_mul_epsilon=202 thread_extent_change=0 ")
+_COMPARISONS = ("cond_lt_to_le=22 cond_lt_to_gt=22 cond_threshold=22 cond_le_to_lt=25 "
+                "cond_gt_to_lt=0 cond_gt_to_ge=0 cond_ge_to_gt=0 cond_ne_to_eq=0 ")
+#: Sites on ShuffleNet for llvm, per phase (TVM 0.27; no schedule on CPUs).
+SITES = {
+    "s_tir": _counts(_ARITH_AND_STORES + _COMPARISONS + "cond_eq_to_ne=3 cond_negate=17 "
+                     "loop_extent_dec=709 loop_extent_inc=709 loop_min_inc=709"),
+    "lowered": _counts(_ARITH_AND_STORES + _COMPARISONS + "cond_eq_to_ne=41 cond_negate=42 "
+                       "loop_extent_dec=427 loop_extent_inc=427 loop_min_inc=427"),
+}
+
+
+@pytest.fixture(scope="module")
+def kernels(default_model):
+    return {phase: kernel_module(default_model, TARGET, phase) for phase in SITES}
+
+
+@pytest.mark.parametrize("phase", list(SITES))
+def test_site_counts_on_the_default_model(kernels, phase):
+    counts = {op: len(find_sites(op, kernels[phase])) for op in KERNEL_OPERATORS}
+    assert counts == SITES[phase]
+
+
+def test_native_and_python_number_the_same_stores(kernels):
+    for phase, mod in kernels.items():
+        python = [(s.id, s.kind) for s in find_sites("store_sub_epsilon", mod)]
+        native_ = [(s.id, s.kind) for s in find_sites("store_f32_to_i8", mod)]
+        assert python == native_, phase
+
+
+def _loop_range(description: str) -> tuple[int, int]:
+    low, high = description.split("[")[1].split(")")[0].split(", ")
+    return int(low), int(high.split(" + ")[1])
+
+
+@pytest.mark.parametrize("phase", list(SITES))
+def test_one_site_mutants_of_every_operator_build_for_llvm(default_model, kernels, phase):
+    """One build per phase holds a one-site mutant of every operator with sites there."""
+    ops = [op for op in KERNEL_OPERATORS if SITES[phase][op]]
+    passes = [mutation(op, sites=Sample(1, seed=i), phase=phase) for i, op in enumerate(ops)]
+    artifact = mn.build(default_model, TARGET, tir_passes=passes)
+    assert artifact.executable is not None
+    for p in passes:
+        assert len(p.report.applied) + len(p.report.skipped) == 1, p.spec.id
+        assert all(reason for _, reason in p.report.skipped), p.spec.id
+    # loop mutants are not run (an extra iteration may write out of bounds): check the IR
+    mutated = artifact.record.tir[phase]
+    expected = {"loop_extent_dec": (0, -1), "loop_extent_inc": (0, 1), "loop_min_inc": (1, -1)}
+    for p in passes:
+        if p.spec.id in expected:
+            (site,) = p.report.applied
+            low, extent = _loop_range(site.description)
+            after = find_sites(p.spec.id, mutated)[site.index]
+            d_low, d_extent = expected[p.spec.id]
+            assert _loop_range(after.description) == (low + d_low, extent + d_extent)
+
+
+def test_mutants_build_for_the_c_target(default_model, tmp_path):
+    cond = mutation("cond_lt_to_le", sites=0)
+    bf16 = mutation("store_f32_to_bf16", sites=range(0, 202, 7), phase="lowered")
+    sub = mutation("store_sub_epsilon", sites=Sample(3, seed=1))
+    f16 = mutation("store_f32_to_f16", sites=[5, 6])
+    artifact = mn.build(default_model, "c", tir_passes=[cond, bf16, sub, f16])
+    assert cond.report.applied and bf16.report.applied and sub.report.applied
+    # C has no half type: TVM's C backend cannot express a float16 round trip
+    assert not f16.report.applied
+    assert all("C backend" in reason for _, reason in f16.report.skipped)
+    assert artifact.export(tmp_path / "mutant.so").is_file()  # the C compiler accepts it
+
+
+def _cuda_kernel_text(artifact, name: str) -> str:
+    """The body of CUDA kernel ``name`` in the artifact's generated device source."""
+    (source,) = [text for key, text in artifact.sources().items() if key.endswith("cuda")]
+    return re.search(r"__global__ void[^\n]*\b%s\([^\n]*\) \{\n(.*?)\n\}\n" % name, source,
+                     re.S).group(1)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_cuda_mutants_show_the_mutation_in_the_generated_source(default_model):
+    # the first site of conv2d2 is the bounds guard `fused < 87808` of its init block
+    cond = mutation("cond_lt_to_le", sites=0, kernels="conv2d2")
+    artifact = mn.build(default_model, "cuda-sm90", tir_passes=[cond])
+    assert cond.report.applied[0].kind == "where"
+    assert "+ ((int)threadIdx.x)) <= 87808)" in _cuda_kernel_text(artifact, "conv2d2_kernel")
+
+    # launch sizes exist only in the lowered CUDA kernels
+    lowered = artifact.record.tir["lowered"]
+    sites = find_sites("thread_extent_change", lowered, kernels="conv2d2_kernel")
+    assert [(s.kind, s.description) for s in sites] == [
+        ("blockIdx.x", "blockIdx.x launches 86"), ("threadIdx.x", "threadIdx.x launches 1024")]
+    resized, report = _mutate(lowered, "thread_extent_change", sites=0,
+                              kernels="conv2d2_kernel")
+    assert "blockIdx.x\", 85)" in resized["conv2d2_kernel"].script()
+    assert "85, 1024, launch_params" in resized["conv2d2"].script()
+
+    # the first store that is not of a constant (those round-trip to themselves)
+    stores = find_sites("store_f32_to_i8", kernel_module(default_model, "cuda-sm90", "s_tir"),
+                        kernels="conv2d2")
+    first = next(i for i, s in enumerate(stores) if "constant" not in s.description)
+    i8 = mutation("store_f32_to_i8", sites=first, kernels="conv2d2")
+    text = _cuda_kernel_text(mn.build(default_model, "cuda-sm90", tir_passes=[i8]),
+                             "conv2d2_kernel")
+    assert "((float)((signed char)((v != v) ? 0x0p+0f" in text  # NaN to 0, then saturate
+    assert "min(max(v, -0x1p+7f" in text
+
+
+# --- the paper's findings -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def baseline_predictions(default_model, default_images):
+    return mn.build(default_model, TARGET).run(default_images)
+
+
+def test_int8_stores_everywhere_collapse_predictions_to_one_class(
+        default_model, default_images, baseline_predictions):
+    assert len(set(baseline_predictions.top1())) > 1
+    mutant = mn.build(default_model, TARGET, tir_passes=[mutation("store_f32_to_i8")])
+    assert len(set(mutant.run(default_images).top1())) == 1
+
+
+def test_a_conditional_mutant_changes_outputs(default_model, default_images,
+                                              baseline_predictions):
+    mutant = mn.build(default_model, TARGET, tir_passes=[mutation("cond_lt_to_le")])
+    outputs = mutant.run(default_images).outputs
+    assert np.abs(outputs - baseline_predictions.outputs).max() > 1e-4

@@ -46,6 +46,11 @@ def offset(expr, amount: int):
     return prim.Sub(expr, tirx.const(-amount, expr.ty.dtype))
 
 
+def _show(expr) -> str:
+    """A loop bound for a site description: constants as plain numbers (not T.int64(14))."""
+    return str(expr.value) if isinstance(expr, prim.IntImm) else " ".join(str(expr).split())
+
+
 def _with_range(loop, min_, extent):
     return tirx.For(loop.loop_var, min_, extent, loop.kind, loop.body, loop.thread_binding,
                     loop.annotations, loop.step, loop.span)
@@ -68,8 +73,8 @@ class _LoopBound(KernelOperatorBase):
         def on_for(loop, mutator):
             if _is_loop_site(loop):
                 kind = tirx.ForKind(loop.kind).name.lower()
-                description = (f"for {loop.loop_var.name} in [{loop.min}, {loop.min} + "
-                               f"{loop.extent}) ({kind})")
+                low, extent = _show(loop.min), _show(loop.extent)
+                description = f"for {loop.loop_var.name} in [{low}, {low} + {extent}) ({kind})"
                 loop = scan.site(kind, description, loop,
                                  lambda n: _with_range(n, *self.new_range(n, amount)))
             return mutator.default_mutate(loop)

@@ -43,7 +43,8 @@ def describe_store(store) -> str:
     indices = ", ".join(" ".join(str(i).split()) for i in store.indices)
     if len(indices) > 60:
         indices = indices[:57] + "..."
-    return f"store to {store.buffer.name}[{indices}] ({store.value.ty.dtype})"
+    constant = ", a constant" if isinstance(store.value, prim.FloatImm) else ""
+    return f"store to {store.buffer.name}[{indices}] ({store.value.ty.dtype}){constant}"
 
 
 class _StorePerturbation(KernelOperatorBase):
@@ -77,7 +78,9 @@ class SubEpsilon(_StorePerturbation):
         dtype = value.ty.dtype
         x = tirx.Var("x", dtype)
         floor = tirx.const(max(eps, 2.0 ** subnormal_exp), dtype)
-        relative = prim.Mul(tirx.abs(x), tirx.const(2.0 ** -mantissa, dtype))
+        # |x| as max(x, 0 - x): TVM's C backend has no lowering for fabs
+        magnitude = prim.Max(x, prim.Sub(tirx.const(0.0, dtype), x))
+        relative = prim.Mul(magnitude, tirx.const(2.0 ** -mantissa, dtype))
         return prim.Let(x, value, prim.Sub(x, prim.Max(floor, relative)))
 
 

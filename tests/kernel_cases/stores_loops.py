@@ -19,7 +19,7 @@ def store_sub_epsilon(A: T.Buffer((8,), "float32"), B: T.Buffer((8,), "float32")
                       C: T.Buffer((8,), "int32")):
     for i in range(8):
         x = T.float32()
-        B[i] = T.Let(x - T.max(T.float32(1e-08), T.fabs(x) * T.float32(ULP_1)),
+        B[i] = T.Let(x - T.max(T.float32(1e-08), T.max(x, T.float32(0) - x) * T.float32(ULP_1)),
                      where={x: A[i] * T.float32(2)})
         C[i] = i
 
