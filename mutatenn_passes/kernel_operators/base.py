@@ -32,47 +32,6 @@ COMPUTE_SCOPE = "compute_scope"
 Handler = Callable[[object, tvm_ffi.StructuralMutator], object]
 
 
-class PositiveFloat(float):
-    """Parameter type: a float above zero (`Param.coerce` turns the ValueError into an
-    `OperatorError` when `mutation()` is called, not deep inside a build)."""
-
-    def __new__(cls, value):
-        number = float.__new__(cls, value)
-        if not number > 0:
-            raise ValueError(f"{value!r} is not above zero")
-        return number
-
-
-class NonZeroFloat(float):
-    """Parameter type: a float other than zero."""
-
-    def __new__(cls, value):
-        number = float.__new__(cls, value)
-        if number == 0:
-            raise ValueError("zero")
-        return number
-
-
-class PositiveInt(int):
-    """Parameter type: an integer of at least 1."""
-
-    def __new__(cls, value):
-        number = int.__new__(cls, value)
-        if number < 1:
-            raise ValueError(f"{value!r} is below 1")
-        return number
-
-
-class NonZeroInt(int):
-    """Parameter type: an integer other than zero."""
-
-    def __new__(cls, value):
-        number = int.__new__(cls, value)
-        if number == 0:
-            raise ValueError("zero")
-        return number
-
-
 class SkipSite(Exception):
     """Raised by a site rewrite that cannot keep the function well formed; the message is the
     reason the report gives."""

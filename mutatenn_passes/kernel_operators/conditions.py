@@ -31,8 +31,9 @@ from tvm import s_tir, tirx
 from tvm.ir import prim
 
 from ..registry import OperatorSpec, Param, register
-from .base import (KernelOperatorBase, NonZeroFloat, SiteScan, SkipSite, count_in_kernel,
-                   kernels, map_kernel)
+from .base import (KernelOperatorBase, SiteScan, SkipSite, count_in_kernel, kernels,
+                   map_kernel)
+from .params import NonZeroFloat
 
 CATEGORY = "Conditional Statements"
 

@@ -30,8 +30,8 @@ from tvm import tirx
 from tvm.ir import prim
 
 from ..registry import OperatorSpec, Param, register
-from .base import (KernelOperatorBase, NonZeroInt, PositiveInt, SkipSite, count_in_kernel,
-                   kernels, map_kernel)
+from .base import KernelOperatorBase, SkipSite, count_in_kernel, kernels, map_kernel
+from .params import NonZeroInt, PositiveInt
 
 CATEGORY = "Kernel Variables & Stores"
 THREAD_EXTENT = "thread_extent"

@@ -25,7 +25,8 @@ from tvm import tirx
 from tvm.ir import prim
 
 from ..registry import OperatorSpec, Param, register
-from .base import KernelOperatorBase, PositiveFloat, count_in_kernel, kernels, map_kernel
+from .base import KernelOperatorBase, count_in_kernel, kernels, map_kernel
+from .params import PositiveFloat
 
 CATEGORY = "Kernel Variables & Stores"
 

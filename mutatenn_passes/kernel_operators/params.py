@@ -1,0 +1,43 @@
+"""Parameter types of the kernel operators: `Param.coerce` calls the type on a user's value
+and turns its ValueError into an `OperatorError`, so a bad value fails when `mutation()` is
+called, not deep inside a build."""
+
+
+class PositiveFloat(float):
+    """A float above zero."""
+
+    def __new__(cls, value):
+        number = float.__new__(cls, value)
+        if not number > 0:
+            raise ValueError(f"{value!r} is not above zero")
+        return number
+
+
+class NonZeroFloat(float):
+    """A float other than zero."""
+
+    def __new__(cls, value):
+        number = float.__new__(cls, value)
+        if number == 0:
+            raise ValueError("zero")
+        return number
+
+
+class PositiveInt(int):
+    """An integer of at least 1."""
+
+    def __new__(cls, value):
+        number = int.__new__(cls, value)
+        if number < 1:
+            raise ValueError(f"{value!r} is below 1")
+        return number
+
+
+class NonZeroInt(int):
+    """An integer other than zero."""
+
+    def __new__(cls, value):
+        number = int.__new__(cls, value)
+        if number == 0:
+            raise ValueError("zero")
+        return number
