@@ -209,8 +209,11 @@ def wait_until(predicate, timeout=60.0):
 
 
 def busy_server(farm, pool) -> int:
-    """Index (in the farm) of a server running one of the pool's jobs right now."""
-    address = next(iter(wait_until(pool.running).values()))
+    """Index (in the farm) of a server whose job has just started (so it is surely mid-job
+    for a while)."""
+    before = set(pool.running())
+    fresh = wait_until(lambda: {j: s for j, s in pool.running().items() if j not in before})
+    address = next(iter(fresh.values()))
     return farm.server_ports.index(int(address.rsplit(":", 1)[1]))
 
 

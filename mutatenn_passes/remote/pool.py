@@ -8,9 +8,9 @@ one job at once and all of them work in parallel.
 
 Failover, per job, up to ``tries`` tries (``[rpc] tries``):
 
-* the connection breaks (server killed, machine gone, network cut): if the server is gone
-  from the tracker and its port is closed, it died, and the job is tried again on whichever
-  server the tracker hands out next. If the server is still there, the job itself killed the
+* the connection breaks (server killed, machine gone, network cut): if the server's port
+  stops accepting connections within 1.5 s, it died, and the job is tried again on the next
+  server the tracker hands out. If the server is still there, the job itself killed the
   server's session process (a crash in the generated code): `RemoteCrash`, not retried, since
   every server would crash the same way (and TVM's stock server stops serving after a crashed
   session; `python -m mutatenn_passes.remote.server` does not).
@@ -43,7 +43,7 @@ import numpy as np
 from .config import RemoteConfig
 from .errors import (Attempt, DeviceLost, NoServers, RemoteCrash, RemoteError, RemoteJobError,
                      RemoteTimeout, TrackerUnreachable)
-from .session import SessionFailure, port_open, run_session, shutdown_connections
+from .session import SessionFailure, probe_server, run_session, shutdown_connections
 from .tracker import DeviceKey, TrackerClient
 
 log = logging.getLogger("mutatenn.remote")
@@ -349,16 +349,17 @@ class RemotePool:
         return state["result"]
 
     def _server_alive(self, host: str, port: int) -> bool:
-        """After a broken connection: is the server still there (so the job killed it)?"""
-        time.sleep(0.5)  # let the tracker notice a dead server's closed connection first
-        try:
-            with TrackerClient(self.config.host, self.config.port, timeout=3.0) as client:
-                listed = f"{host}:{port}" in client.devices().get(
-                    self.config.key, DeviceKey(self.config.key)).servers
-        except TrackerUnreachable:
-            return False
-        # TVM's stock server stops serving after a crashed session but keeps its port open
-        return listed or port_open(host, port)
+        """After a broken connection: is the server process still there (so the job killed
+        its session)? Its listening port tells, probed twice over 1.5 s (a killed server's
+        processes may take a moment to go; the tracker may list it for a while yet): a dead
+        server's port refuses connections or does not answer at all, a live server answers,
+        and TVM's stock server, after a crashed session, no longer serves but still accepts
+        connections."""
+        for delay in (0.5, 1.0):
+            time.sleep(delay)
+            if probe_server(host, port) == "closed":
+                return False
+        return True
 
 
 def run_exported(profile, library_path, batch: np.ndarray, **overrides):

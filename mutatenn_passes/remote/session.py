@@ -162,10 +162,31 @@ def _socket_fds() -> list[int]:
         return []
 
 
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether something accepts TCP connections at ``host:port``."""
+RPC_MAGIC, RPC_CODE_MISMATCH = 0xFF271, 0xFF271 + 2
+
+
+def probe_server(host: str, port: int, timeout: float = 1.0) -> str:
+    """``"serving"``, ``"open"`` (accepts connections but does not answer) or ``"closed"``.
+
+    The probe introduces itself as an RPC client with a key no server has, which a serving
+    TVM server answers with "mismatch" and forgets; a bare connect-and-close would make it
+    drop and redo its tracker registration. A stock server that stopped serving after a
+    crashed session still accepts connections into its listen backlog, without answering.
+    """
+    import struct
+
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError:
-        return False
+        return "closed"
+    try:
+        key = b"client:mutatenn-liveness-probe"
+        sock.sendall(struct.pack("<ii", RPC_MAGIC, len(key)) + key)
+        reply = sock.recv(4)
+        if len(reply) == 4 and struct.unpack("<i", reply)[0] == RPC_CODE_MISMATCH:
+            return "serving"
+        return "open"
+    except OSError:
+        return "open"
+    finally:
+        sock.close()
