@@ -39,7 +39,7 @@
 #include <tvm/ffi/rvalue_ref.h>
 #include <tvm/ffi/reflection/registry.h>
 
-#include <algorithm>
+#include <cctype>
 #include <set>
 #include <string>
 #include <vector>
@@ -192,6 +192,37 @@ const NodeType& BufferStoreType() {
 }
 
 /*!
+ * \brief ``store to B[i, j] (float32)``, worded as the Python store operators word it
+ *        (``kernel_operators.stores.describe_store``), so the two list the same stores alike.
+ */
+std::string DescribeStore(const ffi::ObjectRef& store, const std::string& kind) {
+  static const Field store_value("tirx.BufferStore", "value");
+  static const Field store_buffer("tirx.BufferStore", "buffer");
+  static const Field store_indices("tirx.BufferStore", "indices");
+  static const Field var_name("ir.Var", "name");
+  static const NodeType float_imm("ir.FloatImm");
+  std::string indices;
+  for (const ffi::Any& index : store_indices(store).cast<ffi::Array<ffi::Any>>()) {
+    std::string text = CallGlobal("ffi.ReprPrint", index).cast<ffi::String>();
+    std::string collapsed;  // whitespace runs become one space, as Python's " ".join(split())
+    for (char c : text) {
+      if (!std::isspace(static_cast<unsigned char>(c))) {
+        collapsed += c;
+      } else if (!collapsed.empty() && collapsed.back() != ' ') {
+        collapsed += ' ';
+      }
+    }
+    while (!collapsed.empty() && collapsed.back() == ' ') collapsed.pop_back();
+    indices += (indices.empty() ? "" : ", ") + collapsed;
+  }
+  if (indices.size() > 60) indices = indices.substr(0, 57) + "...";
+  std::string buffer = var_name(store_buffer(store).cast<ffi::ObjectRef>()).cast<ffi::String>();
+  // a constant store often round-trips to itself (0.0): say so, it is an equivalent mutant
+  std::string constant = float_imm.Holds(store_value(store)) ? ", a constant" : "";
+  return "store to " + buffer + "[" + indices + "] (" + kind + ")" + constant;
+}
+
+/*!
  * \brief Walk \p func's stores: number the float32 ones, and rewrite those at \p positions
  *        (all of them when \p all is set) that can be rewritten.
  */
@@ -202,7 +233,6 @@ ffi::ObjectRef WalkStores(const ffi::ObjectRef& func, const RoundTripType& targe
   static const Field store_buffer("tirx.BufferStore", "buffer");
   static const Field store_indices("tirx.BufferStore", "indices");
   static const Field stmt_span("tirx.Stmt", "span");
-  static const Field var_name("ir.Var", "name");
   int64_t next = 0;
   std::string target_kind = TargetKindOf(func);
   return KernelWalk::Map(func, BufferStoreType(), [&](const ffi::ObjectRef& store) {
@@ -212,12 +242,8 @@ ffi::ObjectRef WalkStores(const ffi::ObjectRef& func, const RoundTripType& targe
     int64_t position = next++;
     std::string skip = SkipReason(value, target, target_kind);
     if (sites != nullptr) {
-      static const NodeType float_imm("ir.FloatImm");
-      std::string buffer = var_name(store_buffer(store).cast<ffi::ObjectRef>()).cast<ffi::String>();
       std::string kind = ffi::DLDataTypeToString(dtype);
-      // a constant store often round-trips to itself (0.0): say so, it is an equivalent mutant
-      std::string constant = float_imm.Holds(value) ? ", a constant" : "";
-      sites->push_back({kind, "store to " + buffer + " (" + kind + ")" + constant, skip});
+      sites->push_back({kind, DescribeStore(store, kind), skip});
     }
     if (!skip.empty() || !(all || positions.count(position))) return store;
     return CallGlobal("tirx.BufferStore", store_buffer(store), RoundTrip(value, target),
@@ -251,9 +277,9 @@ ffi::Any StoreRoundTrip(const ffi::String& dtype,
   auto pass_func = [target, sites](ffi::RValueRef<ffi::ObjectRef> moved,
                                    ffi::AnyView) -> ffi::ObjectRef {
     static const Field functions("ir.IRModule", "functions");
-    ffi::ObjectRef mod = *std::move(moved);
     static const Field name_hint("ir.GlobalVar", "name_hint");
     static const NodeType prim_func("tirx.PrimFunc");
+    ffi::ObjectRef mod = *std::move(moved);
     ffi::ObjectRef out = CallGlobal("ir.Module_Clone", mod).cast<ffi::ObjectRef>();
     auto funcs = functions(mod).cast<ffi::Map<ffi::ObjectRef, ffi::ObjectRef>>();
     for (const auto& [gvar, func] : funcs) {

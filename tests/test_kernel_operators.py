@@ -358,8 +358,8 @@ def test_site_counts_on_the_default_model(kernels, phase):
 
 def test_native_and_python_number_the_same_stores(kernels):
     for phase, mod in kernels.items():
-        python = [(s.id, s.kind) for s in find_sites("store_sub_epsilon", mod)]
-        native_ = [(s.id, s.kind) for s in find_sites("store_f32_to_i8", mod)]
+        python = [(s.id, s.kind, s.description) for s in find_sites("store_sub_epsilon", mod)]
+        native_ = [(s.id, s.kind, s.description) for s in find_sites("store_f32_to_i8", mod)]
         assert python == native_, phase
 
 

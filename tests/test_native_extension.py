@@ -45,7 +45,7 @@ def test_library_is_where_importlib_finds_mutatenn_passes_operators():
 def test_sites_list_float32_stores_with_skip_reasons():
     sites = _global("mutatenn.ArithTypeSites")
     assert [list(row) for row in sites(ARITH.store, "int8")] == [
-        ["float32", "store to B (float32)", ""]]
+        ["float32", "store to B[i] (float32)", ""]]
     kinds, descriptions, reasons = zip(*[list(row) for row in sites(ARITH.pool_init, "float16")])
     assert kinds == ("float32", "float32") and "constant" in reasons[0] and reasons[1] == ""
     # the same constant fits bfloat16's range: no skip
