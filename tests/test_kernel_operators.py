@@ -356,6 +356,17 @@ def test_site_counts_on_the_default_model(kernels, phase):
     assert counts == SITES[phase]
 
 
+@pytest.mark.parametrize("phase", list(SITES))
+def test_every_site_of_every_operator_keeps_the_model_well_formed(kernels, phase):
+    verify = tvm.s_tir.analysis if phase == "s_tir" else tvm.tirx.analysis
+    for op in KERNEL_OPERATORS:
+        if SITES[phase][op]:
+            pass_ = mutation(op, phase=phase)
+            mutated = pass_(kernels[phase])
+            assert not mutated.same_as(kernels[phase]), op
+            assert verify.verify_well_formed(mutated), op
+
+
 def test_native_and_python_number_the_same_stores(kernels):
     for phase, mod in kernels.items():
         python = [(s.id, s.kind, s.description) for s in find_sites("store_sub_epsilon", mod)]
@@ -437,6 +448,28 @@ def test_cuda_mutants_show_the_mutation_in_the_generated_source(default_model):
                              "conv2d2_kernel")
     assert "((float)((signed char)((v != v) ? 0x0p+0f" in text  # NaN to 0, then saturate
     assert "min(max(v, -0x1p+7f" in text
+
+
+# --- the quantized MobileNet fixture --------------------------------------------------------
+
+#: Sites on mobilenet_v1_0.25_128_quant.tflite for llvm at s_tir (float32 kernels: dequantize,
+#: float convolutions, requantize; the integer stores are no store sites).
+FIXTURE_SITES = _counts(
+    "store_f32_to_f16=146 store_f32_to_i32=146 store_f32_to_i16=146 store_f32_to_i8=146 "
+    "store_f32_to_bf16=146 store_sub_epsilon=146 store_mul_epsilon=146 thread_extent_change=0 "
+    "cond_lt_to_le=20 cond_lt_to_gt=20 cond_threshold=20 cond_le_to_lt=20 cond_gt_to_lt=0 "
+    "cond_gt_to_ge=0 cond_ge_to_gt=0 cond_ne_to_eq=0 cond_eq_to_ne=0 cond_negate=10 "
+    "loop_extent_dec=568 loop_extent_inc=568 loop_min_inc=568")
+
+
+def test_site_counts_and_a_mutant_build_on_the_quantized_fixture(shared_fixtures):
+    model = mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
+    mod = kernel_module(model, TARGET, "s_tir")
+    assert {op: len(find_sites(op, mod)) for op in KERNEL_OPERATORS} == FIXTURE_SITES
+    passes = [mutation("store_f32_to_i8", sites=Sample(4, seed=2)),
+              mutation("cond_le_to_lt", sites=Sample(2, seed=2))]
+    assert mn.build(model, TARGET, tir_passes=passes).executable is not None
+    assert [len(p.report.applied) for p in passes] == [4, 2]
 
 
 # --- the paper's findings -------------------------------------------------------------------
