@@ -6,8 +6,8 @@ server raises in its listening thread and stops serving for good, while its proc
 and its port stays open. Mutation testing produces such crashes on purpose, so a farm of stock
 servers shrinks by one server per crashing mutant.
 
-This launcher runs the same TVM server code in one process, with the session handler replaced
-by a copy that logs the crash and goes back to serving (the only change). It takes the stock
+This launcher runs TVM's own server code in one process, with TVM's session handler wrapped so
+that a crashed session is logged and the server goes back to serving (the only change). It takes the stock
 server's main options::
 
     python -m mutatenn_passes.remote.server --host 0.0.0.0 --port 9090 \\
@@ -21,54 +21,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import sys
 
 
-def _serving(sock, addr, opts, load_library):
-    """`tvm.rpc.server._serving` of TVM 0.27, except that a crashed session is logged."""
-    from tvm.rpc import _ffi_api
+def _tolerant(serving):
+    """Wrap TVM's session handler so a session process killed by its job is logged and the
+    listening loop goes on. The stock handler raises `RuntimeError` for a non-zero exit of the
+    session process before restoring the working directory and closing the socket, so the
+    wrapper does those two things itself."""
     from tvm.rpc import server as srv
-    from tvm.support import utils
 
-    logger = srv.logger
-    logger.info(f"connected from {addr}")
-    work_path = utils.tempdir()
-    old_cwd = os.getcwd()
-    os.chdir(work_path.path)  # Avoiding file name conflict between sessions.
-    logger.info(f"start serving at {work_path.path}")
-
-    server_proc = multiprocessing.Process(target=srv._serve_loop,
-                                          args=(sock, load_library, work_path))
-    server_proc.start()
-    server_proc.join(opts.get("timeout", None))  # Wait until finish or timeout.
-
-    if server_proc.is_alive():
-        logger.info("timeout in RPC session, kill..")
-        _ffi_api.ReturnException(
-            sock.fileno(),
-            f"RPCSessionTimeoutError: Your {opts['timeout']}s session has expired, "
-            f'try to increase the "session_timeout" value.',
-        )
+    def handler(sock, addr, opts, load_library):
+        cwd = os.getcwd()
         try:
-            import psutil
+            serving(sock, addr, opts, load_library)
+        except RuntimeError as exc:
+            srv.logger.warning(f"{exc} (the job crashed its session); serving on")
+            os.chdir(cwd)
+            sock.close()
 
-            for child in psutil.Process(server_proc.pid).children(recursive=True):
-                child.terminate()
-        except ImportError:
-            pass
-        server_proc.terminate()
-        server_proc.join(5)
-    elif server_proc.exitcode != 0:
-        # the stock server raises here, which ends its listening loop for good
-        logger.warning(f"session process {server_proc.pid} died with exit code "
-                       f"{server_proc.exitcode} (the job crashed it); serving on")
-
-    logger.info(f"finish serving {addr}")
-    os.chdir(old_cwd)
-    work_path.remove()
-    sock.close()
+    return handler
 
 
 def serve(host: str, port: int, port_end: int, tracker: str | None, key: str,
@@ -76,7 +49,7 @@ def serve(host: str, port: int, port_end: int, tracker: str | None, key: str,
     """Run the patched server in this process until its listening loop ends."""
     from tvm.rpc import server as srv
 
-    srv._serving = _serving  # `_listen_loop` looks the handler up in its module globals
+    srv._serving = _tolerant(srv._serving)  # `_listen_loop` looks it up in module globals
     tracker_addr = None
     if tracker:
         tracker_host, _, tracker_port = tracker.rpartition(":")
