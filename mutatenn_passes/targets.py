@@ -1,7 +1,7 @@
 """Hardware target profiles: one TOML file per target, found in `targets/` folders.
 
 A profile names a TVM target (as the dict TVM 0.27 expects), the device kind it runs on, and how
-it runs (``runner = "local"`` today). Profiles are searched in ``./targets`` (so a user can drop
+it runs (``runner = "local"``, or ``"rpc"`` through a TVM RPC tracker). Profiles are searched in ``./targets`` (so a user can drop
 a file next to their work), then in the ``targets/`` folder shipped inside the package or in
 the source checkout; a path to a ``.toml`` file works wherever a name does.
 """
@@ -69,8 +69,6 @@ class TargetProfile:
             # never True: Artifact.run would then run it here; the campaign sends it remote
             return False, (f"runs remotely: tracker {self.rpc.get('tracker', '?')}, "
                            f"key {self.rpc.get('key', '?')} (see `mutatenn devices`)")
-        if self.runner != "local":
-            return False, f"runner {self.runner!r} runs on a remote device"
         if self.device == "cuda":
             import tvm
 
@@ -85,7 +83,8 @@ class TargetProfile:
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "target": self.target,
                 "device": self.device, "runner": self.runner,
-                "requires_cpu_features": list(self.requires_cpu_features), "path": self.path}
+                "requires_cpu_features": list(self.requires_cpu_features), "path": self.path,
+                "rpc": dict(self.rpc)}
 
 
 def _find_nvcc() -> str | None:
@@ -140,6 +139,8 @@ def parse_profile(path: Path) -> TargetProfile:
     from .remote.config import validate_rpc_table
 
     runner = str(data.get("runner", "local"))
+    if runner not in ("local", "rpc"):
+        raise TargetError(f"{path}: runner must be 'local' or 'rpc', not {runner!r}")
     rpc = validate_rpc_table(data.get("rpc"), runner, device, str(path))
     profile = TargetProfile(
         name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
