@@ -41,7 +41,9 @@ IF_STMT, IF_CALL, SELECT, WHERE = "IfThenElse", "if_then_else", "Select", "where
 #: The condition holders, in the order the ``kinds`` parameter documents them.
 CONDITION_KINDS = (IF_STMT, IF_CALL, SELECT, WHERE)
 COMPARISONS = (prim.LT, prim.LE, prim.GT, prim.GE, prim.EQ, prim.NE)
+#: Node types that may hold a condition (of calls, only ``if_then_else`` does).
 _HOLDER_TYPES = (tirx.IfThenElse, prim.Select, tvm.ir.Call, s_tir.SBlockRealize)
+
 
 def parse_kinds(text: str) -> frozenset:
     """The holder kinds named by a ``kinds`` parameter value ('all' or a comma list)."""
@@ -211,7 +213,6 @@ def _decides(node) -> bool:
 
 class Negate(KernelOperatorBase):
     """Replace a whole condition ``c`` by ``not c``."""
-
 
     def scan(self, func, params, scan):
         kinds = parse_kinds(params["kinds"])

@@ -63,7 +63,6 @@ def _is_loop_site(loop) -> bool:
 class _LoopBound(KernelOperatorBase):
     """Rewrites the range of ``For`` loops; subclasses say how."""
 
-
     def new_range(self, loop, amount: int):
         raise NotImplementedError
 
@@ -92,6 +91,7 @@ def _check_shrink(loop, amount):
 
 
 class ExtentDec(_LoopBound):
+    """``loop_extent_dec``: the last ``amount`` iterations are dropped."""
 
     def new_range(self, loop, amount):
         _check_shrink(loop, amount)
@@ -99,12 +99,14 @@ class ExtentDec(_LoopBound):
 
 
 class ExtentInc(_LoopBound):
+    """``loop_extent_inc``: ``amount`` iterations run past the end."""
 
     def new_range(self, loop, amount):
         return loop.min, offset(loop.extent, amount)
 
 
 class MinInc(_LoopBound):
+    """``loop_min_inc``: the first ``amount`` iterations are skipped."""
 
     def new_range(self, loop, amount):
         _check_shrink(loop, amount)
@@ -131,7 +133,6 @@ def _launch_symbol(gv, func) -> str:
 
 class ThreadExtentChange(KernelOperatorBase):
     """Changes one launch dimension of a device kernel, in the kernel and at its launch."""
-
 
     def scan(self, func, params, scan):
         delta = params["delta"]

@@ -51,7 +51,6 @@ def describe_store(store) -> str:
 class _StorePerturbation(KernelOperatorBase):
     """Rewrites the value of float stores; subclasses say how."""
 
-
     def perturb(self, value, eps: float, mantissa: int, subnormal_exp: int):
         raise NotImplementedError
 
@@ -74,6 +73,7 @@ class _StorePerturbation(KernelOperatorBase):
 
 
 class SubEpsilon(_StorePerturbation):
+    """``store_sub_epsilon``: x - max(eps, |x| * 2**-p)."""
 
     def perturb(self, value, eps, mantissa, subnormal_exp):
         dtype = value.ty.dtype
@@ -86,6 +86,7 @@ class SubEpsilon(_StorePerturbation):
 
 
 class MulEpsilon(_StorePerturbation):
+    """``store_mul_epsilon``: x * max(1 + eps, 1 + 2**-p)."""
 
     def perturb(self, value, eps, mantissa, subnormal_exp):
         factor = max(1.0 + eps, 1.0 + 2.0 ** -mantissa)
