@@ -9,8 +9,11 @@
    so with several workers they exceed the wall time they fit into.
 2. Runs a naive baseline doing, per mutant, what the MutateNN paper's tool did: import the
    model again, do a full build with the mutation, export the library to disk, load it back,
-   run the images. The naive baseline is sequential and costs ~4x our per-mutant work, so it is
-   measured on a subset of ``--naive`` mutants (spread over the operators) and extrapolated:
+   run the images. It re-imports in the same process (the cheapest way to re-import; a fresh
+   process per mutant would also pay TVM's start-up). It is sequential and costs several
+   times our per-mutant work, so it is measured on a subset of ``--naive`` mutants (spread
+   over the operators; half before our run and half after, so a change in the machine's load
+   biases neither side) and extrapolated:
    naive total = mean naive seconds per mutant x mutants it would build (every mutant with a
    site: it has no equivalence or duplicate detection) + the original builds.
 3. Prints naive/ours for the whole campaign, and a conservative ratio that charges the naive
@@ -106,16 +109,43 @@ def main() -> int:
         changes["workers"] = args.workers
     config = dataclasses.replace(config, **changes)
 
+    from mutatenn_passes.campaign.plan import make_plan
+
+    import os
+
+    load_before = os.getloadavg()
+    print(f"== planning once to pick the naive subset (load average {load_before[0]:.1f})",
+          flush=True)
+    plan = make_plan(config)
+    buildable = [t for t in plan.mutants() if t.needs_build]
+    subset = pick_subset(buildable, args.naive)
+    first, second = subset[:len(subset) // 2], subset[len(subset) // 2:]
+    images = load_campaign_images(config)
+    naive = []
+
+    def run_naive(tasks, when):
+        print(f"== naive baseline, {when}: {len(tasks)} mutant(s) (re-import, full build, "
+              "export + reload library, run; sequential)", flush=True)
+        for task in tasks:
+            times = naive_mutant(task, config, images)
+            naive.append(times)
+            print(f"  {task.label:<60} " + " ".join(f"{k} {v:.1f}" for k, v in times.items()),
+                  flush=True)
+
+    # Half of the naive subset before our run and half after, so that a change in the
+    # machine's load during the benchmark biases neither side.
+    run_naive(first, "before ours")
     print(f"== ours: campaign {config.name!r}, {config.workers} worker(s), output {out}",
           flush=True)
     t0 = time.perf_counter()
     outcome = run_campaign(config, progress=CampaignUI(quiet=True))
     ours_wall = time.perf_counter() - t0
+    run_naive(second, "after ours")
+    load_after = os.getloadavg()
     result = outcome["analysis"]
     secs = outcome["seconds"]
     store = Store(out)
     results = store.results()
-    tasks = store.tasks(store.meta()["plan"])
     store.close()
     built = [r for r in results.values() if r["build_s"] is not None]
     split = {
@@ -135,6 +165,7 @@ def main() -> int:
     n_mutants = len(result["mutants"])
     n_builds = len(built)
     n_originals = len(result["originals"])
+    print("== ours")
     for k, v in split.items():
         print(f"  {k:<52} {v:8.1f} s")
     print(f"  {'total wall':<52} {ours_wall:8.1f} s")
@@ -144,23 +175,6 @@ def main() -> int:
         f"{k}: {'n/a' if v['mutation_score'] is None else format(v['mutation_score'], '.2f')}"
         f" ({v['killed']}/{v['denominator']})"
         for k, v in result["summary"]["category"].items()))
-
-    # -- naive baseline on a subset -------------------------------------------------------
-    from mutatenn_passes.campaign.plan import Task
-
-    buildable = [Task(**{k: v for k, v in t.items()})
-                 for t in tasks if t["kind"] == "mutant" and not t["planned_status"]
-                 and not t["duplicate_of"]]
-    subset = pick_subset(buildable, args.naive)
-    images = load_campaign_images(config)
-    print(f"== naive baseline on {len(subset)} of {len(buildable)} built mutants "
-          "(re-import, full build, export + reload library, run; sequential)", flush=True)
-    naive = []
-    for task in subset:
-        times = naive_mutant(task, config, images)
-        naive.append(times)
-        print(f"  {task.label:<60} " + " ".join(f"{k} {v:.1f}" for k, v in times.items()),
-              flush=True)
     per = statistics.mean(t["total"] for t in naive) if naive else float("nan")
     would_build = sum(1 for m in result["mutants"] if m["status"] != "not_applicable") \
         + n_originals
@@ -180,13 +194,15 @@ def main() -> int:
         "ratio_naive_over_ours": naive_total / ours_wall,
         "ratio_same_builds": naive_same / ours_wall,
         "ours_work_per_build_s": ours_per_build,
+        "load_average_before_after": [load_before[0], load_after[0]],
     }
     print(f"== naive: {per:.1f} s per mutant x {would_build} builds = {naive_total:.0f} s "
           f"(extrapolated from {len(subset)})")
     print(f"   ours: {ours_wall:.0f} s wall, {ours_per_build:.1f} s of work per build")
     print(f"   naive/ours = {figures['ratio_naive_over_ours']:.2f}x "
           f"(charging naive only for our {n_builds} builds: "
-          f"{figures['ratio_same_builds']:.2f}x)")
+          f"{figures['ratio_same_builds']:.2f}x); load average {load_before[0]:.1f} -> "
+          f"{load_after[0]:.1f} on {os.cpu_count()} CPUs")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     if tmp is not None:

@@ -1,7 +1,8 @@
 """The campaign engine: plan, hand tasks to isolated workers, store each result as it arrives.
 
 `run_campaign` validates nothing itself (that is `config.load_config`'s job, done before any
-work): it takes a lock on the output folder, starts the workers (which import the models while
+work): it takes a lock on the output folder, checks that remote (RPC) targets have servers,
+starts the workers (which import the models while
 the campaign plans), plans, records the plan and every decision that needs no build
 (``not_applicable``, ``equivalent``), then feeds the remaining builds to the workers, originals
 first. Each result is committed to the database before the worker gets its next task; a worker
@@ -19,6 +20,8 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -84,27 +87,30 @@ def _log_tail(path: Path, offset: int, lines: int = 25) -> str:
 
 
 class _Worker:
-    """One worker process and the task it is working on."""
+    """One worker process and the task it is working on.
 
-    def __init__(self, wid: int, ctx, log_dir: Path, threads: int):
+    A worker is a fresh interpreter (``python -c`` running `worker.worker_main`), not a fork and
+    not a `multiprocessing` spawn, so it never re-imports the caller's main script; it talks to
+    the campaign over a socket pair wrapped in a `multiprocessing.connection.Connection`. Its
+    stdout and stderr (C++ included) go to ``logs/worker-N.log``.
+    """
+
+    def __init__(self, wid: int, log_dir: Path, threads: int):
         self.wid = wid
         self.log_path = log_dir / f"worker-{wid}.log"
-        parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_entry, args=(child, wid, str(self.log_path),
-                                                            threads),
-                                name=f"mutatenn-worker-{wid}", daemon=True)
-        # A worker forks a child for every run, so it must stay single-threaded: no BLAS
-        # thread pools (read when NumPy loads in the new interpreter).
-        saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
-        os.environ.update(_SINGLE_THREAD_ENV)
-        try:
-            self.proc.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        parent, child = mp.Pipe(duplex=True)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, **_SINGLE_THREAD_ENV, TVM_NUM_THREADS=str(threads))
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        code = ("import sys; from mutatenn_passes.campaign.worker import main_from_fd; "
+                "main_from_fd(*sys.argv[1:])")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(child.fileno()), str(wid),
+                 str(self.log_path), str(threads)],
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, close_fds=True)
         child.close()
         self.conn = parent
         self.task: Task | None = None
@@ -119,6 +125,13 @@ class _Worker:
     def busy(self) -> bool:
         return self.task is not None
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.proc.returncode
+
     def assign(self, task: Task, message: dict) -> None:
         self.task = task
         self.stage = "prepare"
@@ -129,30 +142,31 @@ class _Worker:
             self.log_offset = self.log_path.stat().st_size
         except OSError:
             self.log_offset = 0
-        self.conn.send(("task", message))
+        try:
+            self.conn.send(("task", message))
+        except OSError:
+            pass  # it died already; the campaign loop notices
 
     def kill(self) -> None:
-        if self.proc.is_alive():
+        if self.alive():
             self.proc.kill()
-        self.proc.join(5)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
         self.conn.close()
 
     def stop(self) -> None:
         try:
             self.conn.send(("stop",))
-        except (OSError, BrokenPipeError):
+        except OSError:
             pass
-        self.proc.join(2)
-        if self.proc.is_alive():
+        try:
+            self.proc.wait(3)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.join(2)
+            self.proc.wait(3)
         self.conn.close()
-
-
-def _worker_entry(conn, wid, log_path, threads):
-    from .worker import worker_main
-
-    worker_main(conn, wid, log_path, threads)
 
 
 @dataclass
@@ -221,12 +235,17 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
     out = config.output
     log_dir = out / "logs"
     log_dir.mkdir(exist_ok=True)
-    ctx = mp.get_context("spawn")
+    for profile in _profiles(config):
+        if profile.runner == "rpc":  # before any work: the tracker answers, servers exist
+            from .. import remote
+
+            ui.phase(f"checking remote devices of {profile.name}")
+            remote.check(profile)
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     pool: list[_Worker | None] = [None] * n_workers
 
     def spawn(i: int) -> _Worker:
-        pool[i] = _Worker(i, ctx, log_dir, threads)
+        pool[i] = _Worker(i, log_dir, threads)
         return pool[i]
 
     # Start the workers now: they import the first model while the campaign plans.
@@ -330,7 +349,7 @@ def _execute(config, store: Store, pool, spawn, todo: list[Task], stats: RunStat
     while queue or any(w is not None and w.busy for w in pool):
         for i, w in enumerate(pool):
             if queue and (w is None or not w.busy):
-                if w is None or not w.proc.is_alive():
+                if w is None or not w.alive():
                     if w is not None:
                         w.kill()
                     w = spawn(i)
@@ -343,10 +362,9 @@ def _execute(config, store: Store, pool, spawn, todo: list[Task], stats: RunStat
             continue
         now = time.monotonic()
         wait_for = max(0.05, min(w.deadline - now for w in busy))
-        ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
-                     timeout=min(wait_for, 1.0))
+        ready = wait([w.conn for w in busy], timeout=min(wait_for, 1.0))
         for w in busy:
-            if w.conn in ready or w.proc.sentinel in ready:
+            if w.conn in ready or not w.alive():
                 _drain(w, finish, stats, ui, timeout)
             if w.busy and w.deadline is not None and time.monotonic() > w.deadline:
                 # A last look: the result may have arrived just now.
@@ -390,10 +408,9 @@ def _drain(w: _Worker, finish, stats: RunStats, ui, timeout: float) -> None:
             outputs = result.pop("outputs", None)
             finish(w, status, outputs=outputs, **result)
             return
-    if w.busy and not w.proc.is_alive():
+    if w.busy and not w.alive():
         # Died without a result: a crash in generated code, an abort, the OOM killer.
-        w.proc.join(1)
-        code = w.proc.exitcode
+        code = w.exitcode
         tail = _log_tail(w.log_path, w.log_offset)
         sig = _signal_name(code)
         stage = w.stage

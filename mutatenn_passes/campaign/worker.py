@@ -1,14 +1,15 @@
 """Worker processes: build and run one mutant at a time, isolated from the campaign.
 
-Workers are started with the ``spawn`` method (a fresh interpreter, never a fork of a parent
-that has already run TVM threads or compiled code). A worker receives what it needs as plain
+Workers are fresh interpreters (``python -c``, never a fork of a parent that has already run
+TVM threads or compiled code, and never a re-import of the caller's main script). A worker receives what it needs as plain
 data: the model's file and overrides, the target profile, the image paths and the mutation's
 definition (operator, site indices, parameters). It imports each model once and keeps it, with
 the preprocessed images and the model's Relax side lowered per target, for all the tasks it gets;
 for each task it re-applies the mutation to that cached IR (planning already hashed the result,
 and the worker checks the hash), builds, runs and sends the result back.
 
-Protocol (pickled tuples over a `multiprocessing` pipe), worker to campaign:
+Protocol (pickled tuples over a socket pair wrapped in `multiprocessing.connection`), worker
+to campaign:
 ``("started", key, prepare_s)`` when the task's inputs are ready (the timeout starts here),
 ``("built", key, build_s)`` when the build finished, ``("done", key, result)`` at the end.
 A worker that dies (a segfaulting mutant) or hangs (killed at the timeout) is replaced by the
@@ -214,54 +215,68 @@ def _build(task: dict, model, profile, state: _State, spec: dict):
 def _run(task: dict, art, profile, names, batch, timings: dict):
     """Run ``batch`` on the artifact; (status, error, outputs, latencies, crash info).
 
-    Locally the mutant's code runs in a child forked from this worker just for that run (the
-    worker itself is single-threaded and has never executed generated code, so forking is
-    safe): a mutant that corrupts memory or segfaults takes down only the child, and the
-    worker, with its cached model, stays clean for the next task. Loading the built library
-    into a VM is timed apart (``timings["load_s"]``).
+    The mutant's code runs in a child forked from this worker just for that run (the worker
+    itself is single-threaded and has never executed generated code, so forking is safe): a
+    mutant that corrupts memory or segfaults takes down only the child, and the worker, with
+    its cached model, stays clean for the next task. Remote runs (``runner = "rpc"``) happen
+    in such a child too, so the RPC client's threads never live in the worker. Loading the
+    built library into a VM (or exporting it for a remote device) is timed apart
+    (``timings["load_s"]``).
     """
     if profile.runner == "rpc":
-        import tempfile
-        from pathlib import Path
+        import importlib.util
 
-        try:
-            from .. import remote
-        except ImportError as exc:
-            return "cannot_run_here", f"the remote runner is not available: {exc}", None, \
-                None, {}
-        with tempfile.TemporaryDirectory(prefix="mutatenn-rpc-") as tmp:
-            t0 = time.perf_counter()
-            lib = art.export(Path(tmp) / "model.so")
-            timings["load_s"] = time.perf_counter() - t0
-            try:
-                outputs, latencies = remote.run_exported(profile, lib, batch)
-            except getattr(remote, "DeviceLost", ()) as exc:  # type: ignore[misc]
-                return "device_lost", str(exc), None, None, {}
-        return "ok", "", outputs, latencies, {}
+        if importlib.util.find_spec(f"{__package__.rsplit('.', 1)[0]}.remote") is None:
+            return "cannot_run_here", "the remote runner (mutatenn_passes.remote) is not " \
+                "available", None, None, {}
+        return _run_in_child(lambda: _remote_body(art, profile, batch), timings)
     ok, why = profile.can_run()
     if not ok:
         return "cannot_run_here", why, None, None, {}
-    return _run_in_child(art, batch, timings)
+    return _run_in_child(lambda: _local_body(art, batch), timings)
 
 
-def _run_in_child(art, batch, timings: dict):
+def _local_body(art, batch):
+    t0 = time.perf_counter()
+    art._machine()  # JIT-load (the C target exports with gcc and loads here)
+    load_s = time.perf_counter() - t0
+    outputs, latencies = art.run_array(batch)
+    return ("ok", "", outputs, latencies, load_s)
+
+
+def _remote_body(art, profile, batch):
+    import tempfile
+    from pathlib import Path
+
+    from .. import remote
+
+    with tempfile.TemporaryDirectory(prefix="mutatenn-rpc-") as tmp:
+        t0 = time.perf_counter()
+        lib = remote.export_for_remote(art, Path(tmp))
+        load_s = time.perf_counter() - t0
+        try:
+            outputs, latencies = remote.run_exported(profile, lib, batch)
+        except remote.DeviceLost as exc:
+            return ("device_lost", str(exc), None, None, load_s)
+        except remote.RemoteJobError as exc:  # the mutant failed on the device
+            return ("crashed", f"on the remote device: {exc}", None, None, load_s)
+    return ("ok", "", outputs, latencies, load_s)
+
+
+def _run_in_child(body, timings: dict):
     import pickle
 
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: load, run, report, exit without cleanup
+    if pid == 0:  # the child: run, report, exit without cleanup
         code = 0
         try:
             os.close(read_fd)
             _die_with_parent()
-            t0 = time.perf_counter()
-            art._machine()  # JIT-load (the C target exports with gcc and loads here)
-            load_s = time.perf_counter() - t0
-            outputs, latencies = art.run_array(batch)
-            data = pickle.dumps(("ok", outputs, latencies, load_s))
-        except BaseException as exc:  # a TVM runtime error raised by the mutant's code
+            data = pickle.dumps(body())
+        except BaseException as exc:  # e.g. a TVM runtime error raised by the mutant's code
             data = pickle.dumps(("error", _error_text(exc)))
         try:
             with os.fdopen(write_fd, "wb") as f:
@@ -277,11 +292,12 @@ def _run_in_child(art, batch, timings: dict):
     _, wstatus = os.waitpid(pid, 0)
     if data:
         reply = pickle.loads(data)
-        if reply[0] == "ok":
-            timings["load_s"] = reply[3]
-            return "ok", "", reply[1], reply[2], {}
-        return "crashed", "the mutant's code raised at run time: " + reply[1], None, None, \
-            {"exit_code": 1}
+        if reply[0] == "error":
+            return "crashed", "the mutant's code raised at run time: " + reply[1], None, \
+                None, {"exit_code": 1}
+        status, error, outputs, latencies, load_s = reply
+        timings["load_s"] = load_s
+        return status, error, outputs, latencies, {}
     if os.WIFSIGNALED(wstatus):
         sig = os.WTERMSIG(wstatus)
         try:
@@ -363,6 +379,13 @@ def handle_task(conn, task: dict, state: _State) -> None:
                          "latency_ms": float(latency), "vector": vec})
         result["outputs"] = rows
     conn.send(("done", key, result))
+
+
+def main_from_fd(fd: str, worker_id: str, log_path: str, threads: str) -> None:
+    """Entry point of ``python -c``: the campaign's end of the socket pair is ``fd``."""
+    from multiprocessing.connection import Connection
+
+    worker_main(Connection(int(fd)), int(worker_id), log_path or None, int(threads))
 
 
 def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> None:
