@@ -184,3 +184,48 @@ def test_mutant_keys_follow_their_definition(tmp_path):
                                                 "stop = 3}"))
     adds = [t for t in make_plan(load_config(base)).mutants() if t.operator == "add_to_subtract"]
     assert len(adds) == 1 and adds[0].site_indices == [0, 1, 2]
+
+
+def _outputs(top1s, classes=10, seed=0):
+    import numpy as np
+
+    from mutatenn_passes.artifact import top_k
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, c in enumerate(top1s):
+        v = rng.uniform(0, 0.5, classes).astype(np.float32)
+        v[c] = 1.0
+        rows.append({"image": f"img{i}", "classes": top_k(v, 5),
+                     "scores": [float(v[k]) for k in top_k(v, 5)], "vector": v})
+    return rows
+
+
+def test_analysis_metrics_degenerate_and_statistical_kill(tmp_path):
+    from mutatenn_passes.campaign.analysis import compare, read_image_labels, statistical_kill
+
+    original = _outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])
+    same = compare(_outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 0]), original)
+    assert same["top1_disagreement"] == 0 and not same["killed"] and same["rbo"] == 1
+    assert same["max_abs_diff"] == 0 and same["kendall_tau"] == 1 and not same["degenerate"]
+    collapsed = _outputs([4] * 10, seed=1)  # every image gets class 4: degenerate
+    m = compare(collapsed, original)
+    assert m["degenerate"] and m["killed"] and m["top1_disagreement"] == 0.9
+    assert m["max_abs_diff"] > 0 and m["top1_differs"].count(True) == 9
+    # no labels: the original's top-1 is the reference; 9 of 10 differ -> significant
+    st = statistical_kill(collapsed, original, {})
+    assert st["reference"] == "original top-1" and st["stat_killed"]
+    assert st["p_value"] < 0.001 and st["original_agreement"] == 1
+    one_off = _outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 5], seed=2)
+    st = statistical_kill(one_off, original, {})
+    assert compare(one_off, original)["killed"] and not st["stat_killed"]  # 1 of 10
+    # with reference labels (name,index or name,label lines)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("# image,class\nimg0,1\nimg1.png,two\nimg2,3\n")
+    ref = read_image_labels(str(labels), ["zero", "one", "two"])
+    assert ref == {"img0": 1, "img1": 2, "img2": 3}
+    st = statistical_kill(collapsed, original, ref)
+    assert st["reference"] == "image labels" and st["reference_images"] == 3
+    assert st["original_agreement"] == 1 and st["mutant_agreement"] == 0
+    # an already degenerate original makes no mutant degenerate
+    assert not compare(collapsed, _outputs([4] * 10, seed=3))["degenerate"]
