@@ -107,7 +107,8 @@ def mutation(op_id: str, sites: SiteSelection = "all", *, kernels: str | None = 
 
     ``sites`` is ``"all"``, an index, a list of indices, a ``range`` or ``Sample(n, seed)``.
     Kernel-level operators also take ``kernels`` (a glob over PrimFunc names, applied before
-    indexing) and ``phase`` (one of `KERNEL_PHASES`, where in the TIR pipeline they run).
+    indexing; ``sites`` then indexes the filtered list) and ``phase`` (one of `KERNEL_PHASES`,
+    where in the TIR pipeline they run; default: the operator's ``default_phase``).
     Other keyword arguments are the operator's parameters (`mutatenn operators` lists them).
     """
     spec = get_operator(op_id)
@@ -117,7 +118,7 @@ def mutation(op_id: str, sites: SiteSelection = "all", *, kernels: str | None = 
             raise OperatorError(f"{op_id} is a graph-level operator: 'kernels' and 'phase' "
                                 "apply to kernel-level operators only")
     else:
-        phase = phase or DEFAULT_KERNEL_PHASE
+        phase = phase or spec.default_phase
         if phase not in KERNEL_PHASES:
             raise OperatorError(f"unknown kernel phase {phase!r} (known: "
                                 f"{', '.join(KERNEL_PHASES)})")

@@ -67,6 +67,9 @@ class OperatorSpec:
     from_paper: bool
     implementation: Any = field(compare=False, repr=False)
     params: tuple[Param, ...] = ()
+    #: Kernel level only: the TIR pipeline phase where the operator runs unless told otherwise
+    #: (the phase where its sites exist, e.g. ``lowered`` for GPU launch dimensions).
+    default_phase: str = "s_tir"
 
     def resolve_params(self, given: dict) -> dict:
         """Defaults overlaid with ``given``, coerced; unknown names are an `OperatorError`."""
@@ -84,6 +87,7 @@ class OperatorSpec:
             "id": self.id, "level": self.level, "category": self.category,
             "description": self.description, "finds": self.finds, "rewrites": self.rewrites,
             "from_paper": self.from_paper,
+            **({"default_phase": self.default_phase} if self.level == "kernel" else {}),
             "params": [{"name": p.name, "default": p.default, "type": p.type.__name__,
                         "doc": p.doc, **({"choices": list(p.choices)} if p.choices else {})}
                        for p in self.params],

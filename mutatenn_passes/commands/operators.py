@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         "mutants", help="list the sites each operator finds in a model, without building",
         description="List, without building, every site each selected operator finds in the "
                     "model (graph-level sites in the Relax graph; kernel-level sites in the "
-                    "TIR of the chosen target at the operator's default phase).")
+                    "TIR of the chosen target at each operator's default phase).")
     add_model_arguments(m)
     m.add_argument("--operators", default="all", metavar="IDS|CATEGORY|paper",
                    help="comma-separated operator IDs, category names, or paper/all/graph/"
@@ -55,13 +55,13 @@ def run_mutants(args) -> int:
 
     specs = resolve_operator_names(args.operators)
     model = model_from_args(args)
-    kernels = None
-    if any(s.level == "kernel" for s in specs):
-        with step(f"lowering {model.name} for {args.target}"):
-            kernels = kernel_module(model, args.target)
+    kernels = {}  # phase -> the model's kernels at that phase, lowered once each
+    for phase in sorted({s.default_phase for s in specs if s.level == "kernel"}):
+        with step(f"lowering {model.name} for {args.target} ({phase})"):
+            kernels[phase] = kernel_module(model, args.target, phase)
     result = []
     for spec in specs:
-        mod = model.mod if spec.level == "graph" else kernels
+        mod = model.mod if spec.level == "graph" else kernels[spec.default_phase]
         sites = find_sites(spec.id, mod)
         result.append({"operator": spec.id, "level": spec.level, "category": spec.category,
                        "sites": [s.as_dict() for s in sites]})

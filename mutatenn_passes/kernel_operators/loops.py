@@ -223,5 +223,5 @@ register(OperatorSpec(
     description="a GPU kernel launches delta more (or fewer) blocks or threads in one dimension",
     finds="each thread_extent attribute of a device kernel (CUDA builds, lowered phase only)",
     rewrites="the extent into extent + delta, in the kernel and in the host's launch call",
-    from_paper=True, implementation=ThreadExtentChange(),
+    from_paper=True, implementation=ThreadExtentChange(), default_phase="lowered",
     params=(Param("delta", -1, NonZeroInt, "change of the launch size (nonzero)"),)))
