@@ -40,7 +40,7 @@ def _comparable(result: dict) -> dict:
         return [{k: v for k, v in i.items() if k != "latency_ms"} for i in images]
 
     mutants = [{k: (clean_images(v) if k == "images" else v) for k, v in m.items()
-                if k not in ("build_s", "load_s", "run_s", "artifact", "error")}
+                if k not in ("build_s", "load_s", "run_s", "artifact", "error", "build_mode")}
                | {"error_head": (m["error"] or "")[:40]} for m in result["mutants"]]
     originals = [{k: (clean_images(v) if k == "images" else v) for k, v in o.items()
                   if k not in ("build_s", "run_s")} for o in result["originals"]]
@@ -192,8 +192,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path):
+    """Also checks that incremental builds (the baseline) and full builds (this run) give
+    bit-identical results: the killed campaign builds every mutant in full."""
     _, outcome = baseline
     path = tiny_campaign(tmp_path, operators=OPERATORS)
+    path.write_text(path.read_text().replace("[campaign]", "[campaign]\nincremental = false"))
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "mutatenn_passes", "run", str(path), "-q"],
@@ -228,3 +231,9 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tm
     stats = resumed["stats"]
     assert stats.skipped >= done_before and stats.built <= 6 - done_before
     assert _comparable(resumed["analysis"]) == _comparable(outcome["analysis"])
+    modes = {m["build_mode"].split(" ")[0] for m in resumed["analysis"]["mutants"]
+             if m["status"] == "ok"}
+    assert modes == {"full"}
+    modes = {m["build_mode"].split(" ")[0] for m in outcome["analysis"]["mutants"]
+             if m["status"] == "ok"}
+    assert modes == {"incremental"}

@@ -206,6 +206,7 @@ def analyse(store: Store) -> dict:
             "run_s": res.get("run_s"),
             "ir_verified": None if res.get("ir_verified") is None else bool(res["ir_verified"]),
             "artifact": res.get("artifact") or "", "has_diff": bool(t["diff"]),
+            "build_mode": res.get("build_mode") or "",
             "metrics": None, "killed": False, "stat_killed": False, "p_value": None,
             "images": [],
         }

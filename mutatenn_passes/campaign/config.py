@@ -34,7 +34,8 @@ EMBEDDED = "embedded:default"
 #: How an operator's selected sites become mutants.
 MODES = ("each", "together")
 
-_CAMPAIGN_KEYS = {"name", "output", "seed", "workers", "timeout", "keep_artifacts", "targets"}
+_CAMPAIGN_KEYS = {"name", "output", "seed", "workers", "timeout", "keep_artifacts", "targets",
+                  "incremental"}
 _MODEL_KEYS = {"path", "name", "labels", "preprocess"}
 _IMAGE_KEYS = {"paths", "labels"}
 _OPERATOR_KEYS = {"use", "exclude", "mode", "sites", "sample"}
@@ -42,7 +43,8 @@ _PER_OPERATOR_KEYS = {"mode", "sites", "sample", "kernels", "phase", "params"}
 _TOP_KEYS = {"campaign", "models", "images", "operators"}
 
 DEFAULTS = {"name": "campaign", "output": "mutatenn-campaign", "seed": 0, "workers": 2,
-            "timeout": 300.0, "keep_artifacts": False, "targets": ["llvm-x86-64"],
+            "timeout": 300.0, "keep_artifacts": False, "incremental": True,
+            "targets": ["llvm-x86-64"],
             "use": ["paper"], "mode": "each", "sites": "all", "sample": 0}
 
 
@@ -126,11 +128,13 @@ class CampaignConfig:
     image_labels: str | None
     operators: list[OperatorConfig]
     operator_names: list[str]
+    incremental: bool = True
 
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "output": str(self.output),
                 "seed": self.seed, "workers": self.workers, "timeout": self.timeout,
-                "keep_artifacts": self.keep_artifacts, "targets": list(self.targets),
+                "keep_artifacts": self.keep_artifacts, "incremental": self.incremental,
+                "targets": list(self.targets),
                 "models": [m.as_dict() for m in self.models],
                 "images": self.images, "image_labels": self.image_labels,
                 "operator_names": list(self.operator_names),
@@ -273,6 +277,11 @@ def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = 
         problems.add(("campaign", "keep_artifacts"), f"keep_artifacts must be true or false, "
                                                      f"not {keep!r}")
         keep = False
+    incremental = get("incremental")
+    if not isinstance(incremental, bool):
+        problems.add(("campaign", "incremental"), f"incremental must be true or false, not "
+                                                  f"{incremental!r}")
+        incremental = True
     targets = get("targets")
     if isinstance(targets, str):
         targets = [targets]
@@ -504,7 +513,8 @@ def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = 
         name=name, source=source, text=text, base_dir=base, output=out.resolve(), seed=seed,
         workers=workers, timeout=float(timeout), keep_artifacts=keep, targets=good_targets,
         models=models, images=image_paths, image_labels=image_labels,
-        operators=operators_cfg, operator_names=[s.id for s in selected])
+        operators=operators_cfg, operator_names=[s.id for s in selected],
+        incremental=incremental)
 
 
 def load_config(path: str | Path | None = None) -> CampaignConfig:

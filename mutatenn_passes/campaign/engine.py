@@ -204,7 +204,7 @@ class _Lock:
 def _task_message(task: Task, config: CampaignConfig, keep_root: Path | None) -> dict:
     msg = {"key": task.key, "label": task.label, "model": model_spec(config, task.model_index),
            "target_ref": task.target_ref, "images": config.images, "top_k": 5,
-           "ir_hash": task.ir_hash,
+           "ir_hash": task.ir_hash, "incremental": config.incremental,
            "definition": task.definition() if task.kind == "mutant" else None}
     if keep_root is not None:
         name = f"{task.key[:12]}-{task.operator or 'original'}-{task.target}"

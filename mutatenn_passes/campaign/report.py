@@ -16,7 +16,8 @@ MUTANT_COLUMNS = ("key", "model", "target", "operator", "level", "category", "ph
                   "site_indices", "sites", "status", "killed", "stat_killed", "p_value",
                   "top1_disagreement", "top5_overlap", "rbo", "kendall_tau", "max_abs_diff",
                   "mean_abs_diff", "degenerate", "duplicate_of", "stage", "exit_code",
-                  "signal", "build_s", "load_s", "run_s", "ir_hash", "error", "note")
+                  "signal", "build_s", "load_s", "run_s", "build_mode", "ir_hash", "error",
+                  "note")
 SUMMARY_COLUMNS = ("group_by", "group", "mutants", "ok", "not_applicable", "equivalent",
                    "build_failed", "crashed", "timeout", "cannot_run_here", "device_lost",
                    "killed", "survived", "stat_killed", "denominator", "mutation_score",

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, error TEXT, stage TEXT, exit_code INTEGER,
     signal TEXT, build_s REAL, load_s REAL, run_s REAL, prepare_s REAL, timeout_s REAL, worker INTEGER,
-    ir_verified INTEGER, artifact TEXT, finished_at REAL);
+    ir_verified INTEGER, artifact TEXT, finished_at REAL, build_mode TEXT);
 CREATE TABLE IF NOT EXISTS outputs (
     key TEXT NOT NULL, idx INTEGER NOT NULL, image TEXT, classes TEXT, scores TEXT,
     digest TEXT, latency_ms REAL, vector BLOB, PRIMARY KEY (key, idx));
@@ -74,6 +74,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+        if "build_mode" not in columns:  # a database written before the column existed
+            self.db.execute("ALTER TABLE results ADD COLUMN build_mode TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -126,7 +129,7 @@ class Store:
                exit_code: int | None = None, signal: str = "", build_s: float | None = None,
                load_s: float | None = None, run_s: float | None = None, prepare_s: float | None = None,
                timeout_s: float | None = None, worker: int | None = None,
-               ir_verified: bool | None = None, artifact: str = "",
+               ir_verified: bool | None = None, artifact: str = "", build_mode: str = "",
                outputs: list[dict] | None = None) -> None:
         """Write one finished task and its per-image results atomically."""
         assert status in STATUSES, status
@@ -134,10 +137,12 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("DELETE FROM outputs WHERE key = ?", (key,))
             self.db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO results (key, status, error, stage, exit_code, signal, "
+                "build_s, load_s, run_s, prepare_s, timeout_s, worker, ir_verified, artifact, "
+                "finished_at, build_mode) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (key, status, error, stage, exit_code, signal, build_s, load_s, run_s, prepare_s,
                  timeout_s, worker, None if ir_verified is None else int(ir_verified),
-                 artifact, time.time()))
+                 artifact, time.time(), build_mode))
             for i, out in enumerate(outputs or []):
                 vec = np.ascontiguousarray(out["vector"], dtype=np.float32)
                 self.db.execute(
@@ -149,7 +154,8 @@ class Store:
     def results(self) -> dict[str, dict]:
         cols = ("key", "status", "error", "stage", "exit_code", "signal", "build_s", "load_s",
                 "run_s",
-                "prepare_s", "timeout_s", "worker", "ir_verified", "artifact", "finished_at")
+                "prepare_s", "timeout_s", "worker", "ir_verified", "artifact", "finished_at",
+                "build_mode")
         return {row[0]: dict(zip(cols, row))
                 for row in self.db.execute(f"SELECT {', '.join(cols)} FROM results")}
 

@@ -110,6 +110,7 @@ class _State:
         self.models: dict[str, object] = {}
         self.batches: dict[tuple, object] = {}
         self.lowered: dict[tuple, object] = {}
+        self.originals: dict[tuple, dict] = {}
 
     def model(self, spec: dict):
         key = spec["cache_key"]
@@ -138,6 +139,149 @@ class _State:
             with tvm.transform.PassContext(opt_level=3):
                 self.lowered[key] = lower_relax(model.mod, profile)
         return self.lowered[key]
+
+
+    def original(self, spec: dict, model, profile) -> dict:
+        """The original built for ``profile`` (from the cached lowered Relax module), its
+        S-TIR module and, for incremental builds, its kernel library JIT-compiled here so
+        that every forked run inherits the machine code instead of compiling it again."""
+        key = (spec["cache_key"], profile.name, profile.path)
+        if key not in self.originals:
+            import tvm
+
+            from ..kernel_ir import bind_target, tir_part
+
+            lowered = self.lowered_relax(spec, model, profile)
+            art = compile_lowered(model, profile, lowered)
+            with tvm.transform.PassContext(opt_level=3):
+                s_tir = bind_target(tir_part(lowered), profile)
+            entry = {"art": art, "s_tir": s_tir, "lowered_tir": None, "lib": None,
+                     "relax": lowered}
+            if incremental_possible(profile) and profile.runner == "local":
+                imports = list(art.executable.mod.imports)
+                if len(imports) == 1 and imports[0].kind == "llvm":
+                    lib = imports[0]
+                    names = sorted(gv.name_hint for gv in s_tir.get_global_vars())
+                    if names:
+                        lib.get_function(names[0])  # JIT the whole library now
+                    entry["lib"] = lib
+            self.originals[key] = entry
+        return self.originals[key]
+
+    def lowered_tir(self, entry: dict, profile):
+        """The original's kernels after TVM's TIR lowering (the ``lowered`` phase)."""
+        if entry["lowered_tir"] is None:
+            import tvm
+
+            lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
+            with tvm.transform.PassContext(opt_level=3):
+                entry["lowered_tir"] = lower(entry["s_tir"])
+        return entry["lowered_tir"]
+
+
+def incremental_possible(profile) -> bool:
+    """Incremental builds link new kernels against the original's LLVM CPU library."""
+    return profile.kind == "llvm" and profile.device == "cpu"
+
+
+def _use_incremental(task: dict, profile) -> bool:
+    """Incremental for local LLVM CPU runs only: a library that must be exported (kept
+    artifacts, a remote device) is built in full, since the composed module holds kernels
+    of the same name twice and cannot be linked into one shared library."""
+    return bool(task.get("incremental")) and incremental_possible(profile) \
+        and profile.runner == "local" and not task.get("keep_dir")
+
+
+def _finalize_only_pipeline(target):
+    """A TIR pipeline for kernels already lowered: only host/device finalization."""
+    import tvm
+
+    def factory():
+        _, finalize_host, finalize_device = tvm.tirx.get_default_tir_pipeline(target)
+
+        @tvm.transform.module_pass(opt_level=0, name="mutatenn.AlreadyLowered")
+        def already_lowered(mod, _ctx):
+            return mod
+
+        return already_lowered, finalize_host, finalize_device
+
+    return factory
+
+
+def build_incremental(task: dict, model, profile, entry: dict, state: "_State"):
+    """Build a mutant by compiling only the kernels that differ from the original's.
+
+    The mutation is applied to the same IR the full build would see (the imported Relax
+    module for graph-level operators, then the target's Relax lowering; the original's S-TIR
+    or lowered TIR for kernel-level ones). Every PrimFunc whose name and body equal the
+    original's is taken from the original's library, already compiled; the others go
+    through the rest of TVM's TIR pipeline and code generation, and the Relax VM
+    executable is linked against both (the new kernels are found first). Deterministic
+    mutants give bit-identical outputs to a full build (tested).
+    Returns (artifact, ir_verified, kernels compiled).
+    """
+    import uuid
+
+    import tvm
+    import tvm_ffi
+    from tvm import relax
+    from tvm.relax import vm_build
+    from tvm.tirx import compilation_pipeline
+
+    from ..artifact import Artifact
+    from ..build import BuildRecord, _wrapping_tir_pipeline
+    from ..kernel_ir import bind_target, lower_relax, tir_part
+    from ..mutation import mutation
+
+    d = task["definition"]
+    target = profile.tvm_target()
+    p = mutation(d["operator"], sites=list(d["site_indices"]), kernels=d["kernels"],
+                 phase=d["phase"], **d["params"])
+    record = BuildRecord(relax_input=model.mod)
+    start = time.perf_counter()
+    with tvm.transform.PassContext(opt_level=3):
+        if d["level"] == "graph":
+            mutated = p(model.mod)
+            record.relax_input = mutated
+            relax_mod = lower_relax(mutated, profile)
+            kernels = bind_target(tir_part(relax_mod), profile)
+            base, phase = entry["s_tir"], "s_tir"
+        else:
+            relax_mod = entry["relax"]
+            phase = d["phase"] or "s_tir"
+            base = entry["s_tir"] if phase == "s_tir" else state.lowered_tir(entry, profile)
+            kernels = mutated = p(base)
+        originals = {gv.name_hint: f for gv, f in base.functions_items()}
+        changed = {gv: f for gv, f in kernels.functions_items()
+                   if gv.name_hint not in originals
+                   or not tvm_ffi.structural_equal(f, originals[gv.name_hint])}
+        name = f"mutatenn-incremental-{uuid.uuid4().hex[:10]}"
+        factory = _wrapping_tir_pipeline(target, [], record) if phase == "s_tir" \
+            else _finalize_only_pipeline(target)
+        compilation_pipeline.register_tir_pipeline(name, factory)
+        try:
+            attrs = dict(relax_mod.attrs) if relax_mod.attrs else {}
+            ext_libs = list(attrs.get("external_mods", []))
+            params = dict(attrs.get("const_name_to_constant", {}))
+            builder = relax.ExecBuilder()
+            vm_build._vmcodegen(builder, relax_mod, "bytecode")
+            tir_mod = tvm.IRModule(changed, attrs=kernels.attrs) if changed else None
+            executable = vm_build._vmlink(builder, target, tir_mod=tir_mod,
+                                          tir_pipeline=name, ext_libs=ext_libs + [entry["lib"]],
+                                          params=params)
+        finally:
+            compilation_pipeline.PIPELINE_MAP.pop(name, None)
+    # For dumps: the whole mutated module at the mutation's phase (the pipeline recorded only
+    # the kernels it compiled).
+    record.tir[phase] = kernels
+    verified = None
+    if task.get("ir_hash"):
+        verified = f"{tvm_ffi.structural_hash(mutated):016x}" == task["ir_hash"]
+    art = Artifact(executable=executable, profile=profile, input=model.input,
+                   output=model.output, preprocess=model.preprocess, labels=model.labels,
+                   model_name=model.name, build_seconds=time.perf_counter() - start,
+                   record=record)
+    return art, verified, sorted(gv.name_hint for gv in changed)
 
 
 def compile_lowered(model, profile, lowered, tir_passes=()):
@@ -187,16 +331,29 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _build(task: dict, model, profile, state: _State, spec: dict):
-    """Build the task's original or mutant; returns (artifact, ir_verified)."""
+    """Build the task's original or mutant; returns (artifact, ir_verified, build mode)."""
     import tvm_ffi
 
     from ..build import build
     from ..mutation import mutation
 
     d = task.get("definition")
-    if d is None:  # the original
-        lowered = state.lowered_relax(spec, model, profile)
-        return compile_lowered(model, profile, lowered), None
+    if d is None:  # the original (built while preparing, cached for this worker)
+        return state.original(spec, model, profile)["art"], None, "full"
+    if _use_incremental(task, profile):
+        entry = state.original(spec, model, profile)
+        if entry["lib"] is not None:
+            try:
+                art, verified, compiled = build_incremental(task, model, profile, entry,
+                                                            state)
+                return art, verified, f"incremental ({len(compiled)} kernel(s) compiled: " \
+                    f"{', '.join(compiled[:6])}{', …' if len(compiled) > 6 else ''})"
+            except Exception as exc:  # fall back to the full build, which has the last word
+                fallback = f"full (incremental failed: {_error_text(exc).splitlines()[0]})"
+        else:
+            fallback = "full (the original's library cannot be reused)"
+    else:
+        fallback = "full"
     p = mutation(d["operator"], sites=list(d["site_indices"]), kernels=d["kernels"],
                  phase=d["phase"], **d["params"])
     if d["level"] == "graph":
@@ -209,7 +366,7 @@ def _build(task: dict, model, profile, state: _State, spec: dict):
     verified = None
     if task.get("ir_hash") and mutated is not None:
         verified = f"{tvm_ffi.structural_hash(mutated):016x}" == task["ir_hash"]
-    return art, verified
+    return art, verified, fallback
 
 
 def _run(task: dict, art, profile, names, batch, timings: dict):
@@ -327,6 +484,8 @@ def handle_task(conn, task: dict, state: _State) -> None:
     needs_lowered = task.get("definition") is None or task["definition"]["level"] == "kernel"
     if needs_lowered:
         state.lowered_relax(spec, model, profile)
+    if task.get("definition") is None or _use_incremental(task, profile):
+        state.original(spec, model, profile)  # built once per worker, reused after
     prepare_s = time.perf_counter() - start
     conn.send(("started", key, prepare_s))
     operator = (task.get("definition") or {}).get("operator", "original")
@@ -334,14 +493,16 @@ def handle_task(conn, task: dict, state: _State) -> None:
     _maybe_fault(operator, "build")
     t0 = time.perf_counter()
     try:
-        art, verified = _build(task, model, profile, state, spec)
+        art, verified, build_mode = _build(task, model, profile, state, spec)
     except Exception as exc:
         result.update(status="build_failed", error=_error_text(exc), stage="build",
                       build_s=time.perf_counter() - t0)
         conn.send(("done", key, result))
         return
     build_s = time.perf_counter() - t0
-    result.update(build_s=build_s, ir_verified=verified)
+    if task.get("definition") is None:
+        build_s = art.build_seconds  # compiled while preparing
+    result.update(build_s=build_s, ir_verified=verified, build_mode=build_mode)
     conn.send(("built", key, build_s))
     if task.get("keep_dir"):
         folder = Path(task["keep_dir"])
