@@ -116,7 +116,7 @@ def test_default_campaign_and_init(tmp_path, monkeypatch):
     config = load_config(None)
     assert config.targets == ["llvm-x86-64"]
     assert config.models[0].path is None and config.images is None
-    assert config.operators and all(o.sample == 3 for o in config.operators)
+    assert config.operators and all(o.sample == 5 for o in config.operators)
     from mutatenn_passes.registry import resolve_operator_names
 
     assert [o.id for o in config.operators] == [s.id for s in resolve_operator_names("paper")]
