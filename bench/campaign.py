@@ -85,6 +85,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, help="override the campaign's workers")
     parser.add_argument("--output", help="output folder (default: a fresh temporary one)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--full", action="store_true",
+                        help="ours with incremental = false (a full TVM build per mutant)")
     args = parser.parse_args()
 
     import dataclasses
@@ -107,6 +109,8 @@ def main() -> int:
     changes = {"output": out}
     if args.workers:
         changes["workers"] = args.workers
+    if args.full:
+        changes["incremental"] = False
     config = dataclasses.replace(config, **changes)
 
     from mutatenn_passes.campaign.plan import make_plan
@@ -135,7 +139,8 @@ def main() -> int:
     # Half of the naive subset before our run and half after, so that a change in the
     # machine's load during the benchmark biases neither side.
     run_naive(first, "before ours")
-    print(f"== ours: campaign {config.name!r}, {config.workers} worker(s), output {out}",
+    print(f"== ours: campaign {config.name!r}, {config.workers} worker(s), "
+          f"{'incremental' if config.incremental else 'full'} builds, output {out}",
           flush=True)
     t0 = time.perf_counter()
     outcome = run_campaign(config, progress=CampaignUI(quiet=True))
@@ -183,7 +188,8 @@ def main() -> int:
     ours_per_build = (split["build (sum over workers)"] + split["library load (sum)"]
                       + split["run (sum)"]) / max(1, n_builds)
     figures = {
-        "campaign": config.name, "workers": config.workers, "ours_wall_s": ours_wall,
+        "campaign": config.name, "workers": config.workers, "incremental": config.incremental,
+        "ours_wall_s": ours_wall,
         "split_s": split, "statuses": statuses, "mutants": n_mutants, "builds": n_builds,
         "category_scores": {k: v["mutation_score"]
                             for k, v in result["summary"]["category"].items()},
