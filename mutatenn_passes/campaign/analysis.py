@@ -19,8 +19,11 @@ Mutation score = killed / (mutants − equivalent − not_applicable − not ass
 assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs to compare on this
 machine). ``score_with_failures`` also counts ``build_failed``, ``crashed`` and ``timeout``
 mutants as killed (detected by the compiler or at run time), as Mull and PIT do. Scores are
-given per operator, category, model, target, and overall. Cross-target: the original on each
-target against the original on every other, and each mutant (same definition) across targets.
+given per operator, category, model, target, and overall. Cross-target (the paper's device
+evaluation, see `_cross_target`): the original on each target against the original on every
+other, and each mutant (same definition) across targets — top-1 disagreement, RBO, Kendall's
+tau — and a list of only the pairs that differ (top-1, or max |output difference| above
+``CROSS_TOLERANCE``), the unmutated models' first.
 """
 
 from __future__ import annotations
@@ -262,19 +265,81 @@ def analyse(store: Store) -> dict:
     }
 
 
+# Outputs of two targets "differ" beyond floating-point noise when their max |difference| is
+# above this (absolute, on the model's output vector; bit-identical outputs are 0).
+CROSS_TOLERANCE = 1e-5
+
+
+def _pair_metrics(oa: list[dict], ob: list[dict]) -> dict:
+    """The same program (original or one mutant) on target A (``oa``) vs target B (``ob``)."""
+    m = compare(ob, oa)
+    if not m:
+        return {}
+    n = m["images"]
+    identical = all(a["digest"] == b["digest"] for a, b in zip(oa[:n], ob[:n]))
+    max_d = m["max_abs_diff"]
+    finite = not m["nonfinite_outputs"] and all(np.all(np.isfinite(a["vector"]))
+                                                for a in oa[:n])
+    output_differs = not identical and (max_d is None or not finite
+                                        or max_d > CROSS_TOLERANCE)
+    top1_images = [a["image"] for a, d in zip(oa[:n], m["top1_differs"]) if d]
+    reasons = (["top-1"] if top1_images else []) + (["output"] if output_differs else [])
+    return {"images": n, "top1_disagreement": m["top1_disagreement"], "rbo": m["rbo"],
+            "kendall_tau": m["kendall_tau"], "max_abs_diff": max_d,
+            "mean_abs_diff": m["mean_abs_diff"], "bitwise_identical": identical,
+            "top1_differs_images": top1_images, "differs": bool(reasons),
+            "reason": "+".join(reasons)}
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def _cross_target(original_rows, originals, rows, outputs) -> dict:
+    """The paper's device evaluation: the same program compared across targets.
+
+    * ``originals``: per model and target pair, the unmutated model on A vs on B;
+    * ``mutants``: per mutant built for several targets, its status/killed per target and the
+      pairwise comparison of its outputs (mutant on A vs the same mutant on B);
+    * ``pairwise``: per model and target pair, the original's metrics and the mean over the
+      mutants compared (top-1 disagreement, RBO p=0.9, Kendall's tau);
+    * ``matrices``: per model, targets x targets of the original's top-1 disagreement and the
+      mean over mutants (for the report's heatmap);
+    * ``discrepancies``: only the (model, original-or-mutant, A, B) pairs that differ (some
+      image's top-1, or max |output difference| > ``tolerance``), unmutated models first.
+    """
+    names_by_index = {}
+    target_order = []
+    for (mi, t) in originals:
+        if t not in target_order:
+            target_order.append(t)
+    for r in rows:
+        if r["target"] not in target_order:
+            target_order.append(r["target"])
+    order = {t: i for i, t in enumerate(target_order)}
+    # model index -> name (original rows are in plan order, like ``originals``)
+    for (mi, t), row in zip(originals, original_rows):
+        names_by_index.setdefault(mi, row["model"])
+
+    def ordered(a, b):
+        return (a, b) if order.get(a, 0) <= order.get(b, 0) else (b, a)
+
     pairs = []
-    for (ma, ta), (mb, tb) in combinations(sorted(originals), 2):
-        if ma != mb:
-            continue
-        a, b = originals[(ma, ta)], originals[(mb, tb)]
-        if not a or not b:
-            continue
-        m = compare(b, a)
-        pairs.append({"model_index": ma, "target_a": ta, "target_b": tb,
-                      "top1_disagreement": m["top1_disagreement"],
-                      "rbo": m["rbo"], "max_abs_diff": m["max_abs_diff"],
-                      "mean_abs_diff": m["mean_abs_diff"]})
+    by_model = defaultdict(list)
+    for (mi, t) in originals:
+        by_model[mi].append(t)
+    for mi, targets in by_model.items():
+        targets = sorted(targets, key=lambda t: order.get(t, 0))
+        for ta, tb in combinations(targets, 2):
+            a, b = originals[(mi, ta)], originals[(mi, tb)]
+            if not a or not b:
+                continue
+            m = _pair_metrics(a, b)
+            if m:
+                pairs.append({"model_index": mi, "model": names_by_index.get(mi, str(mi)),
+                              "target_a": ta, "target_b": tb, **m})
+
     groups = defaultdict(list)
     for r in rows:
         groups[r["group"]].append(r)
@@ -282,8 +347,10 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
     for group, members in groups.items():
         if len({r["target"] for r in members}) < 2:
             continue
+        members = sorted(members, key=lambda r: order.get(r["target"], 0))
         entry = {"group": group, "operator": members[0]["operator"],
                  "model": members[0]["model"], "site_indices": members[0]["site_indices"],
+                 "keys": {r["target"]: r["key"] for r in members},
                  "statuses": {r["target"]: r["status"] for r in members},
                  "killed": {r["target"]: r["killed"] for r in members},
                  "pairs": []}
@@ -291,13 +358,76 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
             if a["status"] == "ok" and b["status"] == "ok":
                 oa = outputs(a["duplicate_of"] or a["key"])
                 ob = outputs(b["duplicate_of"] or b["key"])
-                m = compare(ob, oa)
+                m = _pair_metrics(oa, ob)
                 if m:
                     entry["pairs"].append({"target_a": a["target"], "target_b": b["target"],
-                                           "top1_disagreement": m["top1_disagreement"],
-                                           "max_abs_diff": m["max_abs_diff"]})
+                                           **m})
         entry["target_dependent"] = len(set(entry["killed"].values())) > 1 or \
             len(set(entry["statuses"].values())) > 1
         mutants.append(entry)
-    return {"originals": pairs, "mutants": mutants,
+
+    pairwise = []
+    for mi, targets in by_model.items():
+        name = names_by_index.get(mi, str(mi))
+        targets = sorted(targets, key=lambda t: order.get(t, 0))
+        for ta, tb in combinations(targets, 2):
+            orig = next((p for p in pairs if p["model_index"] == mi and p["target_a"] == ta
+                         and p["target_b"] == tb), None)
+            mp = [p for e in mutants if e["model"] == name for p in e["pairs"]
+                  if {p["target_a"], p["target_b"]} == {ta, tb}]
+            pairwise.append({
+                "model": name, "target_a": ta, "target_b": tb,
+                "original_compared": orig is not None,
+                "original_top1_disagreement": orig and orig["top1_disagreement"],
+                "original_rbo": orig and orig["rbo"],
+                "original_kendall_tau": orig and orig["kendall_tau"],
+                "original_max_abs_diff": orig and orig["max_abs_diff"],
+                "original_differs": bool(orig and orig["differs"]),
+                "mutants_compared": len(mp),
+                "mutants_differing": sum(1 for p in mp if p["differs"]),
+                "mutants_top1_differing": sum(1 for p in mp if p["top1_differs_images"]),
+                "mean_top1_disagreement": _mean([p["top1_disagreement"] for p in mp]),
+                "mean_rbo": _mean([p["rbo"] for p in mp]),
+                "mean_kendall_tau": _mean([p["kendall_tau"] for p in mp]),
+            })
+
+    matrices = []
+    for mi, targets in by_model.items():
+        name = names_by_index.get(mi, str(mi))
+        targets = sorted(targets, key=lambda t: order.get(t, 0))
+        n = len(targets)
+        orig = [[0.0 if i == j else None for j in range(n)] for i in range(n)]
+        mean = [[None] * n for _ in range(n)]
+        for p in pairwise:
+            if p["model"] != name:
+                continue
+            i, j = targets.index(p["target_a"]), targets.index(p["target_b"])
+            orig[i][j] = orig[j][i] = p["original_top1_disagreement"]
+            mean[i][j] = mean[j][i] = p["mean_top1_disagreement"]
+        matrices.append({"model": name, "targets": targets, "original": orig,
+                         "mutants_mean": mean})
+
+    discrepancies = []
+    for p in pairs:
+        if p["differs"]:
+            discrepancies.append({"kind": "original", "model": p["model"],
+                                  "operator": "", "site_indices": [], "key": "",
+                                  **{k: v for k, v in p.items()
+                                     if k not in ("model_index", "model")}})
+    for e in mutants:
+        for p in e["pairs"]:
+            if p["differs"]:
+                discrepancies.append({"kind": "mutant", "model": e["model"],
+                                      "operator": e["operator"],
+                                      "site_indices": e["site_indices"],
+                                      "key": e["keys"].get(p["target_a"], ""), **p})
+    discrepancies.sort(key=lambda d: (d["kind"] != "original",
+                                      -(d["top1_disagreement"] or 0),
+                                      -(math.inf if d["max_abs_diff"] is None
+                                        else d["max_abs_diff"])))
+    return {"tolerance": CROSS_TOLERANCE, "targets": target_order, "originals": pairs,
+            "mutants": mutants, "pairwise": pairwise, "matrices": matrices,
+            "discrepancies": discrepancies,
+            "original_discrepancies": sum(1 for d in discrepancies
+                                          if d["kind"] == "original"),
             "target_dependent": sum(1 for m in mutants if m["target_dependent"])}

@@ -18,6 +18,10 @@ MUTANT_COLUMNS = ("key", "model", "target", "operator", "level", "category", "ph
                   "mean_abs_diff", "degenerate", "duplicate_of", "stage", "exit_code",
                   "signal", "build_s", "load_s", "run_s", "build_mode", "ir_hash", "error",
                   "note")
+CROSS_COLUMNS = ("kind", "model", "operator", "site_indices", "key", "target_a", "target_b",
+                 "differs", "reason", "images", "top1_disagreement", "rbo", "kendall_tau",
+                 "max_abs_diff", "mean_abs_diff", "bitwise_identical",
+                 "top1_differs_images")
 SUMMARY_COLUMNS = ("group_by", "group", "mutants", "ok", "not_applicable", "equivalent",
                    "build_failed", "crashed", "timeout", "cannot_run_here", "device_lost",
                    "killed", "survived", "stat_killed", "denominator", "mutation_score",
@@ -71,10 +75,38 @@ def write_reports(store: Store, folder: str | Path) -> dict:
         for group_by in ("operator", "category", "model", "target"):
             for name, s in result["summary"][group_by].items():
                 w.writerow({"group_by": group_by, "group": name, **_blank(s)})
+    write_cross_target_csv(result["cross_target"], folder / "cross_target.csv")
     diffs = {t["key"]: t["diff"] for t in store.tasks(store.meta().get("plan", []))
              if t["kind"] == "mutant" and t["diff"]}
     (folder / "report.html").write_text(render_html(result, diffs), encoding="utf-8")
     return result
+
+
+def cross_target_rows(cross: dict) -> list[dict]:
+    """Every cross-target pair, originals first then mutants (``differs`` marks the
+    discrepancies)."""
+    rows = []
+    for p in cross["originals"]:
+        rows.append({"kind": "original", "operator": "", "site_indices": [], "key": "", **p})
+    for e in cross["mutants"]:
+        for p in e["pairs"]:
+            rows.append({"kind": "mutant", "model": e["model"], "operator": e["operator"],
+                         "site_indices": e["site_indices"],
+                         "key": e["keys"].get(p["target_a"], ""), **p})
+    return rows
+
+
+def write_cross_target_csv(cross: dict, path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CROSS_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in cross_target_rows(cross):
+            row = dict(r)
+            row["site_indices"] = " ".join(map(str, r["site_indices"]))
+            row["top1_differs_images"] = " ".join(r.get("top1_differs_images") or [])
+            for c in ("differs", "bitwise_identical"):
+                row[c] = int(bool(r.get(c)))
+            w.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in CROSS_COLUMNS})
 
 
 def _blank(s: dict) -> dict:
@@ -306,28 +338,120 @@ def _originals(result) -> str:
                    f"{_e(o['status'])}</td><td class='num'>{_fmt(o['build_s'])}</td>"
                    f"<td>{_e(top1)}</td><td class='num'>{_fmt(o['accuracy'])}</td></tr>")
     out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _cross_heatmap(matrix: dict) -> str:
+    targets = matrix["targets"]
+    out = [f"<table class='hm cross-hm' data-model='{_e(matrix['model'])}'><thead><tr>"
+           f"<th>{_e(matrix['model'])}: A \\ B</th>"]
+    out += [f"<th>{_e(t)}</th>" for t in targets]
+    out.append("</tr></thead><tbody>")
+    for i, ta in enumerate(targets):
+        out.append(f"<tr><th style='text-align:left'>{_e(ta)}</th>")
+        for j, tb in enumerate(targets):
+            v = matrix["original"][i][j]
+            mv = matrix["mutants_mean"][i][j]
+            if i == j:
+                out.append("<td class='muted'>—</td>")
+            elif v is None:
+                out.append("<td class='muted' title='original not compared (no outputs on "
+                           "one of the targets)'>n/a</td>")
+            else:
+                sub = "" if mv is None else f"<br><span class='muted'>mutants {mv:.2f}</span>"
+                out.append(f"<td style='background:{_color(v)}' data-v='{v:.4f}' "
+                           f"title='{_e(ta)} vs {_e(tb)}'>{v:.2f}{sub}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _pair_table(rows, mutant: bool, table_id: str) -> str:
+    cols = ([("operator", "operator"), ("sites", "sites")] if mutant else []) + [
+        ("model", "model"), ("target_a", "target A"), ("target_b", "target B"),
+        ("reason", "differs in"), ("top1_disagreement", "top-1 disagr."), ("rbo", "RBO"),
+        ("kendall_tau", "Kendall τ"), ("max_abs_diff", "max |Δ|"),
+        ("mean_abs_diff", "mean |Δ|"), ("top1_differs_images", "images with other top-1")]
+    out = [f"<table id='{table_id}' class='sortable'><thead><tr>"]
+    out += [f"<th data-col='{c}'>{_e(label)}</th>" for c, label in cols]
+    out.append("</tr></thead><tbody>")
+    for r in rows:
+        out.append(f"<tr data-kind='{_e(r['kind'])}'>")
+        for c, _ in cols:
+            if c == "sites":
+                v = ",".join(map(str, r["site_indices"]))
+                out.append(f"<td>{_e(v)}</td>")
+            elif c == "top1_differs_images":
+                out.append(f"<td>{_e(', '.join(r.get(c) or []))}</td>")
+            elif c == "operator" and r.get("key"):
+                out.append(f"<td><a href='#diff-{_e(r['key'])}'>{_e(r['operator'])}</a></td>")
+            else:
+                v = r.get(c)
+                num = isinstance(v, (int, float)) and not isinstance(v, bool)
+                out.append(f"<td class='{'num' if num else ''}' "
+                           f"data-v='{_e('' if v is None else v)}'>{_e(_fmt(v))}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _cross_target_section(result) -> str:
     cross = result["cross_target"]
-    if cross["originals"]:
-        out.append("<h3>Original across targets</h3><table><thead><tr><th>target A</th>"
-                   "<th>target B</th><th>top-1 disagreement</th><th>RBO</th>"
-                   "<th>max |Δ|</th></tr></thead><tbody>")
-        for p in cross["originals"]:
-            out.append(f"<tr><td>{_e(p['target_a'])}</td><td>{_e(p['target_b'])}</td>"
-                       f"<td class='num'>{_fmt(p['top1_disagreement'])}</td>"
-                       f"<td class='num'>{_fmt(p['rbo'])}</td>"
-                       f"<td class='num'>{_fmt(p['max_abs_diff'])}</td></tr>")
-        out.append("</tbody></table>")
-    if cross["mutants"]:
-        out.append(f"<h3>Mutants across targets</h3><p>{cross['target_dependent']} of "
-                   f"{len(cross['mutants'])} mutants built for several targets have a "
-                   "target-dependent outcome.</p><table><thead><tr><th>operator</th>"
-                   "<th>sites</th><th>status per target</th><th>killed per target</th>"
-                   "</tr></thead><tbody>")
-        for m in cross["mutants"]:
+    if len(cross.get("targets", [])) < 2:
+        return ("<p class='muted'>One target only: run the campaign with several targets to "
+                "compare them.</p>")
+    tol = cross["tolerance"]
+    out = ["<p class='muted'>The same program on two targets: the unmutated model on A vs on "
+           "B, and each mutant on A vs the same mutant on B (the paper's device evaluation). "
+           "Top-1 disagreement = share of images with another top-1 class; RBO (p = 0.9) and "
+           "Kendall's τ of the top-5 rankings. A pair <i>differs</i> when some image's top-1 "
+           f"differs or the outputs' max |Δ| exceeds {tol:g} (absolute).</p>"]
+    out.append("<h3>Top-1 disagreement, targets × targets</h3><div class='cards'>")
+    for m in cross["matrices"]:
+        out.append(f"<div style='display:inline-block;margin:0 1em 1em 0;vertical-align:top'>"
+                   f"{_cross_heatmap(m)}</div>")
+    out.append("</div><p class='muted'>Cell: the original's top-1 disagreement between the "
+               "row's and the column's target; below it, the mean over the mutants compared "
+               "on both.</p>")
+    out.append("<h3>Pairwise summary</h3><table class='sortable'><thead><tr><th>model</th>"
+               "<th>target A</th><th>target B</th><th>original top-1 disagr.</th>"
+               "<th>original RBO</th><th>original τ</th><th>original max |Δ|</th>"
+               "<th>mutants compared</th><th>mutants differing</th>"
+               "<th>mean top-1 disagr.</th><th>mean RBO</th><th>mean τ</th></tr></thead>"
+               "<tbody>")
+    for p in cross["pairwise"]:
+        vals = (p["original_top1_disagreement"], p["original_rbo"],
+                p["original_kendall_tau"], p["original_max_abs_diff"],
+                p["mutants_compared"], p["mutants_differing"], p["mean_top1_disagreement"],
+                p["mean_rbo"], p["mean_kendall_tau"])
+        out.append(f"<tr><td>{_e(p['model'])}</td><td>{_e(p['target_a'])}</td>"
+                   f"<td>{_e(p['target_b'])}</td>"
+                   + "".join(f"<td class='num' data-v='{_e('' if v is None else v)}'>"
+                             f"{_e(_fmt(v))}</td>" for v in vals) + "</tr>")
+    out.append("</tbody></table>")
+    orig = [d for d in cross["discrepancies"] if d["kind"] == "original"]
+    mut = [d for d in cross["discrepancies"] if d["kind"] == "mutant"]
+    out.append(f"<h3>Unmutated models: discrepancies ({len(orig)})</h3>")
+    out.append("<p class='muted'>A difference here is a compiler or numerics discrepancy "
+               "between the targets, before any mutation.</p>")
+    out.append(_pair_table(orig, False, "cross-originals") if orig else
+               "<p>none: the original gives the same outputs (within the tolerance) on "
+               "every pair of targets compared.</p>")
+    out.append(f"<h3>Mutants: discrepancies ({len(mut)})</h3>")
+    out.append(_pair_table(mut, True, "cross-mutants") if mut else
+               "<p>none: every mutant compared gives the same outputs on every pair of "
+               "targets.</p>")
+    dep = [m for m in cross["mutants"] if m["target_dependent"]]
+    out.append(f"<p>{len(dep)} of {len(cross['mutants'])} mutants built for several targets "
+               "have a target-dependent status or kill.</p>")
+    if dep:
+        out.append("<table><thead><tr><th>operator</th><th>sites</th><th>status per target"
+                   "</th><th>killed per target</th></tr></thead><tbody>")
+        for m in dep:
             out.append(f"<tr><td>{_e(m['operator'])}</td>"
                        f"<td>{_e(','.join(map(str, m['site_indices'])))}</td>"
-                       f"<td>{_e(', '.join(f'{k}: {v}' for k, v in m['statuses'].items()))}</td>"
-                       f"<td>{_e(', '.join(f'{k}: {v}' for k, v in m['killed'].items()))}"
+                       f"<td>{_e(', '.join(f'{k}: {v}' for k, v in m['statuses'].items()))}"
+                       f"</td><td>{_e(', '.join(f'{k}: {v}' for k, v in m['killed'].items()))}"
                        "</td></tr>")
         out.append("</tbody></table>")
     return "".join(out)
@@ -364,6 +488,7 @@ def render_html(result: dict, diffs: dict) -> str:
         "<h2>Mutants</h2><p class='muted'>Click a column header to sort.</p>",
         _mutants_table(result, diffs),
         "<h2>Originals</h2>", _originals(result),
+        "<h2 id='cross-target'>Cross-target comparison</h2>", _cross_target_section(result),
         "<h2>IR diffs (mutated functions only)</h2>", _diffs(result, diffs),
         "<h2>Campaign</h2>",
         f"<p>Models: {_e(', '.join(m['name'] for m in c['models']))}; images: "
