@@ -101,9 +101,11 @@ class _Worker:
         parent, child = mp.Pipe(duplex=True)
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, **_SINGLE_THREAD_ENV, TVM_NUM_THREADS=str(threads))
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-        code = ("import sys; from mutatenn_passes.campaign.worker import main_from_fd; "
+        # The worker must import this very package: `python -c` puts the working directory
+        # first on sys.path, and a source checkout there (without the built C++ extension)
+        # would otherwise shadow the installed mutatenn.
+        code = (f"import sys; sys.path.insert(0, {package_root!r}); "
+                "from mutatenn_passes.campaign.worker import main_from_fd; "
                 "main_from_fd(*sys.argv[1:])")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
