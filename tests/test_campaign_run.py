@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+import mutatenn_passes as mn
 from mutatenn_passes.campaign.config import load_config
 from mutatenn_passes.campaign.engine import run_campaign
 from mutatenn_passes.campaign.progress import CampaignUI
 from mutatenn_passes.campaign.testing import tiny_campaign
 from mutatenn_passes.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+#: Where the mutatenn under test lives (the installed one in CI, the checkout in development).
+ROOT = Path(mn.__file__).resolve().parents[1]
 
 # Deterministic mutants only (graph level, and a kernel store rewrite that stays in bounds),
 # so two runs must agree bit for bit; plus one equivalent and one not-applicable mutant.
