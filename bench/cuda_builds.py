@@ -11,6 +11,10 @@ no GPU on this machine, running is refused and each built mutant is recorded
 ``cannot_run_here`` (its build time is kept). A mutant whose CUDA build fails is
 ``build_failed``. Prints one line per mutant (operator, sites, status, build seconds) and the
 counts built OK / failed / not applicable / equivalent.
+
+TVM shortens long error messages ("(... N lines skipped ...)"), so the campaign's recorded
+error of a failed build may not name the cause; ``--explain`` rebuilds each failed mutant once
+in this process and prints the first line of TVM's own message (the cause).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--output", default=None)
+    ap.add_argument("--explain", action="store_true",
+                    help="rebuild each failed mutant here and print the cause TVM gives")
     args = ap.parse_args(argv)
 
     from mutatenn_passes.campaign.config import parse_config
@@ -96,8 +102,41 @@ def main(argv=None) -> int:
           f"{counts.get('not_applicable', 0)}; equivalent: {counts.get('equivalent', 0)}")
     if built:
         print(f"build seconds: sum {total_build:.0f} s, mean {total_build / len(built):.1f} s "
-              f"per mutant; campaign wall time {wall:.0f} s with {args.workers} workers")
+              f"per mutant (recorded); this run's wall time {wall:.0f} s with {args.workers} "
+              f"workers{' (planning + resumed: nothing left to build)' if not outcome['stats'].total - outcome['stats'].skipped else ''}")
+    if args.explain and counts.get("build_failed"):
+        explain(config, output, result)
     return 0 if failed == 0 else 3
+
+
+def explain(config, output: Path, result: dict) -> None:
+    from mutatenn_passes.build import BuildError, build
+    from mutatenn_passes.campaign.plan import load_campaign_model
+    from mutatenn_passes.campaign.store import Store
+    from mutatenn_passes.mutation import mutation
+
+    store = Store(output, create=False)
+    try:
+        tasks = {t["key"]: t for t in store.tasks()}
+    finally:
+        store.close()
+    model = load_campaign_model(config.models[0])
+    print("\ncauses of the failed builds (rebuilt here):")
+    for m in result["mutants"]:
+        if m["status"] != "build_failed":
+            continue
+        t = tasks[m["key"]]
+        p = mutation(t["operator"], sites=t["site_indices"], kernels=t["kernels"],
+                     phase=t["phase"] or None, **(t["params"] or {}))
+        try:
+            build(model, m["target"], relax_passes=[p] if t["level"] == "graph" else (),
+                  tir_passes=[p] if t["level"] == "kernel" else ())
+            cause = "built this time (nondeterministic failure?)"
+        except BuildError as exc:
+            text = str(exc.__cause__ or exc)
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            cause = lines[0][:160] if lines else type(exc).__name__
+        print(f"  {m['operator']:30} {cause}")
 
 
 if __name__ == "__main__":
