@@ -17,7 +17,7 @@ from mutatenn_passes.campaign.testing import tiny_campaign
 LOCAL = ["llvm-x86-64", "llvm-avx2", "c"]
 
 
-def test_cross_target_comparison(tmp_path):
+def test_cross_target_comparison(tmp_path, monkeypatch):
     from mutatenn_passes.targets import get_profile
 
     for name in LOCAL:
@@ -101,3 +101,25 @@ def test_cross_target_comparison(tmp_path):
         assert f"<th>{t}</th>" in page
     for ref in ("src='http", 'src="http', "<link", "@import"):
         assert ref not in page
+
+    # with a zero tolerance (bit-exact), the list holds exactly the pairs that are not
+    # bit-identical (llvm-avx2 contracts to FMA: ~1e-8 differences), originals first
+    from mutatenn_passes.campaign import analysis
+    from mutatenn_passes.campaign.report import regenerate
+
+    monkeypatch.setattr(analysis, "CROSS_TOLERANCE", 0.0)
+    strict = regenerate(out)["cross_target"]
+    assert strict["tolerance"] == 0.0
+    every = [p for p in strict["originals"]] + [p for e in strict["mutants"] for p in e["pairs"]]
+    not_identical = [p for p in every if not p["bitwise_identical"]]
+    assert len(strict["discrepancies"]) == len(not_identical)
+    assert all(not d["bitwise_identical"] for d in strict["discrepancies"])
+    orig = [d for d in strict["discrepancies"] if d["kind"] == "original"]
+    assert strict["original_discrepancies"] == len(orig)
+    assert [d["kind"] for d in strict["discrepancies"]][:len(orig)] == ["original"] * len(orig)
+    for d in orig:
+        assert "output" in d["reason"] and d["top1_disagreement"] == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    if orig:
+        assert "id='cross-originals'" in page
+        assert page.index("id='cross-originals'") < page.index("Mutants: discrepancies")
