@@ -12,6 +12,7 @@ generation. TVM's pass list itself is never copied.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -66,6 +67,19 @@ def _wrapping_tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildR
 _pipeline_ids = itertools.count()
 
 
+def tvm_error_summary(exc: BaseException) -> str:
+    """The line of a TVM error that says what went wrong.
+
+    TVM's messages end with a traceback and, when long, with "(... N lines skipped ...)", so
+    the last line is often useless; prefer the last ``SomethingError: ...`` line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line):
+            return line
+    useful = [line for line in lines if not re.match(r"^\(\.\.\. .* skipped", line)]
+    return useful[0] if useful else type(exc).__name__
+
+
 def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: BuildRecord):
     from tvm.tirx import compilation_pipeline
 
@@ -106,9 +120,8 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=()):
     except BuildError:
         raise
     except Exception as exc:  # TVM raises many types; to the user all are build failures
-        lines = [l for l in str(exc).strip().splitlines() if l.strip()]
         raise BuildError(f"building {model.name} for {profile.name} failed: "
-                         f"{lines[-1] if lines else type(exc).__name__}") from exc
+                         f"{tvm_error_summary(exc)}") from exc
     return Artifact(executable=executable, profile=profile, input=model.input,
                     output=model.output, preprocess=model.preprocess, labels=model.labels,
                     model_name=model.name, build_seconds=time.perf_counter() - start,

@@ -80,6 +80,13 @@ class TargetProfile:
             return False, f"CPU lacks {', '.join(missing)}"
         return True, ""
 
+    def identity(self) -> dict:
+        """What decides the code built and where it runs: the part of a profile that results
+        are keyed by. Not the file's location or description, so the same profile found in
+        ./targets or in the installed package keys results identically."""
+        return {"name": self.name, "target": self.target, "device": self.device,
+                "runner": self.runner, "rpc": dict(self.rpc)}
+
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "target": self.target,
                 "device": self.device, "runner": self.runner,

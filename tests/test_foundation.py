@@ -209,3 +209,10 @@ def test_cli_targets(capsys):
     assert rows["llvm-x86-64"]["can_run"]
     if not tvm.cuda().exist:
         assert not rows["cuda-sm90"]["can_run"] and "GPU" in rows["cuda-sm90"]["run_reason"]
+
+
+def test_profile_identity_ignores_where_the_file_was_found(tmp_path):
+    copy = tmp_path / "llvm-x86-64.toml"
+    shutil.copy(mn.get_profile("llvm-x86-64").path, copy)
+    assert mn.get_profile(copy).path != mn.get_profile("llvm-x86-64").path
+    assert mn.get_profile(copy).identity() == mn.get_profile("llvm-x86-64").identity()

@@ -222,7 +222,7 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
                 "preprocess": model.preprocess.as_dict(), "images": img_digest}
         originals = {}
         for ref, prof in profiles.items():
-            key = _hash({**base, "kind": "original", "target": prof.as_dict()})
+            key = _hash({**base, "kind": "original", "target": prof.identity()})
             originals[ref] = Task(key=key, kind="original", model=model.name,
                                   model_index=m_index, model_digest=model.digest,
                                   target=prof.name, target_ref=ref,
@@ -241,7 +241,7 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
             definition = {"operator": op.id, "params": spec_params, "phase": phase,
                           "kernels": op.kernels,
                           "sites": [(s.index, s.id) for s in chosen]}
-            key = _hash({**base, "kind": "mutant", "target": prof.as_dict(), **definition})
+            key = _hash({**base, "kind": "mutant", "target": prof.identity(), **definition})
             task = Task(key=key, kind="mutant", model=model.name, model_index=m_index,
                         model_digest=model.digest, target=prof.name, target_ref=ref,
                         operator=op.id, level=op.level, category=op.category, phase=phase,
