@@ -80,7 +80,8 @@ def tvm_error_summary(exc: BaseException) -> str:
     return useful[0] if useful else type(exc).__name__
 
 
-def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: BuildRecord):
+def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: BuildRecord,
+             lowered: tvm.IRModule | None):
     from tvm.tirx import compilation_pipeline
 
     target = profile.tvm_target()
@@ -89,19 +90,22 @@ def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: Buil
         name, _wrapping_tir_pipeline(target, tir_passes, record))
     try:
         # GPU kernels are scheduled (dlight) by the target's own Relax pipeline here.
-        return tvm.compile(lower_relax(mod, profile), target, relax_pipeline=None,
-                           tir_pipeline=name)
+        relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
+        return tvm.compile(relax_lowered, target, relax_pipeline=None, tir_pipeline=name)
     finally:
         compilation_pipeline.PIPELINE_MAP.pop(name, None)
 
 
-def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=()):
+def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
+          lowered: tvm.IRModule | None = None):
     """Compile ``model`` for ``target`` (a profile name, path or `TargetProfile`).
 
     ``relax_passes`` run in order on the imported Relax module before the target's default
     Relax pipeline; ``tir_passes`` run inside the target's TIR pipeline at each pass's
-    ``phase`` attribute (``s_tir`` when absent). Returns an `Artifact`; a TVM failure is a
-    `BuildError` with TVM's message.
+    ``phase`` attribute (``s_tir`` when absent). ``lowered`` is the model's module already
+    through `kernel_ir.lower_relax` for this target: kernel-level mutants of one model share
+    it instead of lowering the Relax side again (it cannot be combined with ``relax_passes``).
+    Returns an `Artifact`; a TVM failure is a `BuildError` with TVM's message.
     """
     from .artifact import Artifact
 
@@ -109,6 +113,9 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=()):
     ok, why = profile.can_build()
     if not ok:
         raise BuildError(f"cannot build for {profile.name} here: {why}")
+    if lowered is not None and relax_passes:
+        raise BuildError("a pre-lowered module cannot take Relax passes: they run before "
+                         "the Relax lowering")
     record = BuildRecord()
     start = time.perf_counter()
     try:
@@ -116,7 +123,7 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=()):
             mod = tvm.transform.Sequential(list(relax_passes))(model.mod) if relax_passes \
                 else model.mod
             record.relax_input = mod
-            executable = _compile(mod, profile, list(tir_passes), record)
+            executable = _compile(mod, profile, list(tir_passes), record, lowered)
     except BuildError:
         raise
     except Exception as exc:  # TVM raises many types; to the user all are build failures

@@ -194,7 +194,8 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
     import tvm_ffi
 
     from ..kernel_ir import kernel_module
-    from ..mutation import DEFAULT_KERNEL_PHASE, find_sites, mutation
+    from ..mutation import find_sites, mutation
+    from ..registry import get_operator
     from ..targets import get_profile
 
     seconds = {"import": 0.0, "plan": 0.0}
@@ -235,7 +236,8 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
         def add(op: OperatorConfig, ref, sites_all, group, original_mod, mutated, report,
                 note, owner):
             prof = profiles[ref]
-            phase = (op.phase or DEFAULT_KERNEL_PHASE) if op.level == "kernel" else ""
+            phase = (op.phase or get_operator(op.id).default_phase) if op.level == "kernel" \
+                else ""
             spec_params = _resolved(op)
             chosen = [sites_all[i] for i in group]
             definition = {"operator": op.id, "params": spec_params, "phase": phase,
@@ -296,7 +298,7 @@ def make_plan(config: CampaignConfig, progress=None) -> Plan:
                         add(op, ref, sites, group, model.mod, mutated, report, note,
                             ("graph",))
                 continue
-            phase = op.phase or DEFAULT_KERNEL_PHASE
+            phase = op.phase or get_operator(op.id).default_phase
             for ref in profiles:
                 if (ref, phase) not in kernel_mods:
                     say(f"lowering {model.name} for {profiles[ref].name} ({phase})")

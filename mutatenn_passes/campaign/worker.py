@@ -149,10 +149,11 @@ class _State:
         if key not in self.originals:
             import tvm
 
+            from ..build import build
             from ..kernel_ir import bind_target, tir_part
 
             lowered = self.lowered_relax(spec, model, profile)
-            art = compile_lowered(model, profile, lowered)
+            art = build(model, profile, lowered=lowered)
             with tvm.transform.PassContext(opt_level=3):
                 s_tir = bind_target(tir_part(lowered), profile)
             entry = {"art": art, "s_tir": s_tir, "lowered_tir": None, "lib": None,
@@ -284,52 +285,6 @@ def build_incremental(task: dict, model, profile, entry: dict, state: "_State"):
     return art, verified, sorted(gv.name_hint for gv in changed)
 
 
-def compile_lowered(model, profile, lowered, tir_passes=()):
-    """Build from a Relax module already lowered by the target's Relax pipeline.
-
-    The same as `mutatenn_passes.build.build` with ``tir_passes`` (the same wrapping TIR
-    pipeline), minus the Relax lowering, which kernel-level mutants share with the original.
-    """
-    import uuid
-
-    import tvm
-    from tvm.tirx import compilation_pipeline
-
-    from ..artifact import Artifact
-    from ..build import BuildRecord, _wrapping_tir_pipeline
-    from ..errors import BuildError
-
-    record = BuildRecord(relax_input=model.mod)
-    target = profile.tvm_target()
-    name = f"mutatenn-campaign-{uuid.uuid4().hex[:10]}"
-    start = time.perf_counter()
-    compilation_pipeline.register_tir_pipeline(
-        name, _wrapping_tir_pipeline(target, list(tir_passes), record))
-    try:
-        with tvm.transform.PassContext(opt_level=3):
-            executable = tvm.compile(lowered, target, relax_pipeline=None, tir_pipeline=name)
-    except Exception as exc:
-        lines = [l for l in str(exc).strip().splitlines() if l.strip()]
-        raise BuildError(f"building {model.name} for {profile.name} failed: "
-                         f"{lines[-1] if lines else type(exc).__name__}") from exc
-    finally:
-        compilation_pipeline.PIPELINE_MAP.pop(name, None)
-    return Artifact(executable=executable, profile=profile, input=model.input,
-                    output=model.output, preprocess=model.preprocess, labels=model.labels,
-                    model_name=model.name, build_seconds=time.perf_counter() - start,
-                    record=record)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    cause = exc.__cause__
-    if cause is not None:
-        detail = [l for l in str(cause).strip().splitlines() if l.strip()]
-        if detail:
-            text += "\n" + "\n".join(detail[-12:])
-    return text[:8000]
-
-
 def _build(task: dict, model, profile, state: _State, spec: dict):
     """Build the task's original or mutant; returns (artifact, ir_verified, build mode)."""
     import tvm_ffi
@@ -361,7 +316,7 @@ def _build(task: dict, model, profile, state: _State, spec: dict):
         mutated = art.record.relax_input
     else:
         lowered = state.lowered_relax(spec, model, profile)
-        art = compile_lowered(model, profile, lowered, tir_passes=[p])
+        art = build(model, profile, tir_passes=[p], lowered=lowered)
         mutated = art.record.tir.get(d["phase"] or "s_tir")
     verified = None
     if task.get("ir_hash") and mutated is not None:
