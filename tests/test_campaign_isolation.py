@@ -121,3 +121,23 @@ def test_rpc_target_runs_through_the_remote_runner(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error:" in err and "rpc" in err.lower() or "tracker" in err.lower(), err
     assert isinstance(remote.DeviceLost, type)
+
+
+def test_a_real_tvm_build_failure_is_recorded_with_its_reason(tmp_path):
+    """TVM 0.27 cannot schedule a reduction whose stores round-trip through int8 for CUDA
+    ("No matched reducer"): the mutant is `build_failed` with TVM's reason, the rest go on."""
+    from mutatenn_passes.targets import get_profile
+
+    can_build, why = get_profile("cuda-sm80").can_build()
+    if not can_build:
+        pytest.skip(f"cannot build CUDA here: {why}")
+    path = tiny_campaign(tmp_path, workers=1, operators='use = ["store_f32_to_i8", '
+                                                         '"cond_lt_to_le"]\nmode = "together"')
+    path.write_text(path.read_text().replace('targets = ["llvm-x86-64"]',
+                                             'targets = ["cuda-sm80"]'))
+    outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    rows = {m["operator"]: m for m in outcome["analysis"]["mutants"]}
+    failed = rows["store_f32_to_i8"]
+    assert failed["status"] == "build_failed" and failed["stage"] == "build"
+    assert "No matched reducer" in failed["error"]
+    assert rows["cond_lt_to_le"]["status"] in ("cannot_run_here", "ok")

@@ -32,6 +32,7 @@ from ..errors import MutateNNError
 from .config import CampaignConfig
 from .plan import Task, make_plan
 from .store import Store
+from .worker import log_tail
 
 _SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                       "MKL_NUM_THREADS": "1"}
@@ -74,16 +75,6 @@ def _signal_name(code: int | None) -> str:
         return signal.Signals(-code).name
     except ValueError:
         return f"signal {-code}"
-
-
-def _log_tail(path: Path, offset: int, lines: int = 25) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 class _Worker:
@@ -413,7 +404,7 @@ def _drain(w: _Worker, finish, stats: RunStats, ui, timeout: float) -> None:
     if w.busy and not w.alive():
         # Died without a result: a crash in generated code, an abort, the OOM killer.
         code = w.exitcode
-        tail = _log_tail(w.log_path, w.log_offset)
+        tail = log_tail(w.log_path, w.log_offset)
         sig = _signal_name(code)
         stage = w.stage
         if stage == "prepare":

@@ -56,11 +56,13 @@ def _log_size() -> int:
         return 0
 
 
-def _log_tail(offset: int, lines: int = 25) -> str:
-    if not _LOG_PATH:
+def log_tail(path, offset: int, lines: int = 25) -> str:
+    """The last ``lines`` lines a worker wrote to its log after byte ``offset`` (the
+    campaign quotes them as a crashed or failed mutant's error)."""
+    if not path:
         return ""
     try:
-        with open(_LOG_PATH, "rb") as f:
+        with open(path, "rb") as f:
             f.seek(offset)
             text = f.read().decode("utf-8", "replace")
     except OSError:
@@ -285,6 +287,17 @@ def build_incremental(task: dict, model, profile, entry: dict, state: "_State"):
     return art, verified, sorted(gv.name_hint for gv in changed)
 
 
+def _error_text(exc: BaseException) -> str:
+    """A failure's message plus the end of its cause (TVM's own error), for the store."""
+    text = str(exc).strip() or type(exc).__name__
+    cause = exc.__cause__
+    if cause is not None:
+        detail = [l for l in str(cause).strip().splitlines() if l.strip()]
+        if detail:
+            text += "\n" + "\n".join(detail[-12:])
+    return text[:8000]
+
+
 def _build(task: dict, model, profile, state: _State, spec: dict):
     """Build the task's original or mutant; returns (artifact, ir_verified, build mode)."""
     import tvm_ffi
@@ -478,7 +491,7 @@ def handle_task(conn, task: dict, state: _State) -> None:
         status, error, outputs, latencies, crash = \
             "crashed", "run raised: " + _error_text(exc), None, None, {}
     if status == "crashed":
-        tail = _log_tail(log_offset)
+        tail = log_tail(_LOG_PATH, log_offset)
         result.update(stage="run", **crash)
         error = error + (f"\n{tail}" if tail else "")
     load_s = timings.get("load_s", 0.0)
