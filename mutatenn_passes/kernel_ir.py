@@ -16,14 +16,26 @@ from .errors import OperatorError
 from .targets import TargetProfile, get_profile
 
 
-def lower_relax(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
-    """Run the target's default Relax pipeline (legalization, fusion; dlight schedules for
-    GPUs), as `tvm.compile` would for ``relax_pipeline="default"``."""
+def relax_pipeline(profile: TargetProfile) -> tvm.transform.Pass:
+    """The Relax pipeline a profile builds with: TVM's GPU pipeline (dlight schedules) for
+    CUDA; for CPUs, mutatenn's scheduled pipeline (``schedule = "default"``, see
+    `mutatenn_passes.schedule`) or TVM 0.27's default build pipeline, which neither fuses nor
+    schedules (``schedule = "none"``)."""
     target = profile.tvm_target()
-    pipeline = relax.get_default_pipeline(target) if profile.device == "cuda" \
-        else relax.get_pipeline("default")
-    with target:
-        return pipeline(mod)
+    if profile.device == "cuda":
+        return relax.get_default_pipeline(target)
+    if profile.schedule == "default":
+        from .schedule import scheduled_cpu_pipeline
+
+        return scheduled_cpu_pipeline(target)
+    return relax.get_pipeline("default")
+
+
+def lower_relax(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """Run the profile's Relax pipeline (`relax_pipeline`): legalization, fusion and kernel
+    schedules, as `tvm.compile` would before its TIR pipeline."""
+    with profile.tvm_target():
+        return relax_pipeline(profile)(mod)
 
 
 def bind_target(tir_mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:

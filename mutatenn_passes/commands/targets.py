@@ -31,10 +31,10 @@ def run(args) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     table = Table(title="target profiles")
-    for col in ("name", "description", "build here", "run here"):
+    for col in ("name", "description", "schedule", "build here", "run here"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["description"],
+        table.add_row(r["name"], r["description"], r["schedule"],
                       "yes" if r["can_build"] else f"[red]no[/]: {r['build_reason']}",
                       "yes" if r["can_run"] else f"[yellow]no[/]: {r['run_reason']}")
     console.print(table)
