@@ -7,7 +7,7 @@ with the mutation passes slotted into TVM's pipeline, and run them on images.
 from .artifact import Artifact, Predictions, load_artifact
 from .build import build
 from .errors import (BuildError, ConfigError, ImageLoadError, ModelLoadError, MutateNNError,
-                     NativeLibraryError, OperatorError, TargetError)
+                     NativeLibraryError, OperatorError, ReferenceUnavailableError, TargetError)
 from .images import Preprocess, default_images, load_images
 from .model import Model, load_model
 from .mutation import KERNEL_PHASES, MutationPass, MutationReport, find_sites, mutation
@@ -21,6 +21,7 @@ __all__ = [
     "Artifact", "BuildError", "CATEGORIES", "ConfigError", "ImageLoadError", "KERNEL_PHASES",
     "Model", "ModelLoadError", "MutateNNError", "MutationPass", "MutationReport",
     "NativeLibraryError", "OperatorError", "OperatorSpec", "Predictions", "Preprocess",
+    "ReferenceUnavailableError",
     "Sample", "Site", "TargetError", "TargetProfile", "build", "default_images",
     "find_sites", "get_operator", "get_profile", "list_profiles", "load_artifact",
     "load_images", "load_model", "mutation", "operators", "__version__",

@@ -44,10 +44,12 @@ class ImagePrediction:
 
 @dataclass
 class Predictions:
-    """Per-image predictions plus the full output vectors (rows follow ``images``)."""
+    """Per-image predictions plus the full output vectors (rows follow ``images``) and the
+    preprocessed batch they came from (what a reference runtime must be fed to compare)."""
 
     images: list[ImagePrediction]
     outputs: np.ndarray = field(repr=False)
+    inputs: np.ndarray | None = field(default=None, repr=False)
 
     def top1(self) -> list[int]:
         return [p.top1 for p in self.images]
@@ -112,7 +114,8 @@ class Artifact:
 
     def run(self, images: list[Image], k: int = 5) -> Predictions:
         """Preprocess ``images`` as one batch, run each, and rank classes."""
-        outputs, latencies = self.run_array(preprocess(images, self.preprocess))
+        batch = preprocess(images, self.preprocess)
+        outputs, latencies = self.run_array(batch)
         preds = []
         for image, vector, latency in zip(images, outputs, latencies):
             classes = top_k(vector, k)
@@ -122,7 +125,7 @@ class Artifact:
                 labels=[self.labels[c] if self.labels and c < len(self.labels) else ""
                         for c in classes],
                 latency_ms=latency))
-        return Predictions(images=preds, outputs=outputs)
+        return Predictions(images=preds, outputs=outputs, inputs=batch)
 
     def export(self, path: str | Path) -> Path:
         """Write ``path`` (a shared library) and ``path.json`` (I/O spec, target, labels)."""

@@ -39,8 +39,13 @@ class ConfigError(MutateNNError):
     """A campaign configuration file is invalid."""
 
 
+class ReferenceUnavailableError(MutateNNError):
+    """The model's reference runtime is not installed or cannot run the model; callers that
+    can go on without the reference comparison catch this one."""
+
+
 # Errors raised inside a pass cross TVM's FFI on their way out of `Sequential`/`tvm.compile`;
 # registering each class by name makes them arrive as themselves, not as RuntimeError.
 for _cls in (MutateNNError, ModelLoadError, ImageLoadError, TargetError, OperatorError,
-             BuildError, ConfigError):
+             BuildError, ConfigError, ReferenceUnavailableError):
     tvm_ffi.register_error(_cls.__name__, _cls)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import numpy as np
 
 from .errors import ModelLoadError
 from .images import Preprocess
+from .native_log import captured_output
+from .onnx_import import frontend_error, graph_inputs, guess_layout, import_onnx, static_dims
 
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16"}
 
@@ -40,7 +41,10 @@ class Model:
     """An imported model, ready to mutate and build.
 
     ``mod`` is the Relax IRModule straight from the frontend (weights bound as constants);
-    ``digest`` identifies the source bytes, so results can name exactly what was tested.
+    ``digest`` identifies the source bytes, so results can name exactly what was tested. When
+    TVM could import an ONNX graph only after simplifying it, ``simplified_by`` names the
+    simplifier and ``simplified_digest`` the bytes TVM imported. ``source_bytes`` are kept for
+    the reference runtime, which runs the model as the file has it.
     """
 
     name: str
@@ -54,6 +58,10 @@ class Model:
     synthetic_weights: bool = False
     digest: str = ""
     notes: list[str] = field(default_factory=list)
+    simplified_by: str = ""
+    simplified_digest: str = ""
+    import_log: str = ""
+    source_bytes: bytes = field(default=b"", repr=False)
 
     def label(self, index: int) -> str:
         if self.labels and 0 <= index < len(self.labels):
@@ -64,7 +72,9 @@ class Model:
         return {"name": self.name, "source": self.source, "format": self.format,
                 "input": self.input.as_dict(), "output": self.output.as_dict(),
                 "preprocess": self.preprocess.as_dict(), "labels": bool(self.labels),
-                "synthetic_weights": self.synthetic_weights, "digest": self.digest}
+                "synthetic_weights": self.synthetic_weights, "digest": self.digest,
+                "simplified": {"by": self.simplified_by, "digest": self.simplified_digest}
+                if self.simplified_by else None}
 
 
 def detect_format(data: bytes) -> str:
@@ -83,24 +93,16 @@ def detect_format(data: bytes) -> str:
     return "onnx"
 
 
-def _layout_of(shape: tuple[int, ...]) -> str:
-    if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3):
-        return "NCHW"
-    if len(shape) == 4 and shape[3] in (1, 3):
-        return "NHWC"
-    return "NCHW"
-
-
 def _spatial(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
     return (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
 
 
 def onnx_tensor_spec(value_info) -> TensorSpec:
     """The static spec of an ONNX graph input/output (symbolic dims become 1)."""
-    tensor = value_info.type.tensor_type
-    shape = tuple(d.dim_value if d.dim_value > 0 else 1 for d in tensor.shape.dim)
-    dtype = _ONNX_DTYPES.get(tensor.elem_type, "float32")
-    return TensorSpec(value_info.name, shape, dtype, _layout_of(shape) if len(shape) == 4
+    dims = static_dims(value_info)
+    shape = tuple(d or 1 for d in dims)
+    dtype = _ONNX_DTYPES.get(value_info.type.tensor_type.elem_type, "float32")
+    return TensorSpec(value_info.name, shape, dtype, guess_layout(dims) if len(shape) == 4
                       else "")
 
 
@@ -113,64 +115,67 @@ def onnx_preprocess(value_info) -> Preprocess:
                       raw=spec.dtype != "float32", dtype=spec.dtype)
 
 
-def _graph_inputs(graph) -> list:
-    initialized = {i.name for i in graph.initializer}
-    return [i for i in graph.input if i.name not in initialized]
-
-
-def _sanitize_input_name(proto, name: str) -> None:
-    """Rename the graph input to a C identifier in place.
-
-    TVM's C backend emits the Relax parameter name verbatim as a C variable, so an ONNX name
-    like ``gpu_0/data_0`` breaks the C target's build; LLVM does not care.
-    """
-    clean = re.sub(r"\W", "_", name)
-    if clean == name:
-        return
-    for value in proto.graph.input:
-        if value.name == name:
-            value.name = clean
-    for node in proto.graph.node:
-        for i, used in enumerate(node.input):
-            if used == name:
-                node.input[i] = clean
-
-
-def _import_onnx(data: bytes, origin: str):
-    import onnx
-    from tvm import relax
-    import tvm.relax.frontend.onnx  # noqa: F401  (registers the frontend)
-
-    proto = onnx.load_model_from_string(data)
-    inputs = _graph_inputs(proto.graph)
-    if len(inputs) != 1:
-        raise ModelLoadError(f"{origin}: expected one image input, the graph has "
-                             f"{len(inputs)} ({', '.join(i.name for i in inputs)})")
-    _sanitize_input_name(proto, inputs[0].name)
+def _relax_output_spec(mod, name: str) -> TensorSpec | None:
+    """The first output's static spec as the imported Relax function returns it, or None."""
+    ty = mod["main"].ret_ty
+    if getattr(ty, "fields", None):
+        ty = ty.fields[0]
     try:
-        mod = relax.frontend.onnx.from_onnx(proto, keep_params_in_input=False)
-    except Exception as exc:  # TVM raises many kinds; all mean "cannot import"
-        first = str(exc).strip().splitlines()
-        raise ModelLoadError(f"{origin}: TVM cannot import this ONNX graph: "
-                             f"{first[-1] if first else type(exc).__name__}") from None
-    return mod, onnx_tensor_spec(inputs[0]), onnx_tensor_spec(proto.graph.output[0]), \
-        onnx_preprocess(inputs[0])
+        return TensorSpec(name, tuple(int(v) for v in ty.shape.values), str(ty.dtype))
+    except (AttributeError, TypeError):  # not a tensor, or a shape with symbolic dims
+        return None
 
 
-def _import_tflite(data: bytes, origin: str):
+@dataclass
+class _Imported:
+    """What an importer hands `load_model`: the module, I/O specs, preprocessing, and how."""
+
+    mod: object
+    input: TensorSpec
+    output: TensorSpec
+    preprocess: Preprocess
+    notes: list[str] = field(default_factory=list)
+    simplified_by: str = ""
+    simplified_digest: str = ""
+    log: Path | None = None
+
+
+def _import_onnx(data: bytes, origin: str, log_name: str, height=None, width=None,
+                 layout=None) -> _Imported:
+    import onnx
+
+    done = import_onnx(onnx.load_model_from_string(data), origin, log_name, height=height,
+                       width=width, layout=layout)
+    spec = onnx_tensor_spec(graph_inputs(done.proto.graph)[0])
+    if len(spec.shape) == 4:
+        spec = dataclasses.replace(spec, layout=done.layout)
+    graph_output = done.proto.graph.output[0]
+    out_spec = _relax_output_spec(done.mod, graph_output.name) or onnx_tensor_spec(graph_output)
+    height, width = _spatial(spec.shape, spec.layout) if len(spec.shape) == 4 else (0, 0)
+    pre = Preprocess(height=height, width=width, layout=spec.layout or "NCHW",
+                     raw=spec.dtype != "float32", dtype=spec.dtype)
+    return _Imported(done.mod, spec, out_spec, pre, done.notes, done.simplified_by,
+                     done.simplified_digest, done.log)
+
+
+def _import_tflite(data: bytes, origin: str, log_name: str, **_size) -> _Imported:
+    """TFLite shapes are static in the flatbuffer, so there is nothing to pin."""
     import tflite
     import tvm.relax.frontend.tflite as tfl
 
-    try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        graph = model.Subgraphs(0)
-        in_t = graph.Tensors(graph.Inputs(0))
-        out_t = graph.Tensors(graph.Outputs(0))
-        mod = tfl.from_tflite(model)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()
-        raise ModelLoadError(f"{origin}: TVM cannot import this TFLite model: "
-                             f"{first[-1] if first else type(exc).__name__}") from None
+    why = ""
+    with captured_output(log_name) as log:
+        try:
+            model = tflite.Model.GetRootAsModel(data, 0)
+            graph = model.Subgraphs(0)
+            in_t = graph.Tensors(graph.Inputs(0))
+            out_t = graph.Tensors(graph.Outputs(0))
+            mod = tfl.from_tflite(model)
+        except Exception as exc:
+            why = frontend_error(exc)
+    if why:
+        where = f" (TVM's log: {log.path})" if log.path else ""
+        raise ModelLoadError(f"{origin}: TVM cannot import this TFLite model: {why}{where}")
     types = {0: "float32", 3: "uint8", 9: "int8", 2: "int32"}
     in_spec = TensorSpec(in_t.Name().decode(), tuple(int(d) for d in in_t.ShapeAsNumpy()),
                          types.get(in_t.Type(), "float32"), "NHWC")
@@ -181,7 +186,8 @@ def _import_tflite(data: bytes, origin: str):
     # Float TFLite image models conventionally take pixels mapped to [-1, 1].
     pre = Preprocess(height=height, width=width, layout="NHWC", raw=raw, dtype=in_spec.dtype,
                      scale=1.0, mean=(127.5,) * 3, std=(127.5,) * 3)
-    return mod, in_spec, out_spec, pre
+    notes = [f"TVM printed messages while importing; see {log.path}"] if log.path else []
+    return _Imported(mod, in_spec, out_spec, pre, notes, log=log.path)
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -196,11 +202,14 @@ def read_labels(path: str | Path) -> list[str]:
 _PREPROCESS_FIELDS = {f.name for f in dataclasses.fields(Preprocess)}
 
 
-def _apply_overrides(model: Model, overrides: dict) -> Model:
+def _check_overrides(overrides: dict) -> None:
     unknown = set(overrides) - _PREPROCESS_FIELDS - {"labels", "name"}
     if unknown:
         raise ModelLoadError(f"unknown model override(s) {', '.join(sorted(unknown))}; "
                              f"known: labels, name, {', '.join(sorted(_PREPROCESS_FIELDS))}")
+
+
+def _apply_overrides(model: Model, overrides: dict) -> Model:
     pre = {k: v for k, v in overrides.items() if k in _PREPROCESS_FIELDS and v is not None}
     for key in ("mean", "std"):
         if key in pre:
@@ -241,8 +250,11 @@ def load_model(path: str | Path | None = None, **overrides) -> Model:
     ``overrides`` replace inferred preprocessing fields (``height``, ``width``, ``layout``,
     ``channel_order``, ``raw``, ``scale``, ``mean``, ``std``, ``resample``), set ``labels`` (a
     file path or a list; by default a matching label file beside the model is used) or rename
-    the model (``name``). Failures raise `ModelLoadError` naming the file.
+    the model (``name``). For ONNX, ``height``/``width``/``layout`` also pin the graph's input
+    shape (required where the input's height or width is dynamic). Failures raise
+    `ModelLoadError` naming the file.
     """
+    _check_overrides(overrides)
     if path is None:
         from . import default_model
 
@@ -260,13 +272,17 @@ def load_model(path: str | Path | None = None, **overrides) -> Model:
         fmt = detect_format(data)
     except ValueError as exc:
         raise ModelLoadError(f"{origin}: unsupported or corrupt model file: {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()[:16]
     importer = _import_tflite if fmt == "tflite" else _import_onnx
-    mod, in_spec, out_spec, pre = importer(data, origin)
-    model = Model(name=name, source=origin, format=fmt, mod=mod, input=in_spec,
-                  output=out_spec, preprocess=pre, synthetic_weights=path is None,
-                  digest=hashlib.sha256(data).hexdigest()[:16])
+    done = importer(data, origin, f"import-{name}-{digest}", height=overrides.get("height"),
+                    width=overrides.get("width"), layout=overrides.get("layout"))
+    model = Model(name=name, source=origin, format=fmt, mod=done.mod, input=done.input,
+                  output=done.output, preprocess=done.preprocess,
+                  synthetic_weights=path is None, digest=digest, notes=list(done.notes),
+                  simplified_by=done.simplified_by, simplified_digest=done.simplified_digest,
+                  import_log=str(done.log or ""), source_bytes=data)
     if path is not None and overrides.get("labels") is None:
-        found = _labels_beside(Path(path), int(np.prod(out_spec.shape[1:])))
+        found = _labels_beside(Path(path), int(np.prod(done.output.shape[1:])))
         if found:
             model.labels = read_labels(found)
             model.notes.append(f"labels read from {found}")

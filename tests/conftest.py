@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
@@ -29,3 +30,59 @@ def default_images():
     import mutatenn_passes as mn
 
     return mn.default_images()
+
+
+def _shape_chain_model(batch="N", width: int | str = 32, data_dependent: bool = False):
+    """A small conv net the way PyTorch exports ``x.reshape(x.shape[0], -1)``.
+
+    Conv -> ReLU -> Reshape, whose target is computed by Shape -> Gather -> Concat, then a
+    dense layer to 10 classes. ``data_dependent`` adds a target dim computed from the input's
+    values, which no simplifier can fold (one unknown dim would follow from the element count).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    init = [numpy_helper.from_array(a, n) for n, a in [
+        ("w", rng.standard_normal((8, 3, 3, 3)).astype(np.float32)),
+        ("b", rng.standard_normal(8).astype(np.float32)),
+        ("fc", (rng.standard_normal((8 * 16 * 16, 10)) * 0.05).astype(np.float32)),
+        ("index0", np.array([0], np.int64)), ("minus1", np.array([-1], np.int64)),
+        ("one", np.array(1, np.float32)), ("f128", np.array(128, np.float32)),
+        ("fc16", (rng.standard_normal((16, 10)) * 0.05).astype(np.float32)),
+        ("axis0", np.array([0], np.int64)), ("axis1", np.array([1], np.int64))]]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Shape", ["r"], ["s"]),
+             helper.make_node("Gather", ["s", "index0"], ["n"], axis=0)]
+    target = ["n", "minus1"]
+    if data_dependent:  # a middle dim of 128 * sign(|max(x)| + 1) == 128, known only at run time
+        nodes += [helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0),
+                  helper.make_node("Abs", ["m"], ["a"]),
+                  helper.make_node("Add", ["a", "one"], ["p"]),
+                  helper.make_node("Sign", ["p"], ["sg"]),
+                  helper.make_node("Mul", ["sg", "f128"], ["d"]),
+                  helper.make_node("Cast", ["d"], ["di"], to=TensorProto.INT64),
+                  helper.make_node("Unsqueeze", ["di", "axis0"], ["middle"])]
+        target = ["n", "middle", "minus1"]  # (1, 128, 16), summed over the middle
+    nodes += [helper.make_node("Concat", target, ["target"], axis=0),
+              helper.make_node("Reshape", ["r", "target"], ["flat"])]
+    if data_dependent:
+        nodes += [helper.make_node("ReduceSum", ["flat", "axis1"], ["summed"], keepdims=0),
+                  helper.make_node("MatMul", ["summed", "fc16"], ["logits"])]
+    else:
+        nodes.append(helper.make_node("MatMul", ["flat", "fc"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "shape_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 32, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        initializer=init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="session")
+def shape_chain_model():
+    """Builds small ONNX conv nets with exporter-style Shape -> Gather -> Concat reshapes."""
+    return _shape_chain_model

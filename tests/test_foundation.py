@@ -64,6 +64,24 @@ def test_default_model_matches_onnxruntime(target, default_model, default_images
     assert rel <= 1e-3
 
 
+def test_reference_runtime_agrees_on_the_default_model(x86_artifact, default_model,
+                                                       default_images, tmp_path, monkeypatch):
+    from mutatenn_passes.reference import compare
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    preds = x86_artifact.run(default_images)
+    result = compare(default_model, preds.inputs, preds.outputs,
+                     names=[p.image for p in preds.images])
+    assert json.loads(json.dumps(result)) == result  # plain JSON, storable as it is
+    assert result["runtime"].startswith("ONNX Runtime") and result["unit"] == "output units"
+    summary = result["summary"]
+    assert summary["agree"] and summary["top1_agree"] == len(default_images) == 5
+    assert summary["top5_overlap_mean"] == 5.0
+    assert summary["max_rel_diff"] <= 1e-5  # 1.4e-6 measured
+    assert [i["image"] for i in result["images"]] == [p.image for p in preds.images]
+    assert [i["tvm_classes"][0] for i in result["images"]] == preds.top1()
+
+
 def test_default_model_is_deterministic_and_varied(x86_artifact, default_images):
     assert len(set(x86_artifact.run(default_images).top1())) >= 3
     first = dm.default_onnx_bytes()

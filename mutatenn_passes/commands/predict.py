@@ -1,12 +1,19 @@
-"""`mutatenn predict`: build a model for one target and classify images with it."""
+"""`mutatenn predict`: build a model for one target and classify images with it.
+
+With ``--reference`` the unmutated model also runs in its native runtime (ONNX Runtime, LiteRT)
+on the same preprocessed images, and each image's reference top-K is printed beside TVM's,
+with the agreement (`mutatenn_passes.reference`).
+"""
 
 from __future__ import annotations
 
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..build import build
+from ..errors import ReferenceUnavailableError
 from ..images import load_images
 from ..model import load_model
 from ..ui import console, step
@@ -25,6 +32,9 @@ def register(subparsers) -> None:
                         "see `mutatenn targets`)")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes per image (5)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.add_argument("--reference", action="store_true",
+                   help="also run the model in its native runtime (ONNX Runtime or LiteRT) on "
+                        "the same inputs and print its top-K and the agreement")
     p.set_defaults(func=run)
 
 
@@ -61,16 +71,40 @@ def model_from_args(args):
         return load_model(args.model, **overrides)
 
 
+def _reference(model, preds, top: int) -> tuple[dict | None, str]:
+    """The comparison with the reference runtime, or (None, why it is unavailable)."""
+    from ..reference import compare
+
+    try:
+        return compare(model, preds.inputs, preds.outputs,
+                       names=[p.image for p in preds.images], top=top), ""
+    except ReferenceUnavailableError as exc:
+        return None, str(exc)
+
+
 def run(args) -> int:
     model = model_from_args(args)
     images = load_images(args.images or None)
     with step(f"building {model.name} for {args.target}"):
         artifact = build(model, args.target)
     preds = artifact.run(images, k=args.top)
+    reference, unavailable = None, ""
+    if args.reference:
+        with step("running the reference runtime"):
+            reference, unavailable = _reference(model, preds, args.top)
     if args.json:
-        for p in preds.images:
+        for i, p in enumerate(preds.images):
+            line = {"model": model.name, "target": artifact.profile.name, **p.as_dict()}
+            if reference:
+                line["reference"] = {"runtime": reference["runtime"],
+                                     **reference["images"][i]}
+            print(json.dumps(line))
+        if args.reference:
             print(json.dumps({"model": model.name, "target": artifact.profile.name,
-                              **p.as_dict()}))
+                              "reference_summary": reference and
+                              {"runtime": reference["runtime"], "unit": reference["unit"],
+                               **reference["summary"]},
+                              "reference_unavailable": unavailable or None}))
         return 0
     for note in model.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -82,10 +116,26 @@ def run(args) -> int:
     table.add_column("label")
     table.add_column("score", justify="right")
     table.add_column("latency", justify="right")
-    for p in preds.images:
+    if reference:
+        table.add_column("ref class", justify="right")
+        table.add_column("ref label")
+        table.add_column("ref score", justify="right")
+    for i, p in enumerate(preds.images):
         for rank, (cls, label, score) in enumerate(zip(p.classes, p.labels, p.scores), 1):
-            table.add_row(p.image if rank == 1 else "", str(rank), str(cls), label or "-",
-                          f"{score:.4g}", f"{p.latency_ms:.1f} ms" if rank == 1 else "",
-                          end_section=rank == len(p.classes))
+            row = [p.image if rank == 1 else "", str(rank), str(cls), label or "-",
+                   f"{score:.4g}", f"{p.latency_ms:.1f} ms" if rank == 1 else ""]
+            if reference:
+                ref = reference["images"][i]
+                ref_cls = ref["reference_classes"][rank - 1]
+                row += [str(ref_cls), model.label(ref_cls) or "-",
+                        f"{ref['reference_scores'][rank - 1]:.4g}"]
+            table.add_row(*row, end_section=rank == len(p.classes))
     console.print(table)
+    if reference:
+        summary = reference["summary"]
+        colour = "green" if summary["agree"] else "bold red"
+        console.print(f"[{colour}]reference:[/] {escape(summary['verdict'])}", soft_wrap=True)
+    elif unavailable:
+        console.print(f"[yellow]reference unavailable:[/] {escape(unavailable)}",
+                      soft_wrap=True)
     return 0
