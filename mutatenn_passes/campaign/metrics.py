@@ -74,8 +74,9 @@ def kendall_tau(s: Sequence, t: Sequence) -> float:
     """Kendall's tau-b of two top-k rankings over the union of their items.
 
     Each list ranks its items 1..k; an item it lacks gets rank k+1 (all such items tied).
-    1 for identical lists, -1 for reversed ones. When a list is entirely ties (possible only
-    for disjoint one-item lists) tau-b is undefined; the value is then 0 (no association).
+    1 for identical lists, -1 for reversed ones. When a list is entirely ties tau-b is
+    undefined; the value is then 0 (no association). SciPy's floating-point arithmetic gives
+    1 - 2e-16 for identical lists, so the value is rounded to 12 decimals.
     """
     items = list(dict.fromkeys(list(s) + list(t)))
     k = max(len(s), len(t))
@@ -83,7 +84,7 @@ def kendall_tau(s: Sequence, t: Sequence) -> float:
     rt = {x: i for i, x in enumerate(t)}
     tau = stats.kendalltau([rs.get(x, k) for x in items], [rt.get(x, k) for x in items],
                            variant="b").statistic
-    return 0.0 if math.isnan(tau) else float(tau)
+    return 0.0 if math.isnan(tau) else round(float(tau), 12)
 
 
 def fisher_exact(table) -> float:
