@@ -11,7 +11,7 @@ from mutatenn_passes.campaign.config import load_config
 from mutatenn_passes.campaign.engine import run_campaign
 from mutatenn_passes.campaign.progress import CampaignUI
 from mutatenn_passes.campaign.testing import tiny_campaign
-from mutatenn_passes.campaign.worker import FAULT_ENV
+from mutatenn_passes.campaign.faults import FAULT_ENV
 
 
 def test_crash_and_timeout_are_isolated(tmp_path, monkeypatch):

@@ -56,10 +56,9 @@ def mutant_csv_row(r: dict) -> dict:
     return row
 
 
-def write_reports(store: Store, folder: str | Path) -> dict:
-    """Analyse the database and write every report file; returns the analysis."""
+def write_reports(result: dict, store: Store, folder: str | Path) -> None:
+    """Write every report file of the analysis ``result`` of ``store``'s campaign."""
     folder = Path(folder)
-    result = analyse(store)
     (folder / "results.json").write_text(json.dumps(_json_safe(result), indent=1,
                                                     default=str))
     with open(folder / "mutants.csv", "w", newline="", encoding="utf-8") as f:
@@ -79,7 +78,6 @@ def write_reports(store: Store, folder: str | Path) -> dict:
     diffs = {t["key"]: t["diff"] for t in store.tasks(store.meta().get("plan", []))
              if t["kind"] == "mutant" and t["diff"]}
     (folder / "report.html").write_text(render_html(result, diffs), encoding="utf-8")
-    return result
 
 
 def cross_target_rows(cross: dict) -> list[dict]:
@@ -507,6 +505,8 @@ def regenerate(folder: str | Path) -> dict:
     """`mutatenn report OUTDIR`: rebuild every report file from the database."""
     store = Store(folder, create=False)
     try:
-        return write_reports(store, folder)
+        result = analyse(store)
+        write_reports(result, store, folder)
+        return result
     finally:
         store.close()
