@@ -302,20 +302,6 @@ def _parse_sites(value, path, problems: _Problems):
     return "all"
 
 
-def _path_value(value, path, problems: _Problems, base: Path, what: str, *,
-                must_be_file=True) -> str | None:
-    if not isinstance(value, str) or not value:
-        problems.add(path, f"{what} must be a non-empty string path, not {value!r}")
-        return None
-    p = Path(value).expanduser()
-    p = p if p.is_absolute() else base / p
-    if must_be_file and not p.is_file():
-        problems.add(path, f"{what} {value!r}: no such file ({p})")
-    elif not must_be_file and not p.exists():
-        problems.add(path, f"{what} {value!r}: no such file or folder ({p})")
-    return str(p)
-
-
 def _as_list(value):
     return [value] if isinstance(value, str) else value
 
@@ -340,8 +326,19 @@ class _Reader:
             return {}
         return value
 
-    def path(self, where: tuple, value, what: str, **kwargs) -> str | None:
-        return _path_value(value, where, self.problems, self.base, what, **kwargs)
+    def file(self, where: tuple, value, what: str) -> str | None:
+        """An existing file's path, resolved against the campaign file's folder."""
+        if not _nonempty_str(value):
+            self.problems.add(where, f"{what} must be a non-empty string path, not {value!r}")
+            return None
+        p = self.resolve(value)
+        if not p.is_file():
+            self.problems.add(where, f"{what} {value!r}: no such file ({p})")
+        return str(p)
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base / p
 
     def value_problem(self, path: tuple, value: str, message: str) -> None:
         """A problem with one element of a (possibly multi-line) array, at its own line."""
@@ -367,10 +364,7 @@ class _Reader:
             if not isinstance(t, str):
                 self.problems.add(path, f"target {t!r} is not a string")
                 continue
-            ref = t
-            if t.endswith(".toml") or "/" in t:
-                p = Path(t).expanduser()
-                ref = str(p if p.is_absolute() else self.base / p)
+            ref = str(self.resolve(t)) if t.endswith(".toml") or "/" in t else t
             try:
                 profile = get_profile(ref)
             except MutateNNError as exc:
@@ -408,9 +402,9 @@ class _Reader:
             pre |= {k: x for k, x in v["preprocess"].items()
                     if k in known_pre and k not in pre}
             models.append(ModelConfig(
-                path=self.path(where + ("path",), v["path"], "model") if "path" in m else None,
+                path=self.file(where + ("path",), v["path"], "model") if "path" in m else None,
                 name=v["name"], preprocess=pre,
-                labels=self.path(where + ("labels",), v["labels"], "labels file")
+                labels=self.file(where + ("labels",), v["labels"], "labels file")
                 if "labels" in m else None))
         models = models or [ModelConfig()]
         if len({(m.path or "default", m.name) for m in models}) != len(models):
@@ -421,7 +415,7 @@ class _Reader:
         """The image paths (None: the default images) and the reference labels file."""
         table = self.table("images")
         v = self.problems.read(table, IMAGES_KEYS, ("images",), "[images]")
-        labels = self.path(("images", "labels"), v["labels"], "image labels file") \
+        labels = self.file(("images", "labels"), v["labels"], "image labels file") \
             if "labels" in table else None
         if "paths" not in table:
             return None, labels
@@ -435,8 +429,7 @@ class _Reader:
             if not isinstance(item, str):
                 self.problems.add(path, f"image path {item!r} is not a string")
                 continue
-            p = Path(item).expanduser()
-            p = p if p.is_absolute() else self.base / p
+            p = self.resolve(item)
             if not p.exists():
                 self.value_problem(path, item, f"image path {item!r}: no such file or folder "
                                                f"({p})")
