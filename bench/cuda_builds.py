@@ -26,8 +26,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def campaign_text(target: str, sample: int, workers: int, timeout: float, output: Path) -> str:
     sites = '"all"' if sample else "[0]"
@@ -113,7 +111,7 @@ def explain(config, output: Path, result: dict) -> None:
     from mutatenn_passes.build import BuildError, build
     from mutatenn_passes.campaign.plan import load_campaign_model
     from mutatenn_passes.campaign.store import Store
-    from mutatenn_passes.mutation import mutation
+    from mutatenn_passes.campaign.definition import MutantDefinition
 
     store = Store(output, create=False)
     try:
@@ -126,11 +124,8 @@ def explain(config, output: Path, result: dict) -> None:
         if m["status"] != "build_failed":
             continue
         t = tasks[m["key"]]
-        p = mutation(t["operator"], sites=t["site_indices"], kernels=t["kernels"],
-                     phase=t["phase"] or None, **(t["params"] or {}))
         try:
-            build(model, m["target"], relax_passes=[p] if t["level"] == "graph" else (),
-                  tir_passes=[p] if t["level"] == "kernel" else ())
+            build(model, m["target"], **MutantDefinition.of_task_row(t).build_arguments())
             cause = "built this time (nondeterministic failure?)"
         except BuildError as exc:
             text = str(exc.__cause__ or exc)

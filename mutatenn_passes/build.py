@@ -7,6 +7,11 @@ wrapping pipeline registered with `tvm.tirx.register_tir_pipeline`: passes of ph
 run on the legalized (and, for GPUs, scheduled) S-TIR kernels before TVM's own TIR lowering,
 passes of phase ``lowered`` run after it, just before host/device finalization and code
 generation. TVM's pass list itself is never copied.
+
+`build_incremental` builds a mutant against an `OriginalBuild` (`prepare_original`): only the
+kernels the passes changed are compiled, and the executable calls the original's
+already-compiled library for the others. Both builds run the same Relax lowering
+(`kernel_ir.lower_relax`) and the same wrapping TIR pipeline (`_tir_pipeline`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import itertools
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import tvm
+import tvm_ffi
+from tvm import relax
 
 from .errors import BuildError
-from .kernel_ir import lower_relax
+from .kernel_ir import bind_target, lower_relax, tir_part
 from .model import Model
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
@@ -28,43 +36,70 @@ from .targets import TargetProfile, get_profile
 
 @dataclass
 class BuildRecord:
-    """IR snapshots taken during one build, for inspection and diffs."""
+    """IR snapshots taken during one build, for inspection and diffs, and how it was built.
+
+    ``mode`` is ``full``, ``full (why not incremental)`` or ``incremental (N kernel(s)
+    compiled: ...)``; ``compiled`` names the kernels an incremental build compiled.
+    """
 
     relax_input: tvm.IRModule | None = None
     tir: dict[str, tvm.IRModule] = field(default_factory=dict)
+    mode: str = "full"
+    compiled: list[str] = field(default_factory=list)
 
 
 def _phase_of(p) -> str:
     return getattr(p, "phase", None) or DEFAULT_KERNEL_PHASE
 
 
-def _wrapping_tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildRecord):
-    """A TIR pipeline factory running ``tir_passes`` around TVM's default for ``target``."""
-    by_phase = {phase: [p for p in tir_passes if _phase_of(p) == phase]
-                for phase in KERNEL_PHASES}
+def _passes_by_phase(tir_passes) -> dict[str, list]:
+    """``tir_passes`` grouped by their ``phase`` (`KERNEL_PHASES`, in order)."""
     unknown = [p for p in tir_passes if _phase_of(p) not in KERNEL_PHASES]
     if unknown:
         raise BuildError(f"unknown kernel phase {_phase_of(unknown[0])!r} "
                          f"(known: {', '.join(KERNEL_PHASES)})")
+    return {phase: [p for p in tir_passes if _phase_of(p) == phase] for phase in KERNEL_PHASES}
+
+
+_pipeline_ids = itertools.count()
+
+
+@contextmanager
+def _tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildRecord, *,
+                  kernels_lowered: bool = False):
+    """Register, for the duration of the block, a TIR pipeline that runs ``tir_passes``
+    around TVM's default pipeline for ``target``; yields its name for ``tvm.compile``.
+
+    ``kernels_lowered`` says the kernels handed to it have been through TVM's TIR lowering
+    already (an incremental build of ``lowered``-phase mutants): then only host/device
+    finalization runs. TVM has no public way to unregister a pipeline; the registry is the
+    public module dictionary ``PIPELINE_MAP``, so the name is removed from it afterwards.
+    """
+    from tvm.tirx import compilation_pipeline
+
+    by_phase = _passes_by_phase(tir_passes)
 
     def factory():
         lower, finalize_host, finalize_device = tvm.tirx.get_default_tir_pipeline(target)
 
         @tvm.transform.module_pass(opt_level=0, name="mutatenn.WrappedTIRPipeline")
         def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-            mod = tvm.transform.Sequential(by_phase["s_tir"])(mod)
-            record.tir["s_tir"] = mod
-            mod = lower(mod)
+            if not kernels_lowered:
+                mod = tvm.transform.Sequential(by_phase["s_tir"])(mod)
+                record.tir["s_tir"] = mod
+                mod = lower(mod)
             mod = tvm.transform.Sequential(by_phase["lowered"])(mod)
             record.tir["lowered"] = mod
             return mod
 
         return pipeline, finalize_host, finalize_device
 
-    return factory
-
-
-_pipeline_ids = itertools.count()
+    name = f"mutatenn-{uuid.uuid4().hex[:8]}-{next(_pipeline_ids)}"
+    compilation_pipeline.register_tir_pipeline(name, factory)
+    try:
+        yield name
+    finally:
+        compilation_pipeline.PIPELINE_MAP.pop(name, None)
 
 
 def tvm_error_summary(exc: BaseException) -> str:
@@ -80,22 +115,6 @@ def tvm_error_summary(exc: BaseException) -> str:
     return useful[0] if useful else type(exc).__name__
 
 
-def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: BuildRecord,
-             lowered: tvm.IRModule | None):
-    from tvm.tirx import compilation_pipeline
-
-    target = profile.tvm_target()
-    name = f"mutatenn-{uuid.uuid4().hex[:8]}-{next(_pipeline_ids)}"
-    compilation_pipeline.register_tir_pipeline(
-        name, _wrapping_tir_pipeline(target, tir_passes, record))
-    try:
-        # GPU kernels are scheduled (dlight) by the target's own Relax pipeline here.
-        relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
-        return tvm.compile(relax_lowered, target, relax_pipeline=None, tir_pipeline=name)
-    finally:
-        compilation_pipeline.PIPELINE_MAP.pop(name, None)
-
-
 def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
           lowered: tvm.IRModule | None = None):
     """Compile ``model`` for ``target`` (a profile name, path or `TargetProfile`).
@@ -107,8 +126,6 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
     it instead of lowering the Relax side again (it cannot be combined with ``relax_passes``).
     Returns an `Artifact`; a TVM failure is a `BuildError` with TVM's message.
     """
-    from .artifact import Artifact
-
     profile = get_profile(target)
     ok, why = profile.can_build()
     if not ok:
@@ -118,18 +135,204 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
                          "the Relax lowering")
     record = BuildRecord()
     start = time.perf_counter()
+    target = profile.tvm_target()
     try:
         with tvm.transform.PassContext(opt_level=3):
             mod = tvm.transform.Sequential(list(relax_passes))(model.mod) if relax_passes \
                 else model.mod
             record.relax_input = mod
-            executable = _compile(mod, profile, list(tir_passes), record, lowered)
+            with _tir_pipeline(target, list(tir_passes), record) as pipeline:
+                # GPU kernels are scheduled (dlight) by the target's own Relax pipeline here.
+                relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
+                executable = tvm.compile(relax_lowered, target, relax_pipeline=None,
+                                         tir_pipeline=pipeline)
     except BuildError:
         raise
     except Exception as exc:  # TVM raises many types; to the user all are build failures
         raise BuildError(f"building {model.name} for {profile.name} failed: "
                          f"{tvm_error_summary(exc)}") from exc
+    return _artifact(model, profile, executable, record, time.perf_counter() - start)
+
+
+def _artifact(model: Model, profile: TargetProfile, executable, record: BuildRecord,
+              seconds: float):
+    from .artifact import Artifact
+
     return Artifact(executable=executable, profile=profile, input=model.input,
                     output=model.output, preprocess=model.preprocess, labels=model.labels,
-                    model_name=model.name, build_seconds=time.perf_counter() - start,
-                    record=record)
+                    model_name=model.name, build_seconds=seconds, record=record)
+
+
+# --- incremental builds ---------------------------------------------------------------------
+
+def incremental_unavailable(profile: TargetProfile) -> str:
+    """Why mutants for ``profile`` cannot be built incrementally ("" when they can).
+
+    An incremental build links new kernels against the original's library loaded in this
+    process, which needs an LLVM CPU target run here (not through RPC: a remote device needs
+    one exported library, and the linked executable holds kernels of the same name twice)."""
+    if profile.kind != "llvm" or profile.device != "cpu":
+        return f"{profile.name} is not an LLVM CPU target"
+    if profile.runner != "local":
+        return f"{profile.name} runs through {profile.runner}, which needs one exported library"
+    return ""
+
+
+@dataclass
+class OriginalBuild:
+    """A model built without mutation for one target, kept to build its mutants against.
+
+    ``relax`` is the model after the target's Relax lowering (`kernel_ir.lower_relax`),
+    ``kernels`` its S-TIR kernels bound to the target, ``artifact`` the original's build and
+    ``library`` that build's kernel library, JIT-compiled in this process (None, with the
+    reason in ``unavailable``, when mutants cannot be linked against it).
+    """
+
+    model: Model
+    profile: TargetProfile
+    relax: tvm.IRModule
+    kernels: tvm.IRModule
+    artifact: object
+    library: tvm.runtime.Module | None
+    unavailable: str = ""
+    _lowered_kernels: tvm.IRModule | None = field(default=None, repr=False)
+
+    def lowered_kernels(self) -> tvm.IRModule:
+        """The kernels after TVM's TIR lowering (the ``lowered`` phase), computed once."""
+        if self._lowered_kernels is None:
+            self._lowered_kernels = _lower_tir(self.kernels, self.profile)
+        return self._lowered_kernels
+
+
+def _lower_tir(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
+    with tvm.transform.PassContext(opt_level=3):
+        return lower(kernels)
+
+
+def prepare_original(model: Model, target="llvm-x86-64", *,
+                     lowered: tvm.IRModule | None = None) -> OriginalBuild:
+    """Build ``model`` for ``target`` unmutated and keep what `build_incremental` reuses.
+
+    ``lowered`` is the model already through `kernel_ir.lower_relax` for this target, when the
+    caller has it. The original's kernel library is JIT-compiled now, so that processes forked
+    afterwards inherit the machine code instead of compiling it again.
+    """
+    profile = get_profile(target)
+    with tvm.transform.PassContext(opt_level=3):
+        relax_mod = lowered if lowered is not None else lower_relax(model.mod, profile)
+        kernels = bind_target(tir_part(relax_mod), profile)
+    artifact = build(model, profile, lowered=relax_mod)
+    library, why = None, incremental_unavailable(profile)
+    if not why:
+        imports = list(artifact.executable.mod.imports)
+        if len(imports) == 1 and imports[0].kind == "llvm":
+            library = imports[0]
+            names = sorted(gv.name_hint for gv in kernels.get_global_vars())
+            if names:
+                library.get_function(names[0])  # JIT-compiles the whole library
+        else:
+            why = "the original's kernels are not one LLVM library"
+    return OriginalBuild(model=model, profile=profile, relax=relax_mod, kernels=kernels,
+                         artifact=artifact, library=library, unavailable=why)
+
+
+def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=()):
+    """Build ``original``'s model with extra passes, compiling only the kernels that change.
+
+    The passes run on the same IR `build` would give them: ``relax_passes`` on the imported
+    Relax module, then the target's Relax lowering; ``tir_passes`` on the kernels at their
+    phase (the original's S-TIR, or its TIR after TVM's lowering). Every kernel whose name and
+    body equal the original's is called from the original's library, already compiled; only
+    the others go through TVM's TIR pipeline and code generation. Deterministic mutants give
+    bit-identical outputs to `build` (tested). The artifact runs in this process; it cannot be
+    exported (its library imports the original's, which has kernels of the same names).
+
+    Falls back to `build` — and says why in ``artifact.record.mode`` — when the original has
+    no reusable library or linking fails; a TVM failure of that full build is a `BuildError`.
+    """
+    if original.library is None:
+        return _full_build(original, relax_passes, tir_passes,
+                           f"full ({original.unavailable})")
+    start = time.perf_counter()
+    try:
+        with tvm.transform.PassContext(opt_level=3):
+            executable, record = _link_changed_kernels(original, list(relax_passes),
+                                                       list(tir_passes))
+    except Exception as exc:  # the full build has the last word
+        return _full_build(original, relax_passes, tir_passes,
+                           f"full (incremental failed: {tvm_error_summary(exc)})")
+    return _artifact(original.model, original.profile, executable, record,
+                     time.perf_counter() - start)
+
+
+def _full_build(original: OriginalBuild, relax_passes, tir_passes, mode: str):
+    art = build(original.model, original.profile, relax_passes, tir_passes,
+                lowered=None if relax_passes else original.relax)
+    art.record.mode = mode
+    return art
+
+
+def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list):
+    """The incremental build proper: (executable, record)."""
+    profile, record = original.profile, BuildRecord(relax_input=original.model.mod)
+    by_phase = _passes_by_phase(tir_passes)
+    relax_mod, kernels = original.relax, original.kernels
+    if relax_passes:
+        record.relax_input = tvm.transform.Sequential(relax_passes)(original.model.mod)
+        relax_mod = lower_relax(record.relax_input, profile)
+        kernels = bind_target(tir_part(relax_mod), profile)
+    if by_phase["s_tir"]:
+        kernels = tvm.transform.Sequential(by_phase["s_tir"])(kernels)
+    record.tir["s_tir"] = kernels
+    base = original.kernels
+    if by_phase["lowered"]:
+        unchanged = not relax_passes and not by_phase["s_tir"]
+        lowered = original.lowered_kernels() if unchanged else _lower_tir(kernels, profile)
+        kernels = record.tir["lowered"] = \
+            tvm.transform.Sequential(by_phase["lowered"])(lowered)
+        base = original.lowered_kernels()
+    before = {gv.name_hint: f for gv, f in base.functions_items()}
+    changed = {gv.name_hint: f for gv, f in kernels.functions_items()
+               if gv.name_hint not in before
+               or not tvm_ffi.structural_equal(f, before[gv.name_hint])}
+    record.compiled = sorted(changed)
+    shown = ", ".join(record.compiled[:6]) + (", …" if len(changed) > 6 else "")
+    record.mode = f"incremental ({len(changed)} kernel(s) compiled: {shown})"
+    mod = _calling_library(relax_mod, changed, original.library)
+    target = profile.tvm_target()
+    with _tir_pipeline(target, (), BuildRecord(),
+                       kernels_lowered=bool(by_phase["lowered"])) as pipeline:
+        executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
+    return executable, record
+
+
+def _calling_library(relax_mod: tvm.IRModule, changed: dict, library) -> tvm.IRModule:
+    """``relax_mod`` holding only the ``changed`` kernels (name -> PrimFunc): its calls of the
+    other kernels become calls of `relax.ExternFunc` by name, found at run time in
+    ``library``, which joins the module's ``external_mods``."""
+    kernels = {gv.name_hint for gv, f in relax_mod.functions_items()
+               if isinstance(f, tvm.tirx.PrimFunc)}
+    redirect = _ExternKernels(relax_mod, kernels - set(changed))
+    functions = {}
+    gvs = {gv.name_hint: gv for gv in relax_mod.get_global_vars()}
+    for gv, func in relax_mod.functions_items():
+        if isinstance(func, relax.Function):
+            functions[gv] = redirect.visit_expr(func)
+    for name, func in changed.items():
+        functions[gvs.get(name) or tvm.ir.GlobalVar(name)] = func
+    mod = tvm.IRModule(functions, attrs=relax_mod.attrs)
+    external = list((dict(relax_mod.attrs) if relax_mod.attrs else {}).get("external_mods", []))
+    return mod.with_attr("external_mods", [*external, library])
+
+
+@relax.expr_functor.mutator
+class _ExternKernels(relax.PyExprMutator):
+    """Replaces references to the kernels named in ``names`` by `relax.ExternFunc`s."""
+
+    def __init__(self, mod: tvm.IRModule, names: set[str]):
+        super().__init__(mod)
+        self.names = names
+
+    def visit_global_var_(self, gv: tvm.ir.GlobalVar):
+        return relax.ExternFunc(gv.name_hint) if gv.name_hint in self.names else gv

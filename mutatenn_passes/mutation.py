@@ -9,10 +9,10 @@ module's coverage total, because a mutation that silently did nothing is worse t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import tvm
-from tvm.ir import transform as _transform
 
 from .errors import OperatorError
 from .registry import OperatorSpec, get_operator
@@ -57,8 +57,14 @@ def find_sites(op_id: str, mod: tvm.IRModule, *, kernels: str | None = None,
     return filter_kernels(sites, kernels) if spec.level == "kernel" else sites
 
 
-class MutationPass(_transform.ModulePass):
-    """A module pass applying one operator at the selected sites; see `mutation`."""
+class MutationPass:
+    """One operator applied at the selected sites; see `mutation`.
+
+    `mutation` wraps this class with TVM's public `tvm.transform.module_pass` decorator, once
+    per operator (so each pass is named ``mutatenn.<op_id>``). The pass object it returns is a
+    real `tvm.transform.ModulePass` that forwards attribute reads (``report``, ``phase``,
+    ``key``, ...) to the instance of this class it wraps.
+    """
 
     def __init__(self, spec: OperatorSpec, sites: SiteSelection, kernels: str | None,
                  phase: str | None, params: dict):
@@ -68,16 +74,8 @@ class MutationPass(_transform.ModulePass):
         self.phase = phase
         self.params = params
         self.report: MutationReport | None = None
-        state = self  # the closure must not keep a cycle through the FFI handle alive
 
-        def _run(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-            return state._transform(mod)
-
-        self.__init_handle_by_constructor__(
-            _transform._ffi_transform_api.MakeModulePass, _run,
-            _transform.PassInfo(0, f"mutatenn.{spec.id}", []))
-
-    def _transform(self, mod: tvm.IRModule) -> tvm.IRModule:
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         impl = self.spec.implementation
         found = impl.find_sites(mod, self.params)
         if self.spec.level == "kernel":
@@ -102,7 +100,7 @@ class MutationPass(_transform.ModulePass):
 
 
 def mutation(op_id: str, sites: SiteSelection = "all", *, kernels: str | None = None,
-             phase: str | None = None, **params) -> MutationPass:
+             phase: str | None = None, **params) -> tvm.transform.ModulePass:
     """A `tvm.transform.Pass` applying operator ``op_id`` at ``sites``.
 
     ``sites`` is ``"all"``, an index, a list of indices, a ``range`` or ``Sample(n, seed)``.
@@ -125,4 +123,11 @@ def mutation(op_id: str, sites: SiteSelection = "all", *, kernels: str | None = 
     if isinstance(sites, str) and sites != "all":
         raise OperatorError(f"unknown site selection {sites!r}: use 'all', an index, "
                             "a list of indices, a range or Sample(n, seed)")
-    return MutationPass(spec, sites, kernels, phase, resolved)
+    return _pass_class(spec.id)(spec, sites, kernels, phase, resolved)
+
+
+@functools.cache
+def _pass_class(op_id: str):
+    """The `tvm.transform.ModulePass` class of operator ``op_id`` (named ``mutatenn.<op_id>``,
+    opt_level 0)."""
+    return tvm.transform.module_pass(MutationPass, opt_level=0, name=f"mutatenn.{op_id}")

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import OperatorError
+
+if TYPE_CHECKING:  # only for the annotations: the registry itself imports no TVM
+    import tvm
+
+    from .selection import Site
 
 #: The six categories of the MutateNN paper, in the paper's order.
 CATEGORIES = (
@@ -48,15 +53,26 @@ class Param:
         return converted
 
 
+class OperatorImplementation(Protocol):
+    """What an operator's ``implementation`` provides (graph and kernel level alike)."""
+
+    def find_sites(self, mod: tvm.IRModule, params: dict) -> list[Site]:
+        """Every site in ``mod``, in a deterministic order, numbered from 0."""
+
+    def apply(self, mod: tvm.IRModule, sites: list[Site], params: dict
+              ) -> tuple[tvm.IRModule, list[Site], list[tuple[Site, str]]]:
+        """``mod`` with ``sites`` rewritten, the sites applied, and those skipped with the
+        reason."""
+
+    def coverage_total(self, mod: tvm.IRModule) -> int:
+        """How many nodes of the kind the operator's level counts ``mod`` holds (the paper's
+        layer coverage denominator)."""
+
+
 @dataclass(frozen=True)
 class OperatorSpec:
-    """What a user needs to know about an operator, and the object that implements it.
-
-    ``implementation`` provides ``find_sites(mod, params) -> list[Site]``,
-    ``apply(mod, sites, params) -> (mod, applied, skipped)`` with ``skipped`` a list of
-    ``(Site, reason)``, and ``coverage_total(mod) -> int`` (the paper's layer coverage
-    denominator: how many nodes of the kind the level counts the module holds).
-    """
+    """What a user needs to know about an operator, and the object that implements it
+    (an `OperatorImplementation`)."""
 
     id: str
     level: str  # "graph" or "kernel"
@@ -65,7 +81,7 @@ class OperatorSpec:
     finds: str
     rewrites: str
     from_paper: bool
-    implementation: Any = field(compare=False, repr=False)
+    implementation: OperatorImplementation = field(compare=False, repr=False)
     params: tuple[Param, ...] = ()
     #: Kernel level only: the TIR pipeline phase where the operator runs unless told otherwise
     #: (the phase where its sites exist, e.g. ``lowered`` for GPU launch dimensions).

@@ -1,8 +1,16 @@
-"""Shared fixtures: the embedded default model (imported once per session) and the real
-third-party fixtures in ../shared/fixtures, skipped cleanly when that folder is absent."""
+"""Shared helpers and fixtures: hand-written TVMScript cases, the embedded default model
+(imported once per session), the real third-party fixtures in ../shared/fixtures, and
+`missing`, the one way a test skips for a missing piece.
+
+A piece CI must have (the fixtures, Chromium) is skipped when absent only outside CI: with
+``MUTATENN_REQUIRE_ALL=1`` (set by ``.ci/run``) its absence fails the test instead.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +18,33 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 
+#: When set to 1, a missing piece CI must have is a failure, not a skip.
+REQUIRE_ALL_ENV = "MUTATENN_REQUIRE_ALL"
+
+
+def missing(what: str) -> None:
+    """Skip the test because ``what`` is absent here, or fail it under
+    ``MUTATENN_REQUIRE_ALL=1``."""
+    if os.environ.get(REQUIRE_ALL_ENV) == "1":
+        pytest.fail(f"{what} ({REQUIRE_ALL_ENV}=1: CI must have it)", pytrace=False)
+    pytest.skip(what)
+
+
+def load_cases(folder: str, name: str):
+    """Import ``tests/<folder>/<name>.py``, registered in sys.modules as ``<folder>_<name>``
+    (TVMScript reads the source of the functions it parses, so the module must be real)."""
+    path = Path(__file__).parent / folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
     if not (FIXTURES / "mobilenet_v1_0.25_128_quant.tflite").is_file():
-        pytest.skip(f"real test fixtures not found at {FIXTURES} (they live in ../shared)")
+        missing(f"real test fixtures not found at {FIXTURES} (they live in ../shared)")
     return FIXTURES
 
 

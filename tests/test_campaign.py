@@ -124,7 +124,14 @@ def test_default_campaign_and_init(tmp_path, monkeypatch):
     assert main(["init"]) == 0
     written = (tmp_path / "campaign.toml").read_text()
     assert written == default_campaign_text()
-    assert "#" in written  # commented
+    # the example documents every key a campaign file may hold (set, or commented out)
+    from mutatenn_passes.campaign import config as schema
+
+    for table in (schema.CAMPAIGN_KEYS, schema.MODEL_KEYS, schema.PREPROCESS_KEYS,
+                  schema.IMAGES_KEYS, schema.OPERATORS_KEYS, schema.PER_OPERATOR_KEYS):
+        for key in table:
+            assert re.search(rf"^(# )?({key.name} =|\[models\.{key.name}\])", written,
+                             re.M), key.name
     again = load_config(tmp_path / "campaign.toml")
     assert [o.as_dict() for o in again.operators] == [o.as_dict() for o in config.operators]
     assert main(["init"]) == 2  # refuses to overwrite

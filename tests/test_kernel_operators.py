@@ -9,11 +9,8 @@ source files); every rewrite is checked with ``tvm.ir.assert_structural_equal`` 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,23 +20,13 @@ import mutatenn_passes as mn
 from mutatenn_passes import OperatorError, Sample, find_sites, mutation
 from mutatenn_passes.kernel_ir import kernel_module
 from mutatenn_passes.selection import select
+from tests.conftest import load_cases
 
 TARGET = "llvm-x86-64"
 
-
-def _load_cases(name: str):
-    """Import ``kernel_cases/<name>.py`` (registered in sys.modules: TVMScript reads source)."""
-    path = Path(__file__).parent / "kernel_cases" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"kernel_cases_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-COND = _load_cases("conditions")
-STORES = _load_cases("stores_loops")
-ARITH = _load_cases("arith_types")
+COND = load_cases("kernel_cases", "conditions")
+STORES = load_cases("kernel_cases", "stores_loops")
+ARITH = load_cases("kernel_cases", "arith_types")
 
 KERNEL_OPERATORS = [s.id for s in mn.operators() if s.level == "kernel"]
 PAPER_OPERATORS = {"cond_lt_to_le", "cond_lt_to_gt", "cond_gt_to_lt", "cond_gt_to_ge",

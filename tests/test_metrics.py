@@ -1,19 +1,10 @@
-"""Ranking metrics and exact tests used by the campaign analysis (pure Python, fast)."""
+"""Ranking metrics and the exact test used by the campaign analysis (fast, no build)."""
 
-import math
 import random
 
 import pytest
 
-from mutatenn_passes.campaign.metrics import (binomial_test, fisher_exact, kendall_tau, rbo,
-                                              rbo_max, rbo_min, rbo_weight, top_k_overlap)
-
-
-def test_rbo_weight_of_top_ten_ranks_is_86_percent_at_p_09():
-    # Webber et al. 2010, section 4.2: "the first 10 ranks have 86% of the weight" (p=0.9).
-    assert rbo_weight(0.9, 10) == pytest.approx(0.8556, abs=5e-5)
-    # and a longer prefix carries more of the weight
-    assert rbo_weight(0.9, 1) < rbo_weight(0.9, 5) < rbo_weight(0.9, 10) < 1
+from mutatenn_passes.campaign.metrics import fisher_exact, kendall_tau, rbo, top_k_overlap
 
 
 def test_rbo_worked_values():
@@ -54,22 +45,6 @@ def test_rbo_ext_equals_the_infinite_sum_when_the_rankings_agree_beyond_k():
         assert rbo(head, other, p) == pytest.approx(total, abs=1e-9)
 
 
-def test_rbo_min_closed_form_and_bounds():
-    rng = random.Random(7)
-    for _ in range(50):
-        k = rng.randint(1, 7)
-        s = rng.sample(range(12), k)
-        t = rng.sample(range(12), k)
-        lo, ext, hi = rbo_min(s, t), rbo(s, t), rbo_max(s, t)
-        assert lo - 1e-12 <= ext <= hi + 1e-9
-        # RBO_min's closed form (eq. 11) equals the sum assuming no further agreement
-        x = [len(set(s[:d]) & set(t[:d])) for d in range(1, k + 1)]
-        summed = (1 - 0.9) / 0.9 * (sum(x[d - 1] / d * 0.9 ** d for d in range(1, k + 1))
-                                    + sum(x[-1] / d * 0.9 ** d for d in range(k + 1, 3000)))
-        assert lo == pytest.approx(summed, abs=1e-9)
-    assert rbo_max([1, 2], [3, 4]) > 0  # two disjoint items may still match later
-
-
 def test_rbo_uneven_lengths_matches_even_when_prefix_agrees():
     # eq. 32 with the longer list's extra items absent from the shorter: extrapolation
     # from X_s keeps the same value as if the shorter list continued without agreement.
@@ -83,19 +58,16 @@ def test_top_k_overlap():
     assert top_k_overlap([1, 2, 3, 4, 5], [1, 2, 6, 7, 8]) == 0.4
 
 
-def test_kendall_tau_properties_and_against_scipy():
+def test_kendall_tau_worked_values():
     assert kendall_tau([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == pytest.approx(1.0)
     assert kendall_tau([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
-    stats = pytest.importorskip("scipy.stats")
-    rng = random.Random(11)
-    for _ in range(40):
-        s = rng.sample(range(9), 5)
-        t = rng.sample(range(9), 5)
-        items = list(dict.fromkeys(s + t))
-        a = [s.index(x) if x in s else 5 for x in items]
-        b = [t.index(x) if x in t else 5 for x in items]
-        expected = stats.kendalltau(a, b).statistic  # tau-b
-        assert kendall_tau(s, t) == pytest.approx(expected, abs=1e-12)
+    # one adjacent swap in five: 9 concordant pairs, 1 discordant -> 8/10
+    assert kendall_tau([1, 2, 3, 4, 5], [2, 1, 3, 4, 5]) == pytest.approx(0.8)
+    # items missing from a list rank after its items, tied: s = 1 2 | 3 4 (ranks 0 1 2 2),
+    # t = 3 4 | 1 2 (ranks 2 2 0 1): 4 discordant pairs, one tie in each -> -4/sqrt(5*5)
+    assert kendall_tau([1, 2], [3, 4]) == pytest.approx(-0.8)
+    # a single common item followed by different ones: 2 concordant, 1 discordant of 3
+    assert kendall_tau([1, 2], [1, 3]) == pytest.approx(1 / 3)
 
 
 def test_fisher_exact_worked_values():
@@ -104,18 +76,4 @@ def test_fisher_exact_worked_values():
     # 5 images: original right on all 5, mutant on 1 -> p = 2 * (5/252 + 1/252)... exactly:
     assert fisher_exact([[5, 0], [1, 4]]) == pytest.approx(0.047619047619, abs=1e-12)
     assert fisher_exact([[5, 0], [5, 0]]) == pytest.approx(1.0)
-    stats = pytest.importorskip("scipy.stats")
-    rng = random.Random(5)
-    for _ in range(30):
-        table = [[rng.randint(0, 9), rng.randint(0, 9)], [rng.randint(0, 9), rng.randint(0, 9)]]
-        assert fisher_exact(table) == pytest.approx(stats.fisher_exact(table).pvalue,
-                                                    rel=1e-9, abs=1e-12)
-
-
-def test_binomial_test():
-    assert binomial_test(5, 10, 0.5) == pytest.approx(1.0)
-    assert binomial_test(0, 10, 0.5) == pytest.approx(2 / 1024)
-    stats = pytest.importorskip("scipy.stats")
-    for k, n, p in [(3, 10, 0.5), (1, 7, 0.3), (9, 9, 0.8), (2, 20, 0.05)]:
-        assert binomial_test(k, n, p) == pytest.approx(stats.binomtest(k, n, p).pvalue)
-    assert math.isclose(binomial_test(0, 0, 0.5), 1.0)
+    assert fisher_exact([[0, 0], [0, 0]]) == 1.0  # no images: nothing to test

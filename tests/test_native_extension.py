@@ -17,12 +17,9 @@ import tvm
 import tvm_ffi
 
 from mutatenn_passes.kernel_operators import native
+from tests.conftest import load_cases
 
-_spec = importlib.util.spec_from_file_location(
-    "kernel_cases_arith_types", Path(__file__).parent / "kernel_cases" / "arith_types.py")
-ARITH = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = ARITH
-_spec.loader.exec_module(ARITH)
+ARITH = load_cases("kernel_cases", "arith_types")
 
 
 def _global(name):

@@ -146,6 +146,61 @@ def _score(rows: list[dict]) -> dict:
     }
 
 
+def _images(outs: list[dict]) -> list[dict]:
+    """Per-image results without the output vectors."""
+    return [{"image": o["image"], "classes": o["classes"],
+             "scores": [_finite(s) for s in o["scores"]], "digest": o["digest"],
+             "latency_ms": o["latency_ms"]} for o in outs]
+
+
+def _original_row(t: dict, res: dict, outs: list[dict], reference: dict) -> dict:
+    acc = None
+    labelled = [o for o in outs if o["image"] in reference]
+    if labelled:
+        acc = sum(o["classes"][0] == reference[o["image"]] for o in labelled) / len(labelled)
+    return {"key": t["key"], "model": t["model"], "model_index": t["model_index"],
+            "target": t["target"], "status": res.get("status", "pending"), "error": res.get("error") or "",
+            "build_s": res.get("build_s"), "run_s": res.get("run_s"), "images": _images(outs),
+            "top1": [o["classes"][0] for o in outs], "accuracy": acc}
+
+
+def _mutant_row(t: dict, res: dict, outs: list[dict], orig: list[dict],
+                reference: dict) -> dict:
+    """One mutant on one target: its plan, its result and its metrics against ``orig``."""
+    status = res.get("status", "pending")
+    row = {
+        "key": t["key"], "model": t["model"], "model_index": t["model_index"],
+        "target": t["target"],
+        "operator": t["operator"], "level": t["level"], "category": t["category"],
+        "phase": t["phase"] or "", "mode": t["mode"], "selection": t["selection"],
+        "site_indices": t["site_indices"], "sites": t["sites"],
+        "sites_found": t["sites_found"], "params": t["params"], "group": t["group"],
+        "ir_hash": t["ir_hash"], "duplicate_of": t["duplicate_of"], "note": t["note"],
+        "status": status, "error": res.get("error") or "", "stage": res.get("stage") or "",
+        "exit_code": res.get("exit_code"), "signal": res.get("signal") or "",
+        "build_s": res.get("build_s"), "load_s": res.get("load_s"),
+        "run_s": res.get("run_s"),
+        "ir_verified": None if res.get("ir_verified") is None else bool(res["ir_verified"]),
+        "artifact": res.get("artifact") or "", "has_diff": bool(t["diff"]),
+        "build_mode": res.get("build_mode") or "",
+        "metrics": None, "killed": False, "stat_killed": False, "p_value": None,
+        "images": _images(outs),
+    }
+    if status != "ok":
+        return row
+    if orig and outs:
+        m = compare(outs, orig)
+        row["metrics"] = {k: v for k, v in m.items() if k != "killed"}
+        row["killed"] = m["killed"]
+        st = statistical_kill(outs, orig, reference)
+        row.update(stat_killed=st["stat_killed"], p_value=st["p_value"],
+                   reference=st["reference"])
+    else:
+        row["note"] = (row["note"] + "; " if row["note"] else "") + \
+            "no original results on this target to compare with"
+    return row
+
+
 def analyse(store: Store) -> dict:
     """Everything a report shows, computed from the database alone."""
     meta = store.meta()
@@ -166,72 +221,24 @@ def analyse(store: Store) -> dict:
         references[index] = read_image_labels(config.get("image_labels"),
                                               m.get("labels_list"))
 
-    originals = {}
+    originals = {}  # (model index, target) -> the original's outputs there
     original_rows = []
     for t in tasks:
-        if t["kind"] != "original":
-            continue
-        res = results.get(t["key"], {})
-        outs = outputs(t["key"]) if res.get("status") == "ok" else []
-        originals[(t["model_index"], t["target"])] = outs
-        top1 = [o["classes"][0] for o in outs]
-        ref = references.get(t["model_index"]) or {}
-        acc = None
-        if ref and outs:
-            labelled = [o for o in outs if o["image"] in ref]
-            acc = (sum(o["classes"][0] == ref[o["image"]] for o in labelled) / len(labelled)
-                   if labelled else None)
-        original_rows.append({
-            "key": t["key"], "model": t["model"], "target": t["target"],
-            "status": res.get("status", "pending"), "error": res.get("error") or "",
-            "build_s": res.get("build_s"), "run_s": res.get("run_s"),
-            "images": [{"image": o["image"], "classes": o["classes"], "scores": o["scores"],
-                        "digest": o["digest"], "latency_ms": o["latency_ms"]} for o in outs],
-            "top1": top1, "accuracy": acc})
-
+        if t["kind"] == "original":
+            res = results.get(t["key"], {})
+            outs = outputs(t["key"]) if res.get("status") == "ok" else []
+            originals[(t["model_index"], t["target"])] = outs
+            original_rows.append(_original_row(t, res, outs,
+                                               references.get(t["model_index"]) or {}))
     rows = []
     for t in tasks:
-        if t["kind"] != "mutant":
-            continue
-        source_key = t["duplicate_of"] or t["key"]
-        res = results.get(source_key) or {}
-        status = res.get("status", "pending")
-        row = {
-            "key": t["key"], "model": t["model"], "target": t["target"],
-            "operator": t["operator"], "level": t["level"], "category": t["category"],
-            "phase": t["phase"] or "", "mode": t["mode"], "selection": t["selection"],
-            "site_indices": t["site_indices"], "sites": t["sites"],
-            "sites_found": t["sites_found"], "params": t["params"], "group": t["group"],
-            "ir_hash": t["ir_hash"], "duplicate_of": t["duplicate_of"], "note": t["note"],
-            "status": status, "error": res.get("error") or "", "stage": res.get("stage") or "",
-            "exit_code": res.get("exit_code"), "signal": res.get("signal") or "",
-            "build_s": res.get("build_s"), "load_s": res.get("load_s"),
-            "run_s": res.get("run_s"),
-            "ir_verified": None if res.get("ir_verified") is None else bool(res["ir_verified"]),
-            "artifact": res.get("artifact") or "", "has_diff": bool(t["diff"]),
-            "build_mode": res.get("build_mode") or "",
-            "metrics": None, "killed": False, "stat_killed": False, "p_value": None,
-            "images": [],
-        }
-        if status == "ok":
-            outs = outputs(source_key)
-            orig = originals.get((t["model_index"], t["target"])) or []
-            row["images"] = [{"image": o["image"], "classes": o["classes"],
-                              "scores": [_finite(s) for s in o["scores"]],
-                              "digest": o["digest"], "latency_ms": o["latency_ms"]}
-                             for o in outs]
-            if orig and outs:
-                m = compare(outs, orig)
-                row["metrics"] = {k: v for k, v in m.items() if k not in ("killed",)}
-                row["killed"] = m["killed"]
-                st = statistical_kill(outs, orig, references.get(t["model_index"]) or {})
-                row["stat_killed"] = st["stat_killed"]
-                row["p_value"] = st["p_value"]
-                row["reference"] = st["reference"]
-            else:
-                row["note"] = (row["note"] + "; " if row["note"] else "") + \
-                    "no original results on this target to compare with"
-        rows.append(row)
+        if t["kind"] == "mutant":
+            source_key = t["duplicate_of"] or t["key"]
+            res = results.get(source_key) or {}
+            outs = outputs(source_key) if res.get("status") == "ok" else []
+            rows.append(_mutant_row(t, res, outs,
+                                    originals.get((t["model_index"], t["target"])) or [],
+                                    references.get(t["model_index"]) or {}))
 
     def group_by(field):
         groups = defaultdict(list)
@@ -308,38 +315,59 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
       mean over mutants (for the report's heatmap);
     * ``discrepancies``: only the (model, original-or-mutant, A, B) pairs that differ (some
       image's top-1, or max |output difference| > ``tolerance``), unmutated models first.
+
+    Targets are ordered as first met (originals, then mutants); a pair is always (earlier,
+    later) in that order. Everything is paired through dictionaries, never by searching.
     """
-    names_by_index = {}
-    target_order = []
-    for (mi, t) in originals:
-        if t not in target_order:
-            target_order.append(t)
-    for r in rows:
-        if r["target"] not in target_order:
-            target_order.append(r["target"])
-    order = {t: i for i, t in enumerate(target_order)}
-    # model index -> name (original rows are in plan order, like ``originals``)
-    for (mi, t), row in zip(originals, original_rows):
-        names_by_index.setdefault(mi, row["model"])
+    order = _target_order(originals, rows)
+    names = {}  # model index -> name (original rows are in plan order, like ``originals``)
+    for (mi, _), row in zip(originals, original_rows):
+        names.setdefault(mi, row["model"])
+    targets = defaultdict(list)  # model index -> its targets, in order
+    for mi, t in originals:
+        targets[mi].append(t)
+    targets = {mi: sorted(ts, key=order.__getitem__) for mi, ts in targets.items()}
+    pairs = _original_pairs(originals, targets, names)
+    mutants = _mutants_across_targets(rows, order, outputs)
+    pairwise = _pairwise(targets, names, pairs, mutants)
+    pairwise_of = defaultdict(list)
+    for p in pairwise:
+        pairwise_of[p["model"]].append(p)
+    matrices = [_matrix(names.get(mi, str(mi)), ts, pairwise_of[names.get(mi, str(mi))])
+                for mi, ts in targets.items()]
+    discrepancies = _discrepancies(pairs, mutants)
+    return {"tolerance": CROSS_TOLERANCE, "targets": list(order), "originals": pairs,
+            "mutants": mutants, "pairwise": pairwise, "matrices": matrices,
+            "discrepancies": discrepancies,
+            "original_discrepancies": sum(1 for d in discrepancies
+                                          if d["kind"] == "original"),
+            "target_dependent": sum(1 for m in mutants if m["target_dependent"])}
 
-    def ordered(a, b):
-        return (a, b) if order.get(a, 0) <= order.get(b, 0) else (b, a)
 
+def _target_order(originals, rows) -> dict[str, int]:
+    """Each target's position: first met among the originals, then among the mutants."""
+    order: dict[str, int] = {}
+    for t in [t for _, t in originals] + [r["target"] for r in rows]:
+        order.setdefault(t, len(order))
+    return order
+
+
+def _original_pairs(originals, targets: dict, names: dict) -> list[dict]:
+    """The unmutated model on target A vs on target B, per model and pair with outputs."""
     pairs = []
-    by_model = defaultdict(list)
-    for (mi, t) in originals:
-        by_model[mi].append(t)
-    for mi, targets in by_model.items():
-        targets = sorted(targets, key=lambda t: order.get(t, 0))
-        for ta, tb in combinations(targets, 2):
+    for mi, ts in targets.items():
+        for ta, tb in combinations(ts, 2):
             a, b = originals[(mi, ta)], originals[(mi, tb)]
-            if not a or not b:
-                continue
-            m = _pair_metrics(a, b)
+            m = _pair_metrics(a, b) if a and b else {}
             if m:
-                pairs.append({"model_index": mi, "model": names_by_index.get(mi, str(mi)),
+                pairs.append({"model_index": mi, "model": names.get(mi, str(mi)),
                               "target_a": ta, "target_b": tb, **m})
+    return pairs
 
+
+def _mutants_across_targets(rows, order: dict, outputs) -> list[dict]:
+    """Per mutant (its ``group``) built for several targets: statuses, kills, and the
+    comparison of its outputs on each pair of targets where it ran."""
     groups = defaultdict(list)
     for r in rows:
         groups[r["group"]].append(r)
@@ -347,36 +375,42 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
     for group, members in groups.items():
         if len({r["target"] for r in members}) < 2:
             continue
-        members = sorted(members, key=lambda r: order.get(r["target"], 0))
-        entry = {"group": group, "operator": members[0]["operator"],
-                 "model": members[0]["model"], "site_indices": members[0]["site_indices"],
+        members = sorted(members, key=lambda r: order[r["target"]])
+        first = members[0]
+        entry = {"group": group, "operator": first["operator"], "model": first["model"],
+                 "model_index": first["model_index"], "site_indices": first["site_indices"],
                  "keys": {r["target"]: r["key"] for r in members},
                  "statuses": {r["target"]: r["status"] for r in members},
                  "killed": {r["target"]: r["killed"] for r in members},
                  "pairs": []}
         for a, b in combinations(members, 2):
             if a["status"] == "ok" and b["status"] == "ok":
-                oa = outputs(a["duplicate_of"] or a["key"])
-                ob = outputs(b["duplicate_of"] or b["key"])
-                m = _pair_metrics(oa, ob)
+                m = _pair_metrics(outputs(a["duplicate_of"] or a["key"]),
+                                  outputs(b["duplicate_of"] or b["key"]))
                 if m:
                     entry["pairs"].append({"target_a": a["target"], "target_b": b["target"],
                                            **m})
         entry["target_dependent"] = len(set(entry["killed"].values())) > 1 or \
             len(set(entry["statuses"].values())) > 1
         mutants.append(entry)
+    return mutants
 
-    pairwise = []
-    for mi, targets in by_model.items():
-        name = names_by_index.get(mi, str(mi))
-        targets = sorted(targets, key=lambda t: order.get(t, 0))
-        for ta, tb in combinations(targets, 2):
-            orig = next((p for p in pairs if p["model_index"] == mi and p["target_a"] == ta
-                         and p["target_b"] == tb), None)
-            mp = [p for e in mutants if e["model"] == name for p in e["pairs"]
-                  if {p["target_a"], p["target_b"]} == {ta, tb}]
-            pairwise.append({
-                "model": name, "target_a": ta, "target_b": tb,
+
+def _pairwise(targets: dict, names: dict, pairs: list, mutants: list) -> list[dict]:
+    """Per model and target pair: the original's metrics and the means over its mutants."""
+    original = {(p["model_index"], p["target_a"], p["target_b"]): p for p in pairs}
+    of_mutants = defaultdict(list)  # (model index, {A, B}) -> the mutants' pairs
+    for e in mutants:
+        for p in e["pairs"]:
+            of_mutants[(e["model_index"], frozenset((p["target_a"], p["target_b"])))] \
+                .append(p)
+    out = []
+    for mi, ts in targets.items():
+        for ta, tb in combinations(ts, 2):
+            orig = original.get((mi, ta, tb))
+            mp = of_mutants.get((mi, frozenset((ta, tb))), [])
+            out.append({
+                "model": names.get(mi, str(mi)), "target_a": ta, "target_b": tb,
                 "original_compared": orig is not None,
                 "original_top1_disagreement": orig and orig["top1_disagreement"],
                 "original_rbo": orig and orig["rbo"],
@@ -390,44 +424,32 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
                 "mean_rbo": _mean([p["rbo"] for p in mp]),
                 "mean_kendall_tau": _mean([p["kendall_tau"] for p in mp]),
             })
+    return out
 
-    matrices = []
-    for mi, targets in by_model.items():
-        name = names_by_index.get(mi, str(mi))
-        targets = sorted(targets, key=lambda t: order.get(t, 0))
-        n = len(targets)
-        orig = [[0.0 if i == j else None for j in range(n)] for i in range(n)]
-        mean = [[None] * n for _ in range(n)]
-        for p in pairwise:
-            if p["model"] != name:
-                continue
-            i, j = targets.index(p["target_a"]), targets.index(p["target_b"])
-            orig[i][j] = orig[j][i] = p["original_top1_disagreement"]
-            mean[i][j] = mean[j][i] = p["mean_top1_disagreement"]
-        matrices.append({"model": name, "targets": targets, "original": orig,
-                         "mutants_mean": mean})
 
-    discrepancies = []
-    for p in pairs:
-        if p["differs"]:
-            discrepancies.append({"kind": "original", "model": p["model"],
-                                  "operator": "", "site_indices": [], "key": "",
-                                  **{k: v for k, v in p.items()
-                                     if k not in ("model_index", "model")}})
-    for e in mutants:
-        for p in e["pairs"]:
-            if p["differs"]:
-                discrepancies.append({"kind": "mutant", "model": e["model"],
-                                      "operator": e["operator"],
-                                      "site_indices": e["site_indices"],
-                                      "key": e["keys"].get(p["target_a"], ""), **p})
-    discrepancies.sort(key=lambda d: (d["kind"] != "original",
-                                      -(d["top1_disagreement"] or 0),
-                                      -(math.inf if d["max_abs_diff"] is None
-                                        else d["max_abs_diff"])))
-    return {"tolerance": CROSS_TOLERANCE, "targets": target_order, "originals": pairs,
-            "mutants": mutants, "pairwise": pairwise, "matrices": matrices,
-            "discrepancies": discrepancies,
-            "original_discrepancies": sum(1 for d in discrepancies
-                                          if d["kind"] == "original"),
-            "target_dependent": sum(1 for m in mutants if m["target_dependent"])}
+def _matrix(name: str, targets: list, pairwise: list) -> dict:
+    """Targets x targets of one model's original and mean-over-mutants top-1 disagreement,
+    from that model's ``pairwise`` rows."""
+    index = {t: i for i, t in enumerate(targets)}
+    n = len(targets)
+    orig = [[0.0 if i == j else None for j in range(n)] for i in range(n)]
+    mean = [[None] * n for _ in range(n)]
+    for p in pairwise:
+        i, j = index[p["target_a"]], index[p["target_b"]]
+        orig[i][j] = orig[j][i] = p["original_top1_disagreement"]
+        mean[i][j] = mean[j][i] = p["mean_top1_disagreement"]
+    return {"model": name, "targets": targets, "original": orig, "mutants_mean": mean}
+
+
+def _discrepancies(pairs: list, mutants: list) -> list[dict]:
+    """Only the pairs that differ: the unmutated models' first, then the mutants', each by
+    top-1 disagreement then max |difference|, largest first."""
+    out = [{"kind": "original", "model": p["model"], "operator": "", "site_indices": [],
+            "key": "", **{k: v for k, v in p.items() if k not in ("model_index", "model")}}
+           for p in pairs if p["differs"]]
+    out += [{"kind": "mutant", "model": e["model"], "operator": e["operator"],
+             "site_indices": e["site_indices"], "key": e["keys"].get(p["target_a"], ""), **p}
+            for e in mutants for p in e["pairs"] if p["differs"]]
+    out.sort(key=lambda d: (d["kind"] != "original", -(d["top1_disagreement"] or 0),
+                            -(math.inf if d["max_abs_diff"] is None else d["max_abs_diff"])))
+    return out

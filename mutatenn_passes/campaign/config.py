@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError, MutateNNError
 from .tomllines import KeyLines
@@ -33,19 +33,99 @@ EMBEDDED = "embedded:default"
 
 #: How an operator's selected sites become mutants.
 MODES = ("each", "together")
-
-_CAMPAIGN_KEYS = {"name", "output", "seed", "workers", "timeout", "keep_artifacts", "targets",
-                  "incremental"}
-_MODEL_KEYS = {"path", "name", "labels", "preprocess"}
-_IMAGE_KEYS = {"paths", "labels"}
-_OPERATOR_KEYS = {"use", "exclude", "mode", "sites", "sample"}
-_PER_OPERATOR_KEYS = {"mode", "sites", "sample", "kernels", "phase", "params"}
 _TOP_KEYS = {"campaign", "models", "images", "operators"}
 
-DEFAULTS = {"name": "campaign", "output": "mutatenn-campaign", "seed": 0, "workers": 2,
-            "timeout": 300.0, "keep_artifacts": False, "incremental": True,
-            "targets": ["llvm-x86-64"],
-            "use": ["paper"], "mode": "each", "sites": "all", "sample": 0}
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _nonempty_str(v) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
+def _count(v) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _positive_int(v) -> bool:
+    return _is_int(v) and v >= 1
+
+
+def _positive_number(v) -> bool:
+    return _is_number(v) and v > 0
+
+
+def _three_numbers(v) -> bool:
+    return isinstance(v, list) and len(v) == 3 and all(_is_number(x) for x in v)
+
+
+def _one_of(*choices):
+    return lambda v: isinstance(v, str) and v in choices
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a campaign table: its default and what a given value must be.
+
+    ``ok`` checks a value; a value it rejects is reported as "<name> must be <must>, not
+    <value>". Keys without ``ok`` are checked by the code that reads them (paths, targets,
+    operator names, site selections).
+    """
+
+    name: str
+    default: Any = None
+    ok: Callable[[Any], bool] | None = None
+    must: str = ""
+
+
+CAMPAIGN_KEYS = (
+    Key("name", "campaign", _nonempty_str, "a non-empty string"),
+    Key("output", "mutatenn-campaign", _nonempty_str, "a folder path"),
+    Key("seed", 0, _count, "a non-negative integer"),
+    Key("workers", 2, _positive_int, "an integer >= 1"),
+    Key("timeout", 300.0, _positive_number, "a positive number of seconds (per mutant)"),
+    Key("keep_artifacts", False, lambda v: isinstance(v, bool), "true or false"),
+    Key("incremental", True, lambda v: isinstance(v, bool), "true or false"),
+    Key("targets", ["llvm-x86-64"]),
+)
+MODEL_KEYS = (
+    Key("path"),
+    Key("name", None, _nonempty_str, "a non-empty string"),
+    Key("labels"),
+    Key("preprocess", {}, lambda v: isinstance(v, dict), "a table"),
+)
+#: Checks of `images.Preprocess` fields (any field of it may be given).
+PREPROCESS_KEYS = (
+    Key("height", ok=_positive_int, must="a positive integer"),
+    Key("width", ok=_positive_int, must="a positive integer"),
+    Key("layout", ok=_one_of("NCHW", "NHWC"), must='"NCHW" or "NHWC"'),
+    Key("channel_order", ok=_one_of("RGB", "BGR"), must='"RGB" or "BGR"'),
+    Key("raw", ok=lambda v: isinstance(v, bool), must="true or false"),
+    Key("scale", ok=_positive_number, must="a positive number"),
+    Key("mean", ok=_three_numbers, must="three numbers"),
+    Key("std", ok=lambda v: _three_numbers(v) and 0 not in v, must="three numbers (non-zero)"),
+    Key("resample", ok=_one_of("bicubic", "bilinear", "nearest", "lanczos"),
+        must="one of bicubic, bilinear, nearest, lanczos"),
+    Key("dtype", ok=_one_of("float32", "float16", "uint8", "int8"),
+        must="float32, float16, uint8 or int8"),
+)
+IMAGES_KEYS = (Key("paths"), Key("labels"))
+_MODE = Key("mode", "each", _one_of(*MODES), "one of " + ", ".join(MODES))
+_SAMPLE = Key("sample", 0, _count, "a non-negative integer (0 = every selected site)")
+#: [operators] itself; any other key of it names an operator (a table of `PER_OPERATOR_KEYS`).
+OPERATORS_KEYS = (Key("use", ["paper"]), Key("exclude", []), _MODE, Key("sites", "all"),
+                  _SAMPLE)
+PER_OPERATOR_KEYS = (
+    _MODE, Key("sites"), _SAMPLE,
+    Key("kernels", None, _nonempty_str, "a glob over kernel names"),
+    Key("phase", None, _one_of("s_tir", "lowered"), "one of s_tir, lowered"),
+    Key("params", {}, lambda v: isinstance(v, dict), "a table"),
+)
 
 
 @dataclass(frozen=True)
@@ -147,6 +227,8 @@ def default_campaign_text() -> str:
 
 
 class _Problems:
+    """Every problem found in a campaign file, each with its line."""
+
     def __init__(self, source: str, lines: KeyLines):
         self.source = source
         self.lines = lines
@@ -155,13 +237,32 @@ class _Problems:
     def add(self, path, message: str, line: int | None = None) -> None:
         self.items.append((line or self.lines.line_of(path), message))
 
-    def unknown_keys(self, table: dict, known: set, path: tuple, where: str) -> None:
+    def unknown_keys(self, table: dict, known, path: tuple, where: str) -> None:
         for key in table:
             if key not in known:
                 near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
                 hint = f" (did you mean {near[0]!r}?)" if near else \
                     f" (known: {', '.join(sorted(known))})"
                 self.add(path + (key,), f"unknown key {key!r} in {where}{hint}")
+
+    def read(self, table: dict, keys, path: tuple, where: str, *, known=None,
+             defaults: bool = True) -> dict:
+        """The values of ``keys`` in ``table``: checked (a rejected value is reported and
+        replaced by its default), and, with ``defaults``, defaults for the missing ones.
+        Keys outside ``known`` (default: ``keys``) are reported as unknown."""
+        self.unknown_keys(table, known or {k.name for k in keys}, path, where)
+        out = {}
+        for key in keys:
+            if key.name not in table:
+                if defaults:
+                    out[key.name] = key.default
+                continue
+            value = table[key.name]
+            if key.ok is not None and not key.ok(value):
+                self.add(path + (key.name,), f"{key.name} must be {key.must}, not {value!r}")
+                value = key.default
+            out[key.name] = value
+        return out
 
     def raise_if_any(self) -> None:
         if not self.items:
@@ -170,14 +271,6 @@ class _Problems:
         head = f"{self.source}: {len(self.items)} problem(s) in the campaign file"
         body = "\n".join(f"  {self.source}:{line}: {msg}" for line, msg in self.items)
         raise ConfigError(f"{head}\n{body}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _parse_sites(value, path, problems: _Problems):
@@ -209,312 +302,234 @@ def _parse_sites(value, path, problems: _Problems):
     return "all"
 
 
-def _path_value(value, path, problems: _Problems, base: Path, what: str, *,
-                must_be_file=True) -> str | None:
-    if not isinstance(value, str) or not value:
-        problems.add(path, f"{what} must be a non-empty string path, not {value!r}")
-        return None
-    p = Path(value).expanduser()
-    p = p if p.is_absolute() else base / p
-    if must_be_file and not p.is_file():
-        problems.add(path, f"{what} {value!r}: no such file ({p})")
-    elif not must_be_file and not p.exists():
-        problems.add(path, f"{what} {value!r}: no such file or folder ({p})")
-    return str(p)
+def _as_list(value):
+    return [value] if isinstance(value, str) else value
+
+
+class _Reader:
+    """Reads one campaign document table by table into a `CampaignConfig`."""
+
+    def __init__(self, text: str, source: str, base: Path):
+        try:
+            self.data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        self.lines = KeyLines(text)
+        self.problems = _Problems(source, self.lines)
+        self.base = base
+        self.problems.unknown_keys(self.data, _TOP_KEYS, (), "the campaign file")
+
+    def table(self, key: str) -> dict:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            self.problems.add((key,), f"{key} must be a table ([{key}])")
+            return {}
+        return value
+
+    def file(self, where: tuple, value, what: str) -> str | None:
+        """An existing file's path, resolved against the campaign file's folder."""
+        if not _nonempty_str(value):
+            self.problems.add(where, f"{what} must be a non-empty string path, not {value!r}")
+            return None
+        p = self.resolve(value)
+        if not p.is_file():
+            self.problems.add(where, f"{what} {value!r}: no such file ({p})")
+        return str(p)
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base / p
+
+    def value_problem(self, path: tuple, value: str, message: str) -> None:
+        """A problem with one element of a (possibly multi-line) array, at its own line."""
+        self.problems.add(None, message, self.lines.value_line(path, f'"{value}"'))
+
+    def campaign(self) -> dict:
+        values = self.problems.read(self.table("campaign"), CAMPAIGN_KEYS, ("campaign",),
+                                    "[campaign]")
+        values["targets"] = self.targets(values["targets"])
+        return values
+
+    def targets(self, targets) -> list[str]:
+        """Profile names or files that exist and can be built here, each once."""
+        from ..targets import get_profile
+
+        path, good, names = ("campaign", "targets"), [], []
+        targets = _as_list(targets)
+        if not isinstance(targets, list) or not targets:
+            self.problems.add(path, f"targets must be a non-empty list of target profile "
+                                    f"names, not {targets!r}")
+            return good
+        for t in targets:
+            if not isinstance(t, str):
+                self.problems.add(path, f"target {t!r} is not a string")
+                continue
+            ref = str(self.resolve(t)) if t.endswith(".toml") or "/" in t else t
+            try:
+                profile = get_profile(ref)
+            except MutateNNError as exc:
+                self.value_problem(path, t, str(exc))
+                continue
+            can, why = profile.can_build()
+            if not can:
+                self.value_problem(path, t, f"target {t!r} cannot be built on this machine: "
+                                            f"{why}")
+            elif profile.name in names:
+                self.problems.add(path, f"target {t!r} is listed twice")
+            else:
+                good.append(ref)
+                names.append(profile.name)
+        return good
+
+    def models(self) -> list[ModelConfig]:
+        from ..images import Preprocess
+
+        raw = self.data.get("models", [])
+        raw = [raw] if isinstance(raw, dict) else raw
+        if not isinstance(raw, list):
+            self.problems.add(("models",), "models must be an array of tables ([[models]])")
+            raw = []
+        known_pre = {f.name for f in dataclasses.fields(Preprocess)}
+        models = []
+        for i, m in enumerate(raw):
+            where = ("models", i)
+            if not isinstance(m, dict):
+                self.problems.add(where, "each [[models]] entry must be a table")
+                continue
+            v = self.problems.read(m, MODEL_KEYS, where, "[[models]]")
+            pre = self.problems.read(v["preprocess"], PREPROCESS_KEYS, where + ("preprocess",),
+                                     "[models.preprocess]", known=known_pre, defaults=False)
+            pre |= {k: x for k, x in v["preprocess"].items()
+                    if k in known_pre and k not in pre}
+            models.append(ModelConfig(
+                path=self.file(where + ("path",), v["path"], "model") if "path" in m else None,
+                name=v["name"], preprocess=pre,
+                labels=self.file(where + ("labels",), v["labels"], "labels file")
+                if "labels" in m else None))
+        models = models or [ModelConfig()]
+        if len({(m.path or "default", m.name) for m in models}) != len(models):
+            self.problems.add(("models",), "the same model is listed twice")
+        return models
+
+    def images(self) -> tuple[list[str] | None, str | None]:
+        """The image paths (None: the default images) and the reference labels file."""
+        table = self.table("images")
+        v = self.problems.read(table, IMAGES_KEYS, ("images",), "[images]")
+        labels = self.file(("images", "labels"), v["labels"], "image labels file") \
+            if "labels" in table else None
+        if "paths" not in table:
+            return None, labels
+        value, path = _as_list(v["paths"]), ("images", "paths")
+        if not isinstance(value, list) or not value:
+            self.problems.add(path, "paths must be a non-empty list of image files or folders "
+                                    "(omit it for the default images)")
+            return None, labels
+        paths = []
+        for item in value:
+            if not isinstance(item, str):
+                self.problems.add(path, f"image path {item!r} is not a string")
+                continue
+            p = self.resolve(item)
+            if not p.exists():
+                self.value_problem(path, item, f"image path {item!r}: no such file or folder "
+                                               f"({p})")
+            paths.append(str(p))
+        return paths, labels
+
+    def operators(self) -> tuple[list[OperatorConfig], list[str]]:
+        """Each selected operator's configuration, and the selected IDs."""
+        from ..registry import get_operator, operators
+
+        table = self.table("operators")
+        ids = {s.id for s in operators()}
+        own = {k.name for k in OPERATORS_KEYS}
+        for key, value in table.items():
+            if key in own:
+                continue
+            if key not in ids:
+                near = difflib.get_close_matches(key, sorted(ids | own), n=1, cutoff=0.6)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                self.problems.add(("operators", key), f"unknown key or operator {key!r} in "
+                                                      f"[operators]{hint}")
+            elif not isinstance(value, dict):
+                self.problems.add(("operators", key), f"[operators.{key}] must be a table")
+        v = self.problems.read(table, OPERATORS_KEYS, ("operators",), "[operators]",
+                               known=own | set(table))
+        excluded = {s.id for s in self.operator_names(v["exclude"], "exclude")}
+        selected = [s for s in self.operator_names(v["use"], "use") if s.id not in excluded]
+        if not selected and not self.problems.items:
+            self.problems.add(("operators",), "no operator is selected (check use and exclude)")
+        defaults = {"mode": v["mode"], "sample": v["sample"],
+                    "sites": _parse_sites(v["sites"], ("operators", "sites"), self.problems)}
+        configured = {key: self.operator(get_operator(key), value, defaults)
+                      for key, value in table.items()
+                      if key in ids and isinstance(value, dict)}
+        return ([configured.get(s.id) or OperatorConfig(s.id, s.level, s.category, **defaults)
+                 for s in selected], [s.id for s in selected])
+
+    def operator_names(self, names, key: str) -> list:
+        """Operator specs named by IDs, categories or presets, in order, each once."""
+        from ..registry import resolve_operator_names
+
+        names = _as_list(names)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
+                or (key == "use" and not names):
+            self.problems.add(("operators", key), f"{key} must be a list of operator IDs, "
+                                                  "category names or presets (paper, all, "
+                                                  "graph, kernel)")
+            return []
+        specs = {}
+        for name in names:
+            try:
+                specs |= {s.id: s for s in resolve_operator_names([name]) if s.id not in specs}
+            except MutateNNError as exc:
+                self.value_problem(("operators", key), name, str(exc))
+        return list(specs.values())
+
+    def operator(self, spec, table: dict, defaults: dict) -> OperatorConfig:
+        path = ("operators", spec.id)
+        v = self.problems.read(table, PER_OPERATOR_KEYS, path, f"[operators.{spec.id}]",
+                               defaults=False)
+        sites = _parse_sites(v["sites"], path + ("sites",), self.problems) \
+            if "sites" in v else defaults["sites"]
+        kernels, phase = v.get("kernels"), v.get("phase")
+        if spec.level == "graph":
+            for k in ("kernels", "phase"):
+                if k in table:
+                    self.problems.add(path + (k,), f"{spec.id} is a graph-level operator: "
+                                                   f"{k!r} applies to kernel-level operators "
+                                                   "only")
+            kernels = phase = None
+        params = v.get("params", {})
+        try:
+            spec.resolve_params(params)
+        except MutateNNError as exc:
+            self.problems.add(path + ("params",), str(exc))
+            params = {}
+        return OperatorConfig(spec.id, spec.level, spec.category,
+                              v.get("mode", defaults["mode"]), sites,
+                              v.get("sample", defaults["sample"]), kernels, phase,
+                              dict(params))
 
 
 def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = None,
                  output_base: Path | None = None) -> CampaignConfig:
     """Validate campaign ``text``; every problem is reported in one `ConfigError`."""
-    from ..images import Preprocess
-    from ..registry import get_operator, resolve_operator_names
-    from ..mutation import KERNEL_PHASES
-    from ..targets import get_profile
-
     base = Path(base_dir or ".").resolve()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    lines = KeyLines(text)
-    problems = _Problems(source, lines)
-    problems.unknown_keys(data, _TOP_KEYS, (), "the campaign file")
-
-    def table(key) -> dict:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            problems.add((key,), f"{key} must be a table ([{key}])")
-            return {}
-        return value
-
-    # [campaign]
-    camp = table("campaign")
-    problems.unknown_keys(camp, _CAMPAIGN_KEYS, ("campaign",), "[campaign]")
-    get = lambda k: camp.get(k, DEFAULTS[k])  # noqa: E731
-    name = get("name")
-    if not isinstance(name, str) or not name:
-        problems.add(("campaign", "name"), f"name must be a non-empty string, not {name!r}")
-    output = get("output")
-    if not isinstance(output, str) or not output:
-        problems.add(("campaign", "output"), f"output must be a folder path, not {output!r}")
-        output = DEFAULTS["output"]
-    seed = get("seed")
-    if not _is_int(seed) or seed < 0:
-        problems.add(("campaign", "seed"), f"seed must be a non-negative integer, not {seed!r}")
-        seed = 0
-    workers = get("workers")
-    if not _is_int(workers) or workers < 1:
-        problems.add(("campaign", "workers"), f"workers must be an integer >= 1, not "
-                                              f"{workers!r}")
-        workers = 1
-    timeout = get("timeout")
-    if not _is_number(timeout) or timeout <= 0:
-        problems.add(("campaign", "timeout"), f"timeout must be a positive number of seconds "
-                                              f"(per mutant), not {timeout!r}")
-        timeout = DEFAULTS["timeout"]
-    keep = get("keep_artifacts")
-    if not isinstance(keep, bool):
-        problems.add(("campaign", "keep_artifacts"), f"keep_artifacts must be true or false, "
-                                                     f"not {keep!r}")
-        keep = False
-    incremental = get("incremental")
-    if not isinstance(incremental, bool):
-        problems.add(("campaign", "incremental"), f"incremental must be true or false, not "
-                                                  f"{incremental!r}")
-        incremental = True
-    targets = get("targets")
-    if isinstance(targets, str):
-        targets = [targets]
-    good_targets = []
-    if not isinstance(targets, list) or not targets:
-        problems.add(("campaign", "targets"), f"targets must be a non-empty list of target "
-                                              f"profile names, not {targets!r}")
-    else:
-        for t in targets:
-            if not isinstance(t, str):
-                problems.add(("campaign", "targets"), f"target {t!r} is not a string")
-                continue
-            ref = t
-            if t.endswith(".toml") or "/" in t:
-                p = Path(t).expanduser()
-                ref = str(p if p.is_absolute() else base / p)
-            try:
-                profile = get_profile(ref)
-            except MutateNNError as exc:
-                problems.add(None, str(exc), lines.value_line(("campaign", "targets"),
-                                                              f'"{t}"'))
-                continue
-            can, why = profile.can_build()
-            if not can:
-                problems.add(None, f"target {t!r} cannot be built on this machine: {why}",
-                             lines.value_line(("campaign", "targets"), f'"{t}"'))
-                continue
-            if profile.name in [get_profile(g).name for g in good_targets]:
-                problems.add(("campaign", "targets"), f"target {t!r} is listed twice")
-                continue
-            good_targets.append(ref)
-
-    # [[models]]
-    raw_models = data.get("models", [])
-    models: list[ModelConfig] = []
-    if isinstance(raw_models, dict):
-        raw_models = [raw_models]
-    if not isinstance(raw_models, list):
-        problems.add(("models",), "models must be an array of tables ([[models]])")
-        raw_models = []
-    pre_fields = {f.name: f for f in dataclasses.fields(Preprocess)}
-    for i, m in enumerate(raw_models):
-        where = ("models", i)
-        if not isinstance(m, dict):
-            problems.add(where, "each [[models]] entry must be a table")
-            continue
-        problems.unknown_keys(m, _MODEL_KEYS, where, "[[models]]")
-        path = _path_value(m["path"], where + ("path",), problems, base, "model") \
-            if "path" in m else None
-        labels = _path_value(m["labels"], where + ("labels",), problems, base,
-                             "labels file") if "labels" in m else None
-        mname = m.get("name")
-        if mname is not None and (not isinstance(mname, str) or not mname):
-            problems.add(where + ("name",), f"name must be a non-empty string, not {mname!r}")
-            mname = None
-        pre = m.get("preprocess", {})
-        if not isinstance(pre, dict):
-            problems.add(where + ("preprocess",), "preprocess must be a table")
-            pre = {}
-        problems.unknown_keys(pre, set(pre_fields), where + ("preprocess",),
-                              "[models.preprocess]")
-        pre = {k: v for k, v in pre.items() if k in pre_fields}
-        for k, v in pre.items():
-            kp = where + ("preprocess", k)
-            if k in ("height", "width") and (not _is_int(v) or v < 1):
-                problems.add(kp, f"{k} must be a positive integer, not {v!r}")
-            elif k in ("mean", "std") and (not isinstance(v, list) or len(v) != 3
-                                           or not all(_is_number(x) for x in v)
-                                           or (k == "std" and any(x == 0 for x in v))):
-                problems.add(kp, f"{k} must be three numbers{' (non-zero)' if k == 'std' else ''}"
-                                 f", not {v!r}")
-            elif k == "layout" and v not in ("NCHW", "NHWC"):
-                problems.add(kp, f"layout must be \"NCHW\" or \"NHWC\", not {v!r}")
-            elif k == "channel_order" and v not in ("RGB", "BGR"):
-                problems.add(kp, f"channel_order must be \"RGB\" or \"BGR\", not {v!r}")
-            elif k == "raw" and not isinstance(v, bool):
-                problems.add(kp, f"raw must be true or false, not {v!r}")
-            elif k == "scale" and (not _is_number(v) or v <= 0):
-                problems.add(kp, f"scale must be a positive number, not {v!r}")
-            elif k == "resample" and v not in ("bicubic", "bilinear", "nearest", "lanczos"):
-                problems.add(kp, "resample must be one of bicubic, bilinear, nearest, "
-                                 f"lanczos, not {v!r}")
-            elif k == "dtype" and v not in ("float32", "float16", "uint8", "int8"):
-                problems.add(kp, f"dtype must be float32, float16, uint8 or int8, not {v!r}")
-        models.append(ModelConfig(path=path, name=mname, labels=labels, preprocess=pre))
-    if not models:
-        models = [ModelConfig()]
-    names = [m.path or "default" for m in models]
-    if len(set(zip(names, [m.name for m in models]))) != len(models):
-        problems.add(("models",), "the same model is listed twice")
-
-    # [images]
-    imgs = table("images")
-    problems.unknown_keys(imgs, _IMAGE_KEYS, ("images",), "[images]")
-    image_paths = None
-    if "paths" in imgs:
-        value = imgs["paths"]
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value:
-            problems.add(("images", "paths"), "paths must be a non-empty list of image files "
-                                              "or folders (omit it for the default images)")
-        else:
-            image_paths = []
-            for v in value:
-                if not isinstance(v, str):
-                    problems.add(("images", "paths"), f"image path {v!r} is not a string")
-                    continue
-                p = Path(v).expanduser()
-                p = p if p.is_absolute() else base / p
-                if not p.exists():
-                    problems.add(None, f"image path {v!r}: no such file or folder ({p})",
-                                 lines.value_line(("images", "paths"), f'"{v}"'))
-                image_paths.append(str(p))
-    image_labels = _path_value(imgs["labels"], ("images", "labels"), problems, base,
-                               "image labels file") if "labels" in imgs else None
-
-    # [operators]
-    ops = table("operators")
-    op_ids = set()
-    try:
-        from ..registry import operators as _all_ops
-        op_ids = {s.id for s in _all_ops()}
-    except MutateNNError as exc:  # pragma: no cover - registry import failure
-        problems.add(("operators",), str(exc))
-    for key, value in ops.items():
-        if key in _OPERATOR_KEYS:
-            continue
-        if key not in op_ids:
-            near = difflib.get_close_matches(key, sorted(op_ids | _OPERATOR_KEYS), n=1,
-                                             cutoff=0.6)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            problems.add(("operators", key), f"unknown key or operator {key!r} in "
-                                             f"[operators]{hint}")
-        elif not isinstance(value, dict):
-            problems.add(("operators", key), f"[operators.{key}] must be a table")
-    use = ops.get("use", DEFAULTS["use"])
-    use = [use] if isinstance(use, str) else use
-    selected = []
-    if not isinstance(use, list) or not use or not all(isinstance(u, str) for u in use):
-        problems.add(("operators", "use"), "use must be a list of operator IDs, category "
-                                           "names or presets (paper, all, graph, kernel)")
-    else:
-        for u in use:
-            try:
-                selected += [s for s in resolve_operator_names([u])
-                             if s.id not in [x.id for x in selected]]
-            except MutateNNError as exc:
-                problems.add(None, str(exc), lines.value_line(("operators", "use"), f'"{u}"'))
-    exclude = ops.get("exclude", [])
-    exclude = [exclude] if isinstance(exclude, str) else exclude
-    excluded = set()
-    if not isinstance(exclude, list) or not all(isinstance(u, str) for u in exclude):
-        problems.add(("operators", "exclude"), "exclude must be a list of operator IDs, "
-                                               "category names or presets")
-    else:
-        for u in exclude:
-            try:
-                excluded |= {s.id for s in resolve_operator_names([u])}
-            except MutateNNError as exc:
-                problems.add(None, str(exc), lines.value_line(("operators", "exclude"),
-                                                              f'"{u}"'))
-    selected = [s for s in selected if s.id not in excluded]
-    if not selected and not any(p for p in problems.items):
-        problems.add(("operators",), "no operator is selected (check use and exclude)")
-
-    def check_mode(value, path):
-        if value not in MODES:
-            problems.add(path, f"mode must be one of {', '.join(MODES)}, not {value!r}")
-            return "each"
-        return value
-
-    def check_sample(value, path):
-        if not _is_int(value) or value < 0:
-            problems.add(path, f"sample must be a non-negative integer (0 = every selected "
-                               f"site), not {value!r}")
-            return 0
-        return value
-
-    d_mode = check_mode(ops.get("mode", DEFAULTS["mode"]), ("operators", "mode"))
-    d_sites = _parse_sites(ops.get("sites", DEFAULTS["sites"]), ("operators", "sites"),
-                           problems)
-    d_sample = check_sample(ops.get("sample", DEFAULTS["sample"]), ("operators", "sample"))
-    configured = {}
-    for key, value in ops.items():
-        if key in _OPERATOR_KEYS or key not in op_ids or not isinstance(value, dict):
-            continue
-        path = ("operators", key)
-        spec = get_operator(key)
-        problems.unknown_keys(value, _PER_OPERATOR_KEYS, path, f"[operators.{key}]")
-        mode = check_mode(value.get("mode", d_mode), path + ("mode",))
-        sites = _parse_sites(value["sites"], path + ("sites",), problems) \
-            if "sites" in value else d_sites
-        sample = check_sample(value.get("sample", d_sample), path + ("sample",))
-        kernels, phase = value.get("kernels"), value.get("phase")
-        if spec.level == "graph":
-            for k in ("kernels", "phase"):
-                if k in value:
-                    problems.add(path + (k,), f"{key} is a graph-level operator: {k!r} applies "
-                                              "to kernel-level operators only")
-            kernels = phase = None
-        else:
-            if kernels is not None and (not isinstance(kernels, str) or not kernels):
-                problems.add(path + ("kernels",), f"kernels must be a glob over kernel names, "
-                                                  f"not {kernels!r}")
-                kernels = None
-            if phase is not None and phase not in KERNEL_PHASES:
-                problems.add(path + ("phase",), f"phase must be one of "
-                                                f"{', '.join(KERNEL_PHASES)}, not {phase!r}")
-                phase = None
-        params = value.get("params", {})
-        if not isinstance(params, dict):
-            problems.add(path + ("params",), "params must be a table")
-            params = {}
-        try:
-            spec.resolve_params(params)
-        except MutateNNError as exc:
-            problems.add(path + ("params",), str(exc))
-            params = {}
-        configured[key] = OperatorConfig(key, spec.level, spec.category, mode, sites, sample,
-                                         kernels, phase, dict(params))
-    operators_cfg = [configured.get(s.id) or OperatorConfig(
-        s.id, s.level, s.category, d_mode, d_sites, d_sample) for s in selected]
-
-    problems.raise_if_any()
-    out = Path(output).expanduser()
+    reader = _Reader(text, source, base)
+    c = reader.campaign()
+    models = reader.models()
+    images, image_labels = reader.images()
+    operators, operator_names = reader.operators()
+    reader.problems.raise_if_any()
+    out = Path(c["output"]).expanduser()
     out = out if out.is_absolute() else Path(output_base or base) / out
     return CampaignConfig(
-        name=name, source=source, text=text, base_dir=base, output=out.resolve(), seed=seed,
-        workers=workers, timeout=float(timeout), keep_artifacts=keep, targets=good_targets,
-        models=models, images=image_paths, image_labels=image_labels,
-        operators=operators_cfg, operator_names=[s.id for s in selected],
-        incremental=incremental)
+        name=c["name"], source=source, text=text, base_dir=base, output=out.resolve(),
+        seed=c["seed"], workers=c["workers"], timeout=float(c["timeout"]),
+        keep_artifacts=c["keep_artifacts"], targets=c["targets"], models=models,
+        images=images, image_labels=image_labels, operators=operators,
+        operator_names=operator_names, incremental=c["incremental"])
 
 
 def load_config(path: str | Path | None = None) -> CampaignConfig:

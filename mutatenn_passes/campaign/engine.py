@@ -14,31 +14,22 @@ timeout was raised since).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import multiprocessing as mp
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from ..errors import MutateNNError
 from .config import CampaignConfig
+from .lock import OutputLock
+from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult, TaskSpec
 from .plan import Task, make_plan
+from .pool import PREPARE_TIMEOUT, WorkerProcess
+from .processes import log_tail, signal_name
 from .store import Store
-from .worker import log_tail
-
-_SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                      "MKL_NUM_THREADS": "1"}
-
-#: Seconds a fresh worker may take to import a model and lower it before a task starts.
-PREPARE_TIMEOUT = 900.0
 
 
 def versions() -> dict:
@@ -46,120 +37,22 @@ def versions() -> dict:
 
     import numpy
     import tvm
+    import tvm_ffi
 
     from .. import __version__
 
-    try:
-        import tvm_ffi
-
-        ffi = getattr(tvm_ffi, "__version__", "")
-    except ImportError:  # pragma: no cover
-        ffi = ""
-    return {"mutatenn": __version__, "tvm": tvm.__version__, "tvm_ffi": ffi,
+    return {"mutatenn": __version__, "tvm": tvm.__version__,
+            "tvm_ffi": getattr(tvm_ffi, "__version__", ""),
             "python": platform.python_version(), "numpy": numpy.__version__,
             "platform": platform.platform()}
 
 
-def model_spec(config: CampaignConfig, index: int) -> dict:
+def model_spec(config: CampaignConfig, index: int) -> ModelSpec:
     m = config.models[index]
     overrides = m.overrides()
     cache_key = hashlib.sha256(json.dumps([m.path, overrides], sort_keys=True,
                                           default=str).encode()).hexdigest()[:16]
-    return {"index": index, "path": m.path, "overrides": overrides, "cache_key": cache_key}
-
-
-def _signal_name(code: int | None) -> str:
-    if code is None or code >= 0:
-        return ""
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
-
-
-class _Worker:
-    """One worker process and the task it is working on.
-
-    A worker is a fresh interpreter (``python -c`` running `worker.worker_main`), not a fork and
-    not a `multiprocessing` spawn, so it never re-imports the caller's main script; it talks to
-    the campaign over a socket pair wrapped in a `multiprocessing.connection.Connection`. Its
-    stdout and stderr (C++ included) go to ``logs/worker-N.log``.
-    """
-
-    def __init__(self, wid: int, log_dir: Path, threads: int):
-        self.wid = wid
-        self.log_path = log_dir / f"worker-{wid}.log"
-        parent, child = mp.Pipe(duplex=True)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, **_SINGLE_THREAD_ENV, TVM_NUM_THREADS=str(threads))
-        # The worker must import this very package: `python -c` puts the working directory
-        # first on sys.path, and a source checkout there (without the built C++ extension)
-        # would otherwise shadow the installed mutatenn.
-        code = (f"import sys; sys.path.insert(0, {package_root!r}); "
-                "from mutatenn_passes.campaign.worker import main_from_fd; "
-                "main_from_fd(*sys.argv[1:])")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, str(child.fileno()), str(wid),
-                 str(self.log_path), str(threads)],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=env, close_fds=True)
-        child.close()
-        self.conn = parent
-        self.task: Task | None = None
-        self.stage = ""
-        self.deadline: float | None = None
-        self.started_at = 0.0
-        self.log_offset = 0
-        self.prepare_s = 0.0
-        self.build_s: float | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.proc.returncode
-
-    def assign(self, task: Task, message: dict) -> None:
-        self.task = task
-        self.stage = "prepare"
-        self.deadline = time.monotonic() + PREPARE_TIMEOUT
-        self.started_at = time.monotonic()
-        self.build_s = None
-        try:
-            self.log_offset = self.log_path.stat().st_size
-        except OSError:
-            self.log_offset = 0
-        try:
-            self.conn.send(("task", message))
-        except OSError:
-            pass  # it died already; the campaign loop notices
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.kill()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-        self.conn.close()
-
-    def stop(self) -> None:
-        try:
-            self.conn.send(("stop",))
-        except OSError:
-            pass
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(3)
-        self.conn.close()
+    return ModelSpec(index=index, path=m.path, overrides=overrides, cache_key=cache_key)
 
 
 @dataclass
@@ -174,35 +67,14 @@ class RunStats:
     current: dict = field(default_factory=dict)  # worker id -> label
 
 
-class _Lock:
-    def __init__(self, folder: Path):
-        self.path = folder / ".campaign.lock"
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise MutateNNError(f"{self.path.parent}: another campaign is running in this "
-                                "output folder") from None
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
-def _task_message(task: Task, config: CampaignConfig, keep_root: Path | None) -> dict:
-    msg = {"key": task.key, "label": task.label, "model": model_spec(config, task.model_index),
-           "target_ref": task.target_ref, "images": config.images, "top_k": 5,
-           "ir_hash": task.ir_hash, "incremental": config.incremental,
-           "definition": task.definition() if task.kind == "mutant" else None}
+def _task_spec(task: Task, config: CampaignConfig, keep_root: Path | None) -> TaskSpec:
+    keep_dir = None
     if keep_root is not None:
-        name = f"{task.key[:12]}-{task.operator or 'original'}-{task.target}"
-        msg["keep_dir"] = str(keep_root / name)
-    return msg
+        keep_dir = str(keep_root / f"{task.key[:12]}-{task.operator or 'original'}-{task.target}")
+    return TaskSpec(key=task.key, label=task.label, model=model_spec(config, task.model_index),
+                    target_ref=task.target_ref, images=config.images,
+                    definition=task.definition() if task.kind == "mutant" else None,
+                    ir_hash=task.ir_hash, incremental=config.incremental, keep_dir=keep_dir)
 
 
 def run_campaign(config: CampaignConfig, *, progress=None, keep_artifacts: bool | None = None,
@@ -216,7 +88,7 @@ def run_campaign(config: CampaignConfig, *, progress=None, keep_artifacts: bool 
     n_workers = workers or config.workers
     ui = progress or make_progress()
     wall0 = time.perf_counter()
-    with _Lock(out):
+    with OutputLock(out):
         store = Store(out)
         try:
             return _run_locked(config, store, ui, keep, n_workers, wall0, report)
@@ -235,16 +107,15 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
             ui.phase(f"checking remote devices of {profile.name}")
             remote.check(profile)
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    pool: list[_Worker | None] = [None] * n_workers
+    pool: list[WorkerProcess | None] = [None] * n_workers
 
-    def spawn(i: int) -> _Worker:
-        pool[i] = _Worker(i, log_dir, threads)
+    def spawn(i: int) -> WorkerProcess:
+        pool[i] = WorkerProcess(i, log_dir, threads)
         return pool[i]
 
     # Start the workers now: they import the first model while the campaign plans.
     for i in range(n_workers):
-        w = spawn(i)
-        w.conn.send(("prepare", model_spec(config, 0), {"images": config.images}))
+        spawn(i).send(Prepare(model_spec(config, 0), config.images))
     previous = store.meta()
     store.set_meta(config=config.as_dict(), config_text=config.text, seed=config.seed,
                    versions=versions(), state="planning", started_at=time.time(),
@@ -303,13 +174,15 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
     store.set_meta(state="finished", finished_at=time.time(), last_run_seconds=seconds)
     result = None
     if report:
+        from .analysis import analyse
         from .report import write_reports
 
-        write_reports(store, out)
+        result = analyse(store)
         seconds["analysis"] = time.perf_counter() - t0
         seconds["total_wall"] = time.perf_counter() - wall0
         store.set_meta(last_run_seconds=seconds)
-        result = write_reports(store, out)  # again, now with the timings
+        result["campaign"]["seconds"] = seconds  # as `analyse` reads them back from now on
+        write_reports(result, store, out)
         ui.summary(result, out)
     return {"analysis": result, "seconds": seconds, "stats": stats}
 
@@ -325,17 +198,19 @@ def _execute(config, store: Store, pool, spawn, todo: list[Task], stats: RunStat
     queue = deque(sorted(todo, key=lambda t: t.kind != "original"))
     timeout = config.timeout
 
-    def finish(w, status, **fields):
+    def finish(w: WorkerProcess, result: TaskResult) -> None:
         task = w.task
-        store.record(task.key, status, worker=w.wid, timeout_s=timeout,
-                     prepare_s=fields.pop("prepare_s", w.prepare_s),
-                     build_s=fields.pop("build_s", w.build_s), **fields)
+        if result.prepare_s is None:
+            result.prepare_s = w.prepare_s
+        if result.build_s is None:
+            result.build_s = w.build_s
+        store.record(task.key, worker=w.wid, timeout_s=timeout, **result.as_record())
         stats.done += 1
-        stats.statuses[status] = stats.statuses.get(status, 0) + 1
+        stats.statuses[result.status] = stats.statuses.get(result.status, 0) + 1
         if w.stage == "run":
             stats.ran += 1
         stats.current.pop(w.wid, None)
-        ui.result(task, status, fields.get("error", ""), stats)
+        ui.result(task, result.status, result.error, stats)
         w.task = None
         w.deadline = None
 
@@ -347,7 +222,7 @@ def _execute(config, store: Store, pool, spawn, todo: list[Task], stats: RunStat
                         w.kill()
                     w = spawn(i)
                 task = queue.popleft()
-                w.assign(task, _task_message(task, config, keep_root))
+                w.assign(task, _task_spec(task, config, keep_root))
                 stats.current[w.wid] = task.label
                 ui.update(stats)
         busy = [w for w in pool if w is not None and w.busy]
@@ -366,50 +241,38 @@ def _execute(config, store: Store, pool, spawn, todo: list[Task], stats: RunStat
                     w.kill()
                     stage = w.stage
                     limit = PREPARE_TIMEOUT if stage == "prepare" else timeout
-                    finish(w, "timeout", stage=stage,
-                           error=f"killed after {limit:g} s in the {stage} stage",
-                           signal="SIGKILL")
+                    finish(w, TaskResult("timeout", stage=stage, signal="SIGKILL",
+                                         error=f"killed after {limit:g} s in the {stage} "
+                                               "stage"))
         ui.update(stats)
 
 
-def _drain(w: _Worker, finish, stats: RunStats, ui, timeout: float) -> None:
-    """Read every message the worker has sent; detect its death."""
-    while w.busy:
-        try:
-            if not w.conn.poll():
-                break
-            msg = w.conn.recv()
-        except (EOFError, OSError):
-            break
-        kind = msg[0]
-        if not w.task or msg[1] != w.task.key:
+def _drain(w: WorkerProcess, finish, stats: RunStats, ui, timeout: float) -> None:
+    """Act on every message the worker has sent; detect its death."""
+    for msg in w.messages():
+        if not w.task or msg.key != w.task.key:
             continue
-        if kind == "started":
-            w.prepare_s = msg[2]
+        if isinstance(msg, Started):
+            w.prepare_s = msg.prepare_s
             w.stage = "build"
             w.deadline = time.monotonic() + timeout
-        elif kind == "built":
-            w.build_s = msg[2]
+        elif isinstance(msg, Built):
+            w.build_s = msg.build_s
             w.stage = "run"
             stats.built += 1
             ui.update(stats)
-        elif kind == "done":
-            result = dict(msg[2])
-            status = result.pop("status")
-            if status == "build_failed":
+        elif isinstance(msg, Done):
+            if msg.result.status == "build_failed":
                 stats.built += 1
-            outputs = result.pop("outputs", None)
-            finish(w, status, outputs=outputs, **result)
+            finish(w, msg.result)
             return
     if w.busy and not w.alive():
         # Died without a result: a crash in generated code, an abort, the OOM killer.
         code = w.exitcode
         tail = log_tail(w.log_path, w.log_offset)
-        sig = _signal_name(code)
-        stage = w.stage
-        if stage == "prepare":
-            stage = "build"
+        sig = signal_name(-code) if code is not None and code < 0 else ""
+        stage = "build" if w.stage == "prepare" else w.stage
         what = f"worker died with {sig}" if sig else f"worker exited with code {code}"
-        finish(w, "crashed", stage=stage, exit_code=code, signal=sig,
-               error=f"{what} during {stage}" + (f"\n{tail}" if tail else ""))
+        finish(w, TaskResult("crashed", stage=stage, exit_code=code, signal=sig,
+                             error=f"{what} during {stage}" + (f"\n{tail}" if tail else "")))
         w.kill()

@@ -1,14 +1,13 @@
-"""Ranking and prediction metrics, and the exact tests used by the kill criterion.
-
-Pure Python (plus NumPy for output vectors), no SciPy needed:
+"""Ranking and prediction metrics, and the exact test used by the kill criterion.
 
 * `rbo` — rank-biased overlap (Webber, Moffat & Zobel, "A similarity measure for indefinite
   rankings", ACM TOIS 28(4), 2010), the extrapolated point estimate RBO_ext (their eq. 32,
-  which reduces to eq. 30 for lists of equal length), with the bounds `rbo_min` (eq. 11) and
-  `rbo_max` (= RBO_min + RBO_res) and the weight `rbo_weight` of the top ``d`` ranks (eq. 21).
-* `kendall_tau` — Kendall's tau-b of two top-k lists over the union of their items, an item
-  missing from a list ranked after all of its items (tied).
-* `top_k_overlap`, `fisher_exact` (two-sided, as in R and SciPy) and `binomial_test`.
+  which reduces to eq. 30 for lists of equal length). No maintained library computes it, so
+  it is written here.
+* `kendall_tau` — Kendall's tau-b (`scipy.stats.kendalltau`) of two top-k lists over the union
+  of their items, an item missing from a list ranked after all of its items (tied).
+* `fisher_exact` — two-sided Fisher's exact test (`scipy.stats.fisher_exact`).
+* `top_k_overlap` and `output_differences`.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 
 def _agreements(s: Sequence, t: Sequence, depth: int) -> list[int]:
@@ -64,50 +64,6 @@ def rbo(s: Sequence, t: Sequence, p: float = 0.9) -> float:
     return (1 - p) / p * total + ((x_l - x_s) / n_l + x_s / n_s) * p ** n_l
 
 
-def rbo_min(s: Sequence, t: Sequence, p: float = 0.9) -> float:
-    """The lower bound RBO_min for lists of equal length k (eq. 11)::
-
-        (1-p)/p * ( sum_{d=1..k} (X_d - X_k)/d p^d - X_k ln(1-p) )
-    """
-    if len(s) != len(t):
-        raise ValueError("rbo_min is defined here for lists of equal length")
-    k = len(s)
-    if k == 0:
-        return 1.0
-    X = _agreements(s, t, k)
-    x_k = X[-1]
-    return (1 - p) / p * (sum((X[d - 1] - x_k) / d * p ** d for d in range(1, k + 1))
-                          - x_k * math.log(1 - p))
-
-
-def rbo_max(s: Sequence, t: Sequence, p: float = 0.9, tail: float = 1e-12) -> float:
-    """The upper bound RBO_min + RBO_res for lists of equal length k: every item after depth
-    k is assumed to match (X_d = min(d, X_k + 2 (d - k))); summed until the tail is below
-    ``tail``."""
-    k = len(s)
-    if k != len(t):
-        raise ValueError("rbo_max is defined here for lists of equal length")
-    X = _agreements(s, t, k)
-    total = sum(X[d - 1] / d * p ** d for d in range(1, k + 1))
-    x_k = X[-1] if X else 0
-    d = k
-    while p ** d > tail:
-        d += 1
-        total += min(d, x_k + 2 * (d - k)) / d * p ** d
-    return (1 - p) / p * total
-
-
-def rbo_weight(p: float, d: int) -> float:
-    """The weight RBO gives the first ``d`` ranks (eq. 21)::
-
-        1 - p^(d-1) + (1-p)/p * d * ( ln(1/(1-p)) - sum_{i=1..d-1} p^i / i )
-
-    With p = 0.9 the top 10 ranks carry about 86% of the weight, as the paper notes.
-    """
-    return 1 - p ** (d - 1) + (1 - p) / p * d * (
-        math.log(1 / (1 - p)) - sum(p ** i / i for i in range(1, d)))
-
-
 def top_k_overlap(s: Sequence, t: Sequence) -> float:
     """|S ∩ T| / k for two top-k lists (k = the longer length)."""
     k = max(len(s), len(t))
@@ -118,62 +74,23 @@ def kendall_tau(s: Sequence, t: Sequence) -> float:
     """Kendall's tau-b of two top-k rankings over the union of their items.
 
     Each list ranks its items 1..k; an item it lacks gets rank k+1 (all such items tied).
-    tau-b = (concordant - discordant) / sqrt((n0 - ties_s) (n0 - ties_t)); 1 for identical
-    lists, -1 for reversed ones. When a list is entirely ties (possible only for disjoint
-    one-item lists) the value is 0.
+    1 for identical lists, -1 for reversed ones. When a list is entirely ties tau-b is
+    undefined; the value is then 0 (no association). SciPy's floating-point arithmetic gives
+    1 - 2e-16 for identical lists, so the value is rounded to 12 decimals.
     """
     items = list(dict.fromkeys(list(s) + list(t)))
     k = max(len(s), len(t))
     rs = {x: i for i, x in enumerate(s)}
     rt = {x: i for i, x in enumerate(t)}
-    a = [rs.get(x, k) for x in items]
-    b = [rt.get(x, k) for x in items]
-    n = len(items)
-    conc = disc = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0:
-                ties_a += 1
-            if db == 0:
-                ties_b += 1
-            if da == 0 or db == 0:
-                continue
-            if (da > 0) == (db > 0):
-                conc += 1
-            else:
-                disc += 1
-    n0 = n * (n - 1) // 2
-    denom = math.sqrt((n0 - ties_a) * (n0 - ties_b))
-    return (conc - disc) / denom if denom else 0.0
-
-
-def _hypergeom_pmf(a: int, row1: int, col1: int, n: int) -> float:
-    return math.comb(col1, a) * math.comb(n - col1, row1 - a) / math.comb(n, row1)
+    tau = stats.kendalltau([rs.get(x, k) for x in items], [rt.get(x, k) for x in items],
+                           variant="b").statistic
+    return 0.0 if math.isnan(tau) else round(float(tau), 12)
 
 
 def fisher_exact(table) -> float:
-    """Two-sided p-value of Fisher's exact test on a 2x2 table [[a, b], [c, d]]: the
-    probability, given the margins, of a table at most as likely as the observed one."""
-    (a, b), (c, d) = table
-    row1, col1, n = a + b, a + c, a + b + c + d
-    if n == 0:
-        return 1.0
-    lo, hi = max(0, row1 + col1 - n), min(row1, col1)
-    observed = _hypergeom_pmf(a, row1, col1, n)
-    p = sum(q for x in range(lo, hi + 1)
-            if (q := _hypergeom_pmf(x, row1, col1, n)) <= observed * (1 + 1e-7))
-    return min(1.0, p)
-
-
-def binomial_test(successes: int, trials: int, p0: float) -> float:
-    """Two-sided exact binomial test of ``successes`` in ``trials`` against rate ``p0``."""
-    if trials == 0:
-        return 1.0
-    pmf = [math.comb(trials, i) * p0 ** i * (1 - p0) ** (trials - i)
-           for i in range(trials + 1)]
-    observed = pmf[successes]
-    return min(1.0, sum(q for q in pmf if q <= observed * (1 + 1e-7)))
+    """Two-sided p-value of Fisher's exact test on a 2x2 table [[a, b], [c, d]] (1 for an
+    empty table)."""
+    return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
 
 
 def output_differences(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from .config import CampaignConfig, ModelConfig, OperatorConfig
+from .definition import MutantDefinition, ir_hash
 
 #: Largest IR diff kept per mutant (characters).
 MAX_DIFF = 200_000
@@ -74,11 +75,12 @@ class Task:
             where += f",…(+{len(self.site_indices) - 4})"
         return f"{self.operator}[{where}] {self.model}@{self.target}"
 
-    def definition(self) -> dict:
-        """What a worker needs to reproduce this mutant (JSON-safe)."""
-        return {"operator": self.operator, "level": self.level, "phase": self.phase or None,
-                "kernels": self.kernels, "params": self.params,
-                "site_indices": list(self.site_indices)}
+    def definition(self) -> MutantDefinition:
+        """What a worker needs to reproduce this mutant."""
+        return MutantDefinition(operator=self.operator, level=self.level,
+                                phase=self.phase or None, kernels=self.kernels,
+                                params=dict(self.params),
+                                site_indices=tuple(self.site_indices))
 
     def as_row(self) -> dict:
         return asdict(self)
@@ -191,139 +193,194 @@ def _script_of(func) -> str:
 
 def make_plan(config: CampaignConfig, progress=None) -> Plan:
     """Plan every task of ``config`` (see the module docstring)."""
-    import tvm_ffi
+    planner = _Planner(config, progress or (lambda msg: None))
+    for index, model_config in enumerate(config.models):
+        planner.plan_model(index, model_config)
+    return planner.plan()
 
-    from ..kernel_ir import kernel_module
-    from ..mutation import find_sites, mutation
-    from ..registry import get_operator
-    from ..targets import get_profile
 
-    seconds = {"import": 0.0, "plan": 0.0}
-    say = progress or (lambda msg: None)
-    start = time.perf_counter()
-    images = load_campaign_images(config)
-    img_digest = images_digest(images)
-    seconds["import"] += time.perf_counter() - start
-    profiles = {ref: get_profile(ref) for ref in config.targets}
-    tasks: list[Task] = []
-    models_info = []
-    differ = _DiffMaker()
-    # Mutated modules already planned: (target, run inputs, level, phase, hash) ->
-    # [(module, key)]. Campaign-wide, so equal IR from two models is built once too.
-    seen: dict[tuple, list] = {}
-    for m_index, m_cfg in enumerate(config.models):
-        say(f"importing model {m_cfg.path or 'embedded default'}")
+@dataclass
+class _ModelPlan:
+    """One imported model while its tasks are planned."""
+
+    index: int
+    model: object
+    key_base: dict  # what every task key of this model hashes
+    run_inputs: str  # preprocessing and images: what equal IR must share to be built once
+    kernels: dict = field(default_factory=dict)  # (target ref, phase) -> kernel module
+
+
+@dataclass
+class _Mutant:
+    """One group of sites of one operator, mutated in one module (graph or kernels)."""
+
+    op: OperatorConfig
+    phase: str
+    sites: list  # every site the operator found
+    group: list[int]  # the indices of the sites this mutant rewrites
+    original: object  # the module the mutation was applied to
+    mutated: object | None  # None: the operator found no site
+    report: dict
+    note: str
+    owner: tuple  # which original module the diff's unchanged functions come from
+
+
+class _Planner:
+    """Builds the plan model by model; holds what spans models (profiles, timings, the
+    mutated modules already planned, the diff cache)."""
+
+    def __init__(self, config: CampaignConfig, say):
+        from ..targets import get_profile
+
+        self.config, self.say = config, say
+        self.seconds = {"import": 0.0, "plan": 0.0}
+        start = time.perf_counter()
+        self.images = load_campaign_images(config)
+        self.image_digest = images_digest(self.images)
+        self.seconds["import"] += time.perf_counter() - start
+        self.profiles = {ref: get_profile(ref) for ref in config.targets}
+        self.tasks: list[Task] = []
+        self.models: list[dict] = []
+        self.differ = _DiffMaker()
+        # Mutated modules already planned: (target, run inputs, level, phase, hash) ->
+        # [(module, key)]. Campaign-wide, so equal IR from two models is built once too.
+        self.seen: dict[tuple, list] = {}
+
+    def plan(self) -> Plan:
+        images = [{"name": im.name, "path": im.path} for im in self.images]
+        return Plan(tasks=self.tasks, models=self.models, images=images,
+                    image_digest=self.image_digest, seconds=self.seconds)
+
+    def plan_model(self, index: int, cfg: ModelConfig) -> None:
+        self.say(f"importing model {cfg.path or 'embedded default'}")
         t0 = time.perf_counter()
-        model = load_campaign_model(m_cfg)
-        seconds["import"] += time.perf_counter() - t0
+        model = load_campaign_model(cfg)
+        self.seconds["import"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        models_info.append({**model.describe(), "index": m_index, "config": m_cfg.as_dict(),
+        self.models.append({**model.describe(), "index": index, "config": cfg.as_dict(),
                             "labels_list": model.labels, "notes": list(model.notes)})
         base = {"model_digest": model.digest, "model": model.name,
-                "preprocess": model.preprocess.as_dict(), "images": img_digest}
-        originals = {}
-        for ref, prof in profiles.items():
-            key = _hash({**base, "kind": "original", "target": prof.identity()})
-            originals[ref] = Task(key=key, kind="original", model=model.name,
-                                  model_index=m_index, model_digest=model.digest,
-                                  target=prof.name, target_ref=ref,
-                                  group=_hash({"model": model.digest, "original": True}))
-            tasks.append(originals[ref])
-        orig_hash = tvm_ffi.structural_hash(model.mod)
-        kernel_mods: dict[tuple, object] = {}
-        run_inputs = _hash(base | {"model_digest": None, "model": None})  # preprocess, images
-
-        def add(op: OperatorConfig, ref, sites_all, group, original_mod, mutated, report,
-                note, owner):
-            prof = profiles[ref]
-            phase = (op.phase or get_operator(op.id).default_phase) if op.level == "kernel" \
-                else ""
-            spec_params = _resolved(op)
-            chosen = [sites_all[i] for i in group]
-            definition = {"operator": op.id, "params": spec_params, "phase": phase,
-                          "kernels": op.kernels,
-                          "sites": [(s.index, s.id) for s in chosen]}
-            key = _hash({**base, "kind": "mutant", "target": prof.identity(), **definition})
-            task = Task(key=key, kind="mutant", model=model.name, model_index=m_index,
-                        model_digest=model.digest, target=prof.name, target_ref=ref,
-                        operator=op.id, level=op.level, category=op.category, phase=phase,
-                        kernels=op.kernels, params=spec_params, mode=op.mode,
-                        selection=op.sites_text() + (f" sample={op.sample}" if op.sample
-                                                     else ""),
-                        sites=[s.as_dict() for s in chosen], site_indices=list(group),
-                        sites_found=len(sites_all),
-                        group=_hash({"model": model.digest, **definition, "target": None}),
-                        note=note, report=report or {})
-            if mutated is None:
-                task.planned_status = "not_applicable"
-                task.note = note or "the operator finds no site in this model" + \
-                    (f" for {prof.name}" if op.level == "kernel" else "")
-            else:
-                h = tvm_ffi.structural_hash(mutated)
-                task.ir_hash = f"{h:016x}"
-                if h == (orig_hash if op.level == "graph" else
-                         tvm_ffi.structural_hash(original_mod)) and \
-                        tvm_ffi.structural_equal(mutated, original_mod):
-                    task.planned_status = "equivalent"
-                    applied = report.get("applied", []) if report else []
-                    task.note = "mutated IR is structurally equal to the original's" + \
-                        ("" if applied else " (no site could be rewritten)")
-                else:
-                    bucket = seen.setdefault((ref, run_inputs, op.level, phase, h), [])
-                    for other_mod, other_key in bucket:
-                        if tvm_ffi.structural_equal(mutated, other_mod):
-                            task.duplicate_of = other_key
-                            task.note = "mutated IR equals another mutant's: built once"
-                            break
-                    else:
-                        bucket.append((mutated, key))
-                    task.diff, _ = differ.diff(owner, original_mod, mutated)
-            tasks.append(task)
-
-        for op in config.operators:
-            params = _resolved(op)
+                "preprocess": model.preprocess.as_dict(), "images": self.image_digest}
+        mp = _ModelPlan(index=index, model=model, key_base=base,
+                        run_inputs=_hash(base | {"model_digest": None, "model": None}))
+        self._originals(mp)
+        for op in self.config.operators:
             if op.level == "graph":
-                say(f"planning {op.id}")
-                sites = find_sites(op.id, model.mod, **params)
-                groups, note = choose_groups(op, len(sites), config.seed)
-                if not groups:
-                    for ref in profiles:
-                        add(op, ref, sites, [], model.mod, None, None, note, ("graph",))
-                    continue
-                for group in groups:
-                    p = mutation(op.id, sites=group, **params)
-                    mutated = p(model.mod)
-                    report = p.report.as_dict() if p.report else {}
-                    for ref in profiles:
-                        add(op, ref, sites, group, model.mod, mutated, report, note,
-                            ("graph",))
-                continue
-            phase = op.phase or get_operator(op.id).default_phase
-            for ref in profiles:
-                if (ref, phase) not in kernel_mods:
-                    say(f"lowering {model.name} for {profiles[ref].name} ({phase})")
-                    t1 = time.perf_counter()
-                    kernel_mods[(ref, phase)] = kernel_module(model, profiles[ref], phase)
-                    seconds.setdefault("lower", 0.0)
-                    seconds["lower"] += time.perf_counter() - t1
-                kmod = kernel_mods[(ref, phase)]
-                say(f"planning {op.id} on {profiles[ref].name}")
-                sites = find_sites(op.id, kmod, kernels=op.kernels, **params)
-                groups, note = choose_groups(op, len(sites), config.seed)
-                if not groups:
-                    add(op, ref, sites, [], kmod, None, None, note, ("kernel", ref, phase))
-                    continue
-                for group in groups:
-                    p = mutation(op.id, sites=group, kernels=op.kernels, phase=phase,
-                                 **params)
-                    mutated = p(kmod)
-                    report = p.report.as_dict() if p.report else {}
-                    add(op, ref, sites, group, kmod, mutated, report, note,
-                        ("kernel", ref, phase))
-        seconds["plan"] += time.perf_counter() - t0
-    images_info = [{"name": im.name, "path": im.path} for im in images]
-    return Plan(tasks=tasks, models=models_info, images=images_info, image_digest=img_digest,
-                seconds=seconds)
+                self._graph_operator(mp, op)
+            else:
+                self._kernel_operator(mp, op)
+        self.seconds["plan"] += time.perf_counter() - t0
+
+    def _originals(self, mp: _ModelPlan) -> None:
+        model = mp.model
+        for ref, prof in self.profiles.items():
+            key = _hash({**mp.key_base, "kind": "original", "target": prof.identity()})
+            self.tasks.append(Task(key=key, kind="original", model=model.name,
+                                   model_index=mp.index, model_digest=model.digest,
+                                   target=prof.name, target_ref=ref,
+                                   group=_hash({"model": model.digest, "original": True})))
+
+    def _graph_operator(self, mp: _ModelPlan, op: OperatorConfig) -> None:
+        """Graph-level sites are in the imported Relax module: mutate once for all targets."""
+        from ..mutation import find_sites
+
+        self.say(f"planning {op.id}")
+        for mutant in self._mutants(op, "", mp.model.mod, find_sites(op.id, mp.model.mod,
+                                                                      **_resolved(op)),
+                                    owner=("graph",)):
+            for ref in self.profiles:
+                self._add(mp, ref, mutant)
+
+    def _kernel_operator(self, mp: _ModelPlan, op: OperatorConfig) -> None:
+        """Kernel-level sites are in each target's kernels at the operator's phase."""
+        from ..mutation import find_sites
+
+        phase = _phase(op)
+        for ref in self.profiles:
+            kmod = self._kernels(mp, ref, phase)
+            self.say(f"planning {op.id} on {self.profiles[ref].name}")
+            sites = find_sites(op.id, kmod, kernels=op.kernels, **_resolved(op))
+            for mutant in self._mutants(op, phase, kmod, sites, owner=("kernel", ref, phase)):
+                self._add(mp, ref, mutant)
+
+    def _kernels(self, mp: _ModelPlan, ref: str, phase: str):
+        """The model's kernels for target ``ref`` at ``phase``, lowered once."""
+        from ..kernel_ir import kernel_module
+
+        if (ref, phase) not in mp.kernels:
+            self.say(f"lowering {mp.model.name} for {self.profiles[ref].name} ({phase})")
+            t0 = time.perf_counter()
+            mp.kernels[(ref, phase)] = kernel_module(mp.model, self.profiles[ref], phase)
+            self.seconds["lower"] = self.seconds.get("lower", 0.0) + time.perf_counter() - t0
+        return mp.kernels[(ref, phase)]
+
+    def _mutants(self, op: OperatorConfig, phase: str, mod, sites: list, owner: tuple):
+        """One `_Mutant` per site group the configuration asks for (one without a module
+        when there is none)."""
+        from ..mutation import mutation
+
+        groups, note = choose_groups(op, len(sites), self.config.seed)
+        if not groups:
+            yield _Mutant(op, phase, sites, [], mod, None, {}, note, owner)
+            return
+        kernel_args = {"kernels": op.kernels, "phase": phase} if op.level == "kernel" else {}
+        for group in groups:
+            p = mutation(op.id, sites=group, **kernel_args, **_resolved(op))
+            mutated = p(mod)
+            yield _Mutant(op, phase, sites, group, mod, mutated,
+                          p.report.as_dict() if p.report else {}, note, owner)
+
+    def _add(self, mp: _ModelPlan, ref: str, m: _Mutant) -> None:
+        """The task of mutant ``m`` on target ``ref``, with its planned status."""
+        prof, model, op = self.profiles[ref], mp.model, m.op
+        params = _resolved(op)
+        chosen = [m.sites[i] for i in m.group]
+        definition = {"operator": op.id, "params": params, "phase": m.phase,
+                      "kernels": op.kernels, "sites": [(s.index, s.id) for s in chosen]}
+        key = _hash({**mp.key_base, "kind": "mutant", "target": prof.identity(), **definition})
+        task = Task(key=key, kind="mutant", model=model.name, model_index=mp.index,
+                    model_digest=model.digest, target=prof.name, target_ref=ref,
+                    operator=op.id, level=op.level, category=op.category, phase=m.phase,
+                    kernels=op.kernels, params=params, mode=op.mode,
+                    selection=op.sites_text() + (f" sample={op.sample}" if op.sample else ""),
+                    sites=[s.as_dict() for s in chosen], site_indices=list(m.group),
+                    sites_found=len(m.sites),
+                    group=_hash({"model": model.digest, **definition, "target": None}),
+                    note=m.note, report=m.report)
+        if m.mutated is None:
+            task.planned_status = "not_applicable"
+            task.note = m.note or "the operator finds no site in this model" + \
+                (f" for {prof.name}" if op.level == "kernel" else "")
+        else:
+            self._classify(task, m, (ref, mp.run_inputs, op.level, m.phase))
+        self.tasks.append(task)
+
+    def _classify(self, task: Task, m: _Mutant, bucket_key: tuple) -> None:
+        """Equivalent to the original, a duplicate of an earlier mutant, or to be built
+        (then with its IR diff)."""
+        import tvm_ffi
+
+        task.ir_hash = ir_hash(m.mutated)
+        if tvm_ffi.structural_equal(m.mutated, m.original):
+            task.planned_status = "equivalent"
+            task.note = "mutated IR is structurally equal to the original's" + \
+                ("" if m.report.get("applied") else " (no site could be rewritten)")
+            return
+        bucket = self.seen.setdefault(bucket_key + (task.ir_hash,), [])
+        for other_mod, other_key in bucket:
+            if tvm_ffi.structural_equal(m.mutated, other_mod):
+                task.duplicate_of = other_key
+                task.note = "mutated IR equals another mutant's: built once"
+                break
+        else:
+            bucket.append((m.mutated, task.key))
+        task.diff, _ = self.differ.diff(m.owner, m.original, m.mutated)
+
+
+def _phase(op: OperatorConfig) -> str:
+    from ..registry import get_operator
+
+    return op.phase or get_operator(op.id).default_phase
 
 
 def _resolved(op: OperatorConfig) -> dict:

@@ -1,10 +1,9 @@
-"""Campaign progress on the terminal (rich): counts built / run / remaining, the mutants being
-worked on, an ETA, and a summary table at the end. Without a terminal, one plain line per
-finished task instead of a live display."""
+"""Campaign progress: on a terminal (rich), counts built / run / remaining, the mutants being
+worked on, an ETA, and a summary table at the end; the CLI without a terminal prints one plain
+line per finished task instead. A campaign run from Python without a terminal (a notebook)
+gets a `tqdm.auto` bar: a widget in Jupyter, a text bar elsewhere."""
 
 from __future__ import annotations
-
-import time
 
 from rich.console import Group
 from rich.live import Live
@@ -26,14 +25,13 @@ class CampaignUI:
         self.live = None
         self.task_id = None
         self.stats = None
-        self._last_phase = 0.0
 
     def phase(self, message: str) -> None:
         if self.quiet:
             return
         if self.live_mode:
             errors.print(f"[dim]{message}[/]")
-        elif time.monotonic() - self._last_phase > 0 or True:
+        else:
             console.print(message, highlight=False)
 
     def start(self, stats, plan) -> None:
@@ -128,5 +126,48 @@ def print_summary(result: dict, out) -> None:
                   "results.db)", highlight=False)
 
 
-def make_progress(quiet: bool = False) -> CampaignUI:
-    return CampaignUI(quiet=quiet)
+class NotebookProgress:
+    """Progress of a campaign run from Python without a terminal: one `tqdm.auto` bar over
+    the builds (a widget in Jupyter), the failures written above it, the summary at the end.
+    ``file`` is where a text bar goes (default: stderr)."""
+
+    def __init__(self, file=None):
+        self.file = file
+        self.bar = None
+
+    def phase(self, message: str) -> None:
+        if self.bar is None:
+            print(message, file=self.file, flush=True)
+
+    def start(self, stats, plan) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=stats.total, initial=stats.done, desc="mutatenn campaign",
+                        unit="build", file=self.file)
+
+    def update(self, stats) -> None:
+        if self.bar is not None:
+            self.bar.n = stats.done
+            self.bar.set_postfix_str(f"built {stats.built}, run {stats.ran}")
+
+    def result(self, task, status, error, stats) -> None:
+        if self.bar is not None and status != "ok":
+            first = (error or "").strip().splitlines()
+            self.bar.write(f"{status}: {task.label}" + (f" — {first[0][:100]}" if first else ""),
+                           file=self.file)
+        self.update(stats)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def summary(self, result, out) -> None:
+        if result is not None:
+            print_summary(result, out)
+
+
+def make_progress() -> CampaignUI | NotebookProgress:
+    """The progress display of a campaign run from Python: a live terminal display on a
+    terminal, a `tqdm.auto` bar otherwise."""
+    return CampaignUI() if console.is_terminal else NotebookProgress()

@@ -1,0 +1,57 @@
+"""What a worker keeps between tasks: imported models, preprocessed images, each model's Relax
+side lowered per target, and the original built per target (for incremental builds)."""
+
+from __future__ import annotations
+
+from .messages import ModelSpec
+
+
+class WorkerCache:
+    """Per-worker caches keyed by the model's ``cache_key`` (and target profile)."""
+
+    def __init__(self):
+        self._models: dict[str, object] = {}
+        self._batches: dict[tuple, tuple[list[str], object]] = {}
+        self._lowered: dict[tuple, object] = {}
+        self._originals: dict[tuple, object] = {}
+
+    def model(self, spec: ModelSpec):
+        if spec.cache_key not in self._models:
+            from ..model import load_model
+
+            self._models[spec.cache_key] = load_model(spec.path, **spec.overrides)
+        return self._models[spec.cache_key]
+
+    def batch(self, spec: ModelSpec, images: list[str] | None) -> tuple[list[str], object]:
+        """The image names and the batch preprocessed for the model."""
+        key = (spec.cache_key, tuple(images) if images else None)
+        if key not in self._batches:
+            from ..images import default_images, load_images, preprocess
+
+            imgs = load_images(images) if images else default_images()
+            self._batches[key] = ([im.name for im in imgs],
+                                  preprocess(imgs, self.model(spec).preprocess))
+        return self._batches[key]
+
+    def lowered(self, spec: ModelSpec, profile):
+        """The model after the target's Relax lowering (`kernel_ir.lower_relax`)."""
+        key = (spec.cache_key, profile.name, profile.path)
+        if key not in self._lowered:
+            import tvm
+
+            from ..kernel_ir import lower_relax
+
+            with tvm.transform.PassContext(opt_level=3):
+                self._lowered[key] = lower_relax(self.model(spec).mod, profile)
+        return self._lowered[key]
+
+    def original(self, spec: ModelSpec, profile):
+        """The model's `build.OriginalBuild` for ``profile`` (its library JIT-compiled here,
+        so every forked run inherits the machine code)."""
+        key = (spec.cache_key, profile.name, profile.path)
+        if key not in self._originals:
+            from ..build import prepare_original
+
+            self._originals[key] = prepare_original(self.model(spec), profile,
+                                                    lowered=self.lowered(spec, profile))
+        return self._originals[key]
