@@ -51,15 +51,19 @@ def tir_part(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.IRModule(funcs, attrs=mod.attrs)
 
 
+def lower_kernels(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """S-TIR kernels through TVM's TIR lowering for ``profile`` (the ``lowered`` phase)."""
+    lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
+    with tvm.transform.PassContext(opt_level=3):
+        return lower(kernels)
+
+
 def kernel_module(model_or_mod, target="llvm-x86-64", phase: str = "s_tir") -> tvm.IRModule:
     """The model's kernels for ``target`` at ``phase`` (``s_tir`` or ``lowered``)."""
+    if phase not in ("s_tir", "lowered"):
+        raise OperatorError(f"unknown kernel phase {phase!r} (known: s_tir, lowered)")
     profile = get_profile(target)
     mod = getattr(model_or_mod, "mod", model_or_mod)
     with tvm.transform.PassContext(opt_level=3):
         tir = bind_target(tir_part(lower_relax(mod, profile)), profile)
-        if phase == "s_tir":
-            return tir
-        if phase == "lowered":
-            lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
-            return lower(tir)
-    raise OperatorError(f"unknown kernel phase {phase!r} (known: s_tir, lowered)")
+    return tir if phase == "s_tir" else lower_kernels(tir, profile)
