@@ -123,9 +123,12 @@ def scalar(expr, scope: FunctionScope) -> float | None:
         return float(expr.value.numpy().reshape(-1)[0])
     if isinstance(expr, (prim.FloatImm, prim.IntImm)):  # clip's bounds
         return float(expr.value)
-    if op_name(expr) == "relax.where" and op_name(expr.args[0]) == "relax.isnan":
-        guarded = scalar(expr.args[0].args[0], scope)
-        return guarded if guarded is not None and not math.isnan(guarded) else None
+    if op_name(expr) == "relax.where":
+        test = scope.value_of(expr.args[0])
+        if op_name(test) == "relax.isnan" and scalar(expr.args[2], scope) is not None and \
+                test.args[0].same_as(expr.args[2]):
+            guarded = scalar(expr.args[2], scope)
+            return guarded if not math.isnan(guarded) else scalar(expr.args[1], scope)
     return None
 
 

@@ -316,3 +316,38 @@ class _SiteRewriter(relax.PyExprMutator):
                                f"to {value.ty}: a bug in the operator")
         self.builder_.emit_normalized(relax.VarBinding(binding.var, value))
         self.applied.append(site)
+
+
+@relax.expr_functor.mutator
+class _BindingDropper(relax.PyExprMutator):
+    """Re-emits every binding except those of the variables in ``dropped``."""
+
+    def __init__(self, mod: tvm.IRModule, dropped: set):
+        super().__init__(mod)
+        self.dropped = dropped
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        if binding.var not in self.dropped:
+            super().visit_var_binding_(binding)
+
+
+def drop_unused(mod: tvm.IRModule, candidates: set) -> tvm.IRModule:
+    """``mod`` without the bindings of ``candidates`` that nothing uses any more (repeatedly,
+    so a chain a rewrite left behind goes as a whole). Only candidates are touched: dead code
+    the model had before is not the mutation's to remove."""
+    for gv, func in relax_functions(mod):
+        pending = {b.var for b in FunctionScope(gv.name_hint, func).bindings} & set(candidates)
+        dropped: set = set()
+        while pending:
+            counter = _UseCounter()
+            counter.visit_expr(_BindingDropper(mod, dropped).visit_expr(func))
+            unused = {v for v in pending if counter.uses[v] == 0}
+            if not unused:
+                break
+            dropped |= unused
+            pending -= unused
+        if dropped:
+            dropper = _BindingDropper(mod, dropped)
+            dropper.builder_.update_func(gv, dropper.visit_expr(func))
+            mod = dropper.builder_.get()
+    return mod

@@ -23,7 +23,8 @@ from tvm import relax
 
 from ..registry import OperatorSpec, Param, register
 from .activations import CLIP_KINDS, KINDS, Activation, activations
-from .base import GraphOperator, is_float, tensor_dtype
+from .base import FunctionScope, GraphOperator, drop_unused, is_float, relax_functions, \
+    tensor_dtype
 from .replacement import ReplaceOp
 
 CATEGORY = "Layer Node Replacement"
@@ -72,6 +73,21 @@ class _ActivationOperator(GraphOperator):
     def activation(binding, scope) -> Activation:
         return activations(scope)[binding.var]
 
+    def apply(self, mod, sites, params):
+        """Rewrite, then drop what is left of each rewritten pattern (the ReLUs of an ELU,
+        the quantize a fused clip read): bindings nothing uses any more, which a later
+        operator would otherwise find as activations of their own."""
+        new_mod, applied, skipped = super().apply(mod, sites, params)
+        if not applied:
+            return new_mod, applied, skipped
+        inner = set()
+        for gv, func in relax_functions(mod):
+            if any(s.function == gv.name_hint for s in applied):
+                found = activations(FunctionScope(gv.name_hint, func))
+                # Inner bindings of patterns left alone are still used: they stay.
+                inner |= {v for a in found.values() for v in a.inner}
+        return drop_unused(new_mod, inner), applied, skipped
+
     def site_detail(self, binding, scope):
         activation = self.activation(binding, scope)
         plain = not activation.inner and activation.bounds is None
@@ -100,6 +116,8 @@ class _ActivationOperator(GraphOperator):
         q = activation.quantized
         if q is None:
             return value
+        if value.same_as(activation.operand):  # no activation: the quantize already bound
+            return activation.inner[0]
         if not isinstance(value, relax.Var):
             value = builder.emit(value, f"{binding.var.name}_float")
         return relax.Call(q.quantize.op, [value, *q.quantize.args[1:]], q.quantize.attrs,
