@@ -179,7 +179,19 @@ def resolve_operator_names(names: str | list[str]) -> list[OperatorSpec]:
         matched = expand_preset(item)
         if matched is None:
             matched = [s for s in specs if s.category.lower() == item.lower()] \
-                or [get_operator(item)]
+                or [_operator_or_near_name(item)]
         for spec in matched:
             chosen.setdefault(spec.id, spec)
     return list(chosen.values())
+
+
+def _operator_or_near_name(name: str) -> OperatorSpec:
+    """The operator ``name``; otherwise an `OperatorError` naming the near IDs, presets and
+    categories (a misspelt preset is as likely as a misspelt ID)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    near = difflib.get_close_matches(name, [*_REGISTRY, *PRESETS, *CATEGORIES], n=3,
+                                     cutoff=0.5)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise OperatorError(f"unknown mutation operator {name!r}{hint} "
+                        "(`mutatenn operators` lists them all)")
