@@ -157,6 +157,7 @@ ONNX_ACTIVATIONS = [
      lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
     ("Clip", {}, [0.0, 6.0], "relu6", lambda x: np.clip(x, 0, 6)),
     ("Clip", {}, [-1.0, 1.0], "clip", lambda x: np.clip(x, -1, 1)),
+    ("Clip", {}, [0.0], "relu", lambda x: np.maximum(x, 0)),  # no upper bound: a ReLU
     ("Swish", {}, [], "silu", lambda x: x / (1 + np.exp(-x))),
 ]
 #: Operators turning each kind into a ReLU (hard-sigmoid and tanh become sigmoids instead).

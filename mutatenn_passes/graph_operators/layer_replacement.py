@@ -217,25 +217,31 @@ class ChangeClipBounds(_ActivationOperator):
         return relax.op.clip(x, low, high)
 
 
-#: (ID, from, to, from the paper): one operator per pair, all `ReplaceActivation`.
+#: (ID, from, to, from the paper, note): one operator per pair, all `ReplaceActivation`.
 ACTIVATION_PAIRS = (
-    ("relu_to_sigmoid", "relu", "sigmoid", True),
-    ("relu_to_tanh", "relu", "tanh", False),
-    ("sigmoid_to_relu", "sigmoid", "relu", False),
-    ("sigmoid_to_tanh", "sigmoid", "tanh", False),
-    ("tanh_to_sigmoid", "tanh", "sigmoid", False),
-    ("relu6_to_relu", "relu6", "relu", False),
-    ("relu6_to_sigmoid", "relu6", "sigmoid", False),
-    ("relu6_to_tanh", "relu6", "tanh", False),
-    ("clip_to_relu", "clip", "relu", False),
-    ("hard_swish_to_relu", "hard_swish", "relu", False),
-    ("hard_sigmoid_to_sigmoid", "hard_sigmoid", "sigmoid", False),
-    ("silu_to_relu", "silu", "relu", False),
-    ("gelu_to_relu", "gelu", "relu", False),
-    ("leaky_relu_to_relu", "leaky_relu", "relu", False),
-    ("softplus_to_relu", "softplus", "relu", False),
-    ("elu_to_relu", "elu", "relu", False),
+    ("relu_to_sigmoid", "relu", "sigmoid", True, ""),
+    ("relu_to_tanh", "relu", "tanh", False, ""),
+    ("sigmoid_to_relu", "sigmoid", "relu", False, "the paper's mutation reversed"),
+    ("sigmoid_to_tanh", "sigmoid", "tanh", False, ""),
+    ("tanh_to_sigmoid", "tanh", "sigmoid", False, ""),
+    ("relu6_to_relu", "relu6", "relu", False, "the upper bound dropped"),
+    ("relu6_to_sigmoid", "relu6", "sigmoid", False, ""),
+    ("relu6_to_tanh", "relu6", "tanh", False, ""),
+    ("clip_to_relu", "clip", "relu", False, ""),
+    ("hard_swish_to_relu", "hard_swish", "relu", False, ""),
+    ("hard_sigmoid_to_sigmoid", "hard_sigmoid", "sigmoid", False, "the exact curve"),
+    ("silu_to_relu", "silu", "relu", False, ""),
+    ("gelu_to_relu", "gelu", "relu", False, ""),
+    ("leaky_relu_to_relu", "leaky_relu", "relu", False, ""),
+    ("softplus_to_relu", "softplus", "relu", False, ""),
+    ("elu_to_relu", "elu", "relu", False, ""),
 )
+
+#: Activation kinds as the descriptions name them.
+NAMES = {"relu": "ReLU", "relu6": "ReLU6", "clip": "clip", "sigmoid": "sigmoid",
+         "tanh": "hyperbolic tangent", "hard_swish": "hard-swish", "hard_sigmoid": "hard-sigmoid",
+         "silu": "SiLU (swish)", "gelu": "GELU", "leaky_relu": "leaky ReLU",
+         "softplus": "softplus", "elu": "ELU"}
 
 #: How each activation kind is found, for the specs' ``finds`` text.
 FORMS = {
@@ -261,10 +267,11 @@ _TARGET_TEXT = {"relu": "relu(x)", "relu6": "clip(x, 0, 6)", "sigmoid": "sigmoid
 _QUANTIZED = ("; in a quantized graph quantize(x) keeps its scale and zero point (skipped as "
               "equivalent where the quantize's own saturation makes it so)")
 
-for _id, _source, _target, _paper in ACTIVATION_PAIRS:
+for _id, _source, _target, _paper, _note in ACTIVATION_PAIRS:
     register(OperatorSpec(
         id=_id, level="graph", category=CATEGORY, from_paper=_paper,
-        description=f"Replace a {_source} activation with a {_target}.",
+        description=f"Replace a {NAMES[_source]} activation with a {NAMES[_target]}"
+                    + (f" ({_note})." if _note else "."),
         finds=f"{_source} activations: {FORMS[_source]}. An activation inside a larger "
               "recognised one (the ReLUs of an ELU) is part of that one.",
         rewrites=f"the activation's result becomes {_TARGET_TEXT[_target]} of its operand x; "

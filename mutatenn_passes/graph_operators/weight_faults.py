@@ -44,7 +44,8 @@ class WeightBitFlip(LayerOperator):
         where = tuple(int(i) for i in np.unravel_index(element, stored.shape))
         return replace_constant(weights.slot, flipped.reshape(stored.shape)), (
             f"seed {params['seed']}: element {element} {list(where)} bit {bit} of "
-            f"{stored.dtype}: {stored.reshape(-1)[element]!r} -> {flipped[element]!r}")
+            f"{stored.dtype}: {stored.reshape(-1)[element].item()!r} -> "
+            f"{flipped[element].item()!r}")
 
 
 register(OperatorSpec(
