@@ -162,6 +162,7 @@ def _walk_count(mod: tvm.IRModule) -> int:
 def test_site_counts_on_the_fixture_match_an_independent_walk(fixture_kernels):
     expected = _walk_count(fixture_kernels)
     assert expected > 0
+    print(f"\nmobilenet s_tir: {expected} store sites")
     for op_id in FAULTS:
         pass_ = mutation(op_id)
         out = pass_(fixture_kernels)
@@ -170,7 +171,7 @@ def test_site_counts_on_the_fixture_match_an_independent_walk(fixture_kernels):
         assert len(report.applied) + len(report.skipped) == expected, op_id
         assert all("reduction" in reason for _, reason in report.skipped), op_id
         assert tvm.s_tir.analysis.verify_well_formed(out), op_id
-    print(f"\nmobilenet s_tir: {expected} store sites")
+        print(f"  {op_id}: {len(report.sites_found)} / {len(report.applied)}")
 
 
 def test_a_flip_in_a_real_fixture_kernel(fixture_kernels):
