@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tvm import tirx
 
 import mutatenn_passes as mn
 from mutatenn_passes import OperatorError, find_sites, mutation
+from mutatenn_passes.campaign.testing import tiny_classifier
 from mutatenn_passes.kernel_ir import kernel_module
 
 FAULTS = ("store_bit_flip", "store_stuck_at_0", "store_stuck_at_1")
@@ -190,3 +193,33 @@ def test_a_flip_in_a_real_fixture_kernel(fixture_kernels):
         results.append(args[-1].numpy())
     xor = results[0].view("uint32") ^ results[1].view("uint32")
     assert np.flatnonzero(xor).tolist() == [3] and xor.flat[3] == 1 << 30
+
+
+def test_a_constant_store_gets_its_faulty_constant():
+    """An accumulator's 0.0 init: the faulty value is computed, not a reinterpret of a literal
+    (which TVM's C and CUDA code generators print as the address of a literal)."""
+    out, report = _mutate(CASES.reduction, "store_stuck_at_1", 0, bit=31)
+    stores = []
+    tvm_ffi.structural_walk(out.body, (tirx.BufferStore, lambda s: stores.append(s)))
+    init = stores[0].value
+    assert isinstance(init, tvm.ir.prim.FloatImm) and np.signbit(np.float32(init.value))
+    assert "reinterpret" not in out.script().split("T.init()")[1].split("\n")[1]
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_fault_mutants_compile_for_cuda(tmp_path):
+    """The generated CUDA of a flip (one element) and a stuck bit (a constant init, vector
+    stores after lowering) is accepted by nvcc."""
+    model = mn.load_model(tiny_classifier(tmp_path / "tiny.onnx"))
+    for phase in ("s_tir", "lowered"):
+        passes = [mutation("store_bit_flip", sites=0, bit=30, element="5", phase=phase),
+                  mutation("store_stuck_at_1", sites=1, bit=31, phase=phase)]
+        artifact = mn.build(model, "cuda-sm90", tir_passes=passes)
+        assert all(len(p.report.applied) == 1 for p in passes), phase
+        (source,) = [text for key, text in artifact.sources().items() if key.endswith("cuda")]
+        assert "^ (uint)1073741824" in source
+        cu = tmp_path / f"{phase}.cu"
+        cu.write_text(source)
+        done = subprocess.run(["nvcc", "-arch=sm_90", "-ptx", str(cu), "-o",
+                               str(tmp_path / f"{phase}.ptx")], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]

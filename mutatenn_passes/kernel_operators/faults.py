@@ -6,7 +6,8 @@ at 0 or 1. A kernel's ``BufferStore`` is where a value is written, so here the s
 ``v`` of one store becomes ``reinterpret(v) ^ (1 << b)`` (``& ~(1 << b)``, ``| (1 << b)``)
 read back in ``v``'s type, in TIR (``reinterpret`` and the bitwise intrinsics), for every
 element the store writes or only for the element at one flat (row-major) index of the buffer:
-``Select(flat(indices) == e, faulty, v)``, ``v`` bound once by a ``Let``.
+``Select(flat(indices) == e, faulty, v)``, ``v`` bound once by a ``Let``. A constant stored
+value (an accumulator's initial ``0.0``) gets its faulty constant computed here instead.
 
 A store that reads back the element it writes (a reduction's update, ``C[i] = C[i] + ...``)
 runs once per reduced value, so a flip there would be applied again at every update, which is
@@ -67,6 +68,22 @@ def _faulty(value, kind: str, bit: int):
     else:
         new = tirx.bitwise_and(bits, tirx.bitwise_not(mask))
     return new if dtype == unsigned else tirx.reinterpret(str(dtype), new)
+
+
+def _constant_fault(value, kind: str, bit: int):
+    """The faulty value of a constant store (an accumulator's ``0.0``), computed here: TVM's
+    C and CUDA code generators write ``reinterpret`` of a literal as ``*(uint *)(&(0.0f))``,
+    the address of a literal, which nvcc rejects. None for types numpy lacks (bfloat16)."""
+    scalar = value.value if isinstance(value, tirx.Broadcast) else value
+    if not isinstance(scalar, (prim.FloatImm, prim.IntImm)) or str(scalar.ty.dtype) == "bfloat16":
+        return None
+    dtype = scalar.ty.dtype
+    unsigned = np.dtype(f"uint{dtype.bits}")
+    bits = np.array(scalar.value, dtype=str(dtype)).view(unsigned)
+    mask = unsigned.type(1 << bit)
+    bits = bits ^ mask if kind == "flip" else (bits | mask if kind == "1" else bits & ~mask)
+    faulty = tirx.const(bits.view(str(dtype)).item(), str(dtype))
+    return tirx.Broadcast(faulty, value.lanes) if isinstance(value, tirx.Broadcast) else faulty
 
 
 def _extents(store) -> list[int] | None:
@@ -151,16 +168,17 @@ class StoreBitFault(KernelOperatorBase):
             def rewrite(node):
                 if problem:
                     raise SkipSite(problem)
-                x = tirx.Var("v", node.value.ty.dtype)
-                faulty = _faulty(x, self.kind, bit)
+                constant = _constant_fault(node.value, self.kind, bit)
+                x = node.value if constant is not None else tirx.Var("v", node.value.ty.dtype)
+                faulty = constant if constant is not None else _faulty(x, self.kind, bit)
                 if element is not None:
                     flat = _flat_index(node, _extents(node))
                     target = tirx.const(element, str(flat.ty.dtype.with_lanes(1)))
                     if flat.ty.dtype.lanes > 1:
                         target = tirx.Broadcast(target, flat.ty.dtype.lanes)
                     faulty = prim.Select(prim.EQ(flat, target), faulty, x)
-                return tirx.BufferStore(node.buffer, prim.Let(x, node.value, faulty),
-                                        node.indices, node.span)
+                value = faulty if constant is not None else prim.Let(x, node.value, faulty)
+                return tirx.BufferStore(node.buffer, value, node.indices, node.span)
 
             return scan.site(str(store.value.ty.dtype), description, store, rewrite)
 
