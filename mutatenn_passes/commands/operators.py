@@ -7,7 +7,7 @@ import json
 from rich.table import Table
 
 from ..mutation import find_sites
-from ..registry import operators, resolve_operator_names
+from ..registry import PRESETS, operators, resolve_operator_names
 from ..ui import console, step
 from .predict import add_model_arguments, model_from_args
 
@@ -25,9 +25,9 @@ def register(subparsers) -> None:
                     "model (graph-level sites in the Relax graph; kernel-level sites in the "
                     "TIR of the chosen target at each operator's default phase).")
     add_model_arguments(m)
-    m.add_argument("--operators", default="all", metavar="IDS|CATEGORY|paper",
-                   help="comma-separated operator IDs, category names, or paper/all/graph/"
-                        "kernel (default: all)")
+    m.add_argument("--operators", default="all", metavar="IDS|CATEGORY|PRESET",
+                   help="comma-separated operator IDs, category names, or presets: "
+                        + ", ".join(PRESETS) + " (default: all)")
     m.add_argument("--target", default="llvm-x86-64",
                    help="target whose kernels kernel-level operators inspect")
     m.add_argument("--json", action="store_true", help="print JSON instead of a table")
