@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import tvm
 
-from .errors import BuildError
+from .errors import BuildError, MutateNNError, OperatorError
 from .kernel_ir import lower_relax
 from .model import Model
-from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
+from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES, MutationPass
 from .targets import TargetProfile, get_profile
 
 
@@ -96,6 +96,18 @@ def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: Buil
         compilation_pipeline.PIPELINE_MAP.pop(name, None)
 
 
+def _check_pass_levels(relax_passes, tir_passes) -> None:
+    """A mutation pass in the wrong list would find nothing (or the wrong IR): say where it
+    belongs before anything is compiled."""
+    for passes, wanted, other in ((relax_passes, "graph", "tir_passes"),
+                                  (tir_passes, "kernel", "relax_passes")):
+        for p in passes:
+            if isinstance(p, MutationPass) and p.spec.level != wanted:
+                listed = "relax_passes" if wanted == "graph" else "tir_passes"
+                raise OperatorError(f"{p.spec.id} is a {p.spec.level}-level operator: pass it "
+                                    f"in {other}, not {listed}")
+
+
 def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
           lowered: tvm.IRModule | None = None):
     """Compile ``model`` for ``target`` (a profile name, path or `TargetProfile`).
@@ -109,6 +121,7 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
     """
     from .artifact import Artifact
 
+    _check_pass_levels(relax_passes, tir_passes)
     profile = get_profile(target)
     ok, why = profile.can_build()
     if not ok:
@@ -124,7 +137,7 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
                 else model.mod
             record.relax_input = mod
             executable = _compile(mod, profile, list(tir_passes), record, lowered)
-    except BuildError:
+    except MutateNNError:  # a bad selection or a misplaced pass: the user's error, as it is
         raise
     except Exception as exc:  # TVM raises many types; to the user all are build failures
         raise BuildError(f"building {model.name} for {profile.name} failed: "
