@@ -22,6 +22,7 @@ from ..errors import ModelLoadError, MutateNNError, ReferenceUnavailableError
 from ..images import load_images, skipped_summary
 from ..model import load_model
 from ..output_checks import ignores_input
+from ..targets import get_profile
 from ..ui import console, errors, step
 
 
@@ -63,12 +64,14 @@ def add_model_arguments(p) -> None:
                    help="feed raw uint8 pixels, no scaling or normalisation (default: raw for "
                         "integer inputs only)")
     p.add_argument("--mean", type=float, nargs=3, metavar="M",
-                   help="per-channel mean (default: ImageNet's for float ONNX inputs)")
+                   help="per-channel mean (default: ImageNet's for float ONNX inputs, 127.5 "
+                        "for float TFLite inputs)")
     p.add_argument("--std", type=float, nargs=3, metavar="S",
-                   help="per-channel std (default: ImageNet's for float ONNX inputs)")
+                   help="per-channel std (default: ImageNet's for float ONNX inputs, 127.5 "
+                        "for float TFLite inputs)")
     p.add_argument("--scale", type=float,
                    help="pixel scale applied before mean/std (default: 1/255 for float ONNX "
-                        "inputs)")
+                        "inputs, 1 for float TFLite inputs)")
 
 
 def model_from_args(args):
@@ -111,13 +114,14 @@ def warnings_for(model, preds) -> list[str]:
 def run(args) -> int:
     if args.top < 1:
         raise MutateNNError(f"--top must be at least 1, not {args.top}")
+    profile = get_profile(args.target)  # a bad target fails before the slow import
     model = model_from_args(args)
     images = load_images(args.images or None)
     if images.skipped:
         errors.print(f"[yellow]note:[/] {escape(skipped_summary(images.skipped))}",
                      soft_wrap=True)
-    with step(f"building {model.name} for {args.target}"):
-        artifact = build(model, args.target)
+    with step(f"building {model.name} for {profile.name}"):
+        artifact = build(model, profile)
     preds = artifact.run(images, k=args.top)
     warnings = warnings_for(model, preds)
     reference, unavailable = None, ""
