@@ -220,10 +220,6 @@ class ProfileScan:
     bad: dict[str, TargetError] = field(default_factory=dict)
     shadowed: list[tuple[TargetProfile, str]] = field(default_factory=list)
 
-    def problems(self) -> list[str]:
-        """One line per bad profile file, in search order."""
-        return [str(exc) for exc in self.bad.values()]
-
 
 def scan_profiles() -> ProfileScan:
     """Read every profile in `search_dirs`, keeping bad files apart instead of failing."""

@@ -50,10 +50,10 @@ def add_model_arguments(p) -> None:
     p.add_argument("--model", metavar="PATH",
                    help="ONNX or TFLite model file (default: embedded ShuffleNet)")
     p.add_argument("--labels", metavar="FILE",
-                   help="label file, line N+offset names class N (default: a file beside the "
-                        "model with one line per class, if any)")
+                   help="label file, one label per line (default: a file beside the model "
+                        "with one line per class, if any)")
     p.add_argument("--label-offset", type=int, default=0, metavar="N",
-                   help="line N+offset of the label file names class N; 1 for a 1001-line "
+                   help="line n+N of the label file names class n: 1 for a 1001-line "
                         "ImageNet file (first line 'background') on a 1000-class model")
     p.add_argument("--size", metavar="HxW",
                    help="override input size, e.g. 224x224 (default: from the model file)")
