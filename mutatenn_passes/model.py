@@ -266,10 +266,11 @@ def _attach_labels(model: Model, lines: list[str], source: str, offset: int) -> 
     model.labels_source, model.label_offset, model.label_mismatch = source, offset, ""
     if len(model.labels) != model.classes:
         shifted = f" after label offset {offset}" if offset else ""
-        hint = ("; pass label_offset (--label-offset N: line N+offset names class N), e.g. "
-                f"{len(lines) - model.classes} if the first "
-                f"{'line is' if len(lines) - model.classes == 1 else 'lines are'} not a class"
-                if not offset and len(lines) > model.classes else "")
+        extra, hint = len(lines) - model.classes, ""
+        if not offset and extra > 0:
+            first = "line is" if extra == 1 else f"{extra} lines are"
+            hint = ("; pass label_offset (--label-offset N: line n+N names class n), e.g. "
+                    f"{extra} if the first {first} not a class")
         model.label_mismatch = (f"{source} has {len(model.labels)} labels{shifted} for "
                                 f"{model.classes} classes, so the labels may be shifted{hint}")
 
@@ -300,7 +301,7 @@ def load_model(path: str | Path | None = None, **overrides) -> Model:
     ``overrides`` replace inferred preprocessing fields (``height``, ``width``, ``layout``,
     ``channel_order``, ``raw``, ``scale``, ``mean``, ``std``, ``resample``), set ``labels`` (a
     file path or a list; by default a label file beside the model with one line per class is
-    used), ``label_offset`` (line N+offset names class N: 1 for a 1001-line ImageNet file
+    used), ``label_offset`` (line n+offset names class n: 1 for a 1001-line ImageNet file
     whose first line is "background" on a 1000-class model; default 0), or rename the model
     (``name``). A label count that still differs from the class count is kept, and recorded
     in ``Model.label_mismatch``. For ONNX, ``height``/``width``/``layout`` also pin the
