@@ -167,6 +167,25 @@ def test_bad_parameters_are_operator_errors_at_mutation(op_id, params):
         mutation(op_id, **params)
 
 
+def test_a_kernel_operator_on_a_relax_module_says_to_use_tir_passes(default_model):
+    relax_only = tvm.IRModule({"main": default_model.mod["main"]})
+    with pytest.raises(OperatorError, match="cond_lt_to_gt is a kernel-level operator and this "
+                                            "module holds only Relax functions: pass it in "
+                                            r"build\(tir_passes="):
+        mutation("cond_lt_to_gt", sites=[0, 3])(relax_only)
+    with pytest.raises(OperatorError, match="cond_lt_to_gt is a kernel-level operator: pass it "
+                                            "in tir_passes, not relax_passes"):
+        mn.build(default_model, TARGET, relax_passes=[mutation("cond_lt_to_gt", 0)])
+
+
+def test_explicit_indices_beyond_kernel_sites_stay_an_error():
+    with pytest.raises(OperatorError, match=r"site index 9 is out of range: this operator "
+                                            r"found \d+ site\(s\)"):
+        _mutate(COND.kernel(), "cond_lt_to_le", sites=[0, 9])
+    out, report = _mutate(COND.kernel(), "cond_lt_to_le", sites=[0, 9], kernels="nothing*")
+    assert not report.applicable and "in kernels matching 'nothing*'" in report.note
+
+
 # --- Kernel Variables & Stores: stores -----------------------------------------------------
 
 @pytest.mark.parametrize("op_id,params,expected", [
