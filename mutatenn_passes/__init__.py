@@ -7,8 +7,9 @@ with the mutation passes slotted into TVM's pipeline, and run them on images.
 from .artifact import Artifact, Predictions, load_artifact
 from .build import build
 from .errors import (BuildError, ConfigError, ImageLoadError, ModelLoadError, MutateNNError,
-                     NativeLibraryError, OperatorError, ReferenceUnavailableError, TargetError)
-from .images import Preprocess, default_images, load_images
+                     MutateNNWarning, NativeLibraryError, OperatorError,
+                     ReferenceUnavailableError, TargetError)
+from .images import IMAGE_EXTENSIONS, Image, ImageList, Preprocess, default_images, load_images
 from .model import Model, load_model
 from .mutation import KERNEL_PHASES, MutationPass, MutationReport, find_sites, mutation
 from .registry import CATEGORIES, OperatorSpec, get_operator, operators
@@ -18,8 +19,10 @@ from .targets import TargetProfile, get_profile, list_profiles
 __version__ = "0.1.0"
 
 __all__ = [
-    "Artifact", "BuildError", "CATEGORIES", "ConfigError", "ImageLoadError", "KERNEL_PHASES",
-    "Model", "ModelLoadError", "MutateNNError", "MutationPass", "MutationReport",
+    "Artifact", "BuildError", "CATEGORIES", "ConfigError", "IMAGE_EXTENSIONS", "Image",
+    "ImageList", "ImageLoadError", "KERNEL_PHASES",
+    "Model", "ModelLoadError", "MutateNNError", "MutateNNWarning", "MutationPass",
+    "MutationReport",
     "NativeLibraryError", "OperatorError", "OperatorSpec", "Predictions", "Preprocess",
     "ReferenceUnavailableError",
     "Sample", "Site", "TargetError", "TargetProfile", "build", "default_images",

@@ -18,20 +18,26 @@ import tvm
 from tvm import relax
 
 from .errors import MutateNNError, TargetError
-from .images import Image, Preprocess, preprocess
+from .images import Image, Preprocess, preprocess, resize_note
 from .model import TensorSpec
 from .targets import TargetProfile
 
 
 @dataclass
 class ImagePrediction:
-    """Top-k classes of one image, with scores and the time one inference took."""
+    """Top-k classes of one image, with scores and the time one inference took.
+
+    ``notes`` say what happened to the image on its way in that a reader of the scores should
+    know: the decoder's notes (bit depth scaled, alpha dropped) and a resize by more than
+    `images.RESIZE_NOTE_FACTOR` in one axis.
+    """
 
     image: str
     classes: list[int]
     scores: list[float]
     labels: list[str]
     latency_ms: float
+    notes: list[str] = field(default_factory=list)
 
     @property
     def top1(self) -> int:
@@ -39,7 +45,7 @@ class ImagePrediction:
 
     def as_dict(self) -> dict:
         return {"image": self.image, "classes": self.classes, "scores": self.scores,
-                "labels": self.labels, "latency_ms": self.latency_ms}
+                "labels": self.labels, "latency_ms": self.latency_ms, "notes": self.notes}
 
 
 @dataclass
@@ -119,12 +125,14 @@ class Artifact:
         preds = []
         for image, vector, latency in zip(images, outputs, latencies):
             classes = top_k(vector, k)
+            resized = resize_note(image, self.preprocess)
             preds.append(ImagePrediction(
                 image=image.name, classes=classes,
                 scores=[float(vector[c]) for c in classes],
                 labels=[self.labels[c] if self.labels and c < len(self.labels) else ""
                         for c in classes],
-                latency_ms=latency))
+                latency_ms=latency,
+                notes=[*image.notes, *([resized] if resized else [])]))
         return Predictions(images=preds, outputs=outputs, inputs=batch)
 
     def export(self, path: str | Path) -> Path:

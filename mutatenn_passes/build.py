@@ -27,7 +27,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from .errors import BuildError
+from .errors import BuildError, MutateNNError, OperatorError
 from .kernel_ir import bind_target, lower_kernels, lower_relax, tir_part
 from .model import Model
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
@@ -115,6 +115,19 @@ def tvm_error_summary(exc: BaseException) -> str:
     return useful[0] if useful else type(exc).__name__
 
 
+def _check_pass_levels(relax_passes, tir_passes) -> None:
+    """A mutation pass in the wrong list would find nothing (or the wrong IR): say where it
+    belongs before anything is compiled."""
+    for passes, wanted, other in ((relax_passes, "graph", "tir_passes"),
+                                  (tir_passes, "kernel", "relax_passes")):
+        for p in passes:
+            spec = getattr(p, "spec", None)  # a mutation pass (see mutation._pass_class)
+            if spec is not None and spec.level != wanted:
+                listed = "relax_passes" if wanted == "graph" else "tir_passes"
+                raise OperatorError(f"{spec.id} is a {spec.level}-level operator: pass it "
+                                    f"in {other}, not {listed}")
+
+
 def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
           lowered: tvm.IRModule | None = None):
     """Compile ``model`` for ``target`` (a profile name, path or `TargetProfile`).
@@ -126,6 +139,7 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
     it instead of lowering the Relax side again (it cannot be combined with ``relax_passes``).
     Returns an `Artifact`; a TVM failure is a `BuildError` with TVM's message.
     """
+    _check_pass_levels(relax_passes, tir_passes)
     profile = get_profile(target)
     ok, why = profile.can_build()
     if not ok:
@@ -146,7 +160,7 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
                 relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
                 executable = tvm.compile(relax_lowered, target, relax_pipeline=None,
                                          tir_pipeline=pipeline)
-    except BuildError:
+    except MutateNNError:  # a bad selection or a misplaced pass: the user's error, as it is
         raise
     except Exception as exc:  # TVM raises many types; to the user all are build failures
         raise BuildError(f"building {model.name} for {profile.name} failed: "

@@ -39,6 +39,11 @@ class ConfigError(MutateNNError):
     """A campaign configuration file is invalid."""
 
 
+class MutateNNWarning(UserWarning):
+    """Something a user should know that does not stop the work (a bad target profile that
+    is not used, ...); the CLI prints each as one ``warning:`` line on stderr."""
+
+
 class ReferenceUnavailableError(MutateNNError):
     """The model's reference runtime is not installed or cannot run the model; callers that
     can go on without the reference comparison catch this one."""

@@ -36,7 +36,7 @@ class TensorSpec:
         return dataclasses.asdict(self) | {"shape": list(self.shape)}
 
 
-@dataclass
+@dataclass(repr=False)
 class Model:
     """An imported model, ready to mutate and build.
 
@@ -45,6 +45,11 @@ class Model:
     TVM could import an ONNX graph only after simplifying it, ``simplified_by`` names the
     simplifier and ``simplified_digest`` the bytes TVM imported. ``source_bytes`` are kept for
     the reference runtime, which runs the model as the file has it.
+
+    ``labels[n]`` names class n: line ``n + label_offset`` of the file ``labels_source``.
+    ``label_mismatch`` is a one-line warning, '' when none, set when the label count differs
+    from the class count (a 1001-line ImageNet file on a 1000-class model names every class
+    by its neighbour's label); commands warn about it, and campaigns refuse it.
     """
 
     name: str
@@ -62,6 +67,24 @@ class Model:
     simplified_digest: str = ""
     import_log: str = ""
     source_bytes: bytes = field(default=b"", repr=False)
+    labels_source: str = ""
+    label_offset: int = 0
+    label_mismatch: str = ""
+
+    @property
+    def classes(self) -> int:
+        """How many classes the output scores (its size beyond the batch axis)."""
+        return int(np.prod(self.output.shape[1:]))
+
+    def __repr__(self) -> str:
+        def spec(t: TensorSpec) -> str:
+            return f"{t.dtype}[{', '.join(map(str, t.shape))}]" + (f" {t.layout}"
+                                                                  if t.layout else "")
+
+        extras = [f"{len(self.labels)} labels"] if self.labels else []
+        extras += ["synthetic weights"] if self.synthetic_weights else []
+        return (f"Model({self.name!r}, {self.format}, input {spec(self.input)}, output "
+                f"{spec(self.output)}{''.join(', ' + e for e in extras)})")
 
     def label(self, index: int) -> str:
         if self.labels and 0 <= index < len(self.labels):
@@ -72,6 +95,8 @@ class Model:
         return {"name": self.name, "source": self.source, "format": self.format,
                 "input": self.input.as_dict(), "output": self.output.as_dict(),
                 "preprocess": self.preprocess.as_dict(), "labels": bool(self.labels),
+                "label_offset": self.label_offset,
+                "label_mismatch": self.label_mismatch or None,
                 "synthetic_weights": self.synthetic_weights, "digest": self.digest,
                 "simplified": {"by": self.simplified_by, "digest": self.simplified_digest}
                 if self.simplified_by else None}
@@ -191,7 +216,7 @@ def _import_tflite(data: bytes, origin: str, log_name: str, **_size) -> _Importe
 
 
 def read_labels(path: str | Path) -> list[str]:
-    """One label per line; line N names class N."""
+    """One label per line, in file order (see `load_model`'s ``label_offset``)."""
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8").splitlines()
@@ -203,10 +228,14 @@ _PREPROCESS_FIELDS = {f.name for f in dataclasses.fields(Preprocess)}
 
 
 def _check_overrides(overrides: dict) -> None:
-    unknown = set(overrides) - _PREPROCESS_FIELDS - {"labels", "name"}
+    unknown = set(overrides) - _PREPROCESS_FIELDS - {"labels", "label_offset", "name"}
     if unknown:
-        raise ModelLoadError(f"unknown model override(s) {', '.join(sorted(unknown))}; "
-                             f"known: labels, name, {', '.join(sorted(_PREPROCESS_FIELDS))}")
+        raise ModelLoadError(f"unknown model override(s) {', '.join(sorted(unknown))}; known: "
+                             f"labels, label_offset, name, "
+                             f"{', '.join(sorted(_PREPROCESS_FIELDS))}")
+    offset = overrides.get("label_offset")
+    if offset is not None and (not isinstance(offset, int) or isinstance(offset, bool)):
+        raise ModelLoadError(f"label_offset must be an integer, not {offset!r}")
 
 
 def _apply_overrides(model: Model, overrides: dict) -> Model:
@@ -218,10 +247,32 @@ def _apply_overrides(model: Model, overrides: dict) -> Model:
         model.preprocess = dataclasses.replace(model.preprocess, **pre)
     if overrides.get("labels") is not None:
         labels = overrides["labels"]
-        model.labels = read_labels(labels) if isinstance(labels, (str, Path)) else list(labels)
+        if isinstance(labels, (str, Path)):
+            _attach_labels(model, read_labels(labels), str(labels), model.label_offset)
+        else:
+            _attach_labels(model, list(labels), "the labels given", model.label_offset)
     if overrides.get("name"):
         model.name = overrides["name"]
     return model
+
+
+def _attach_labels(model: Model, lines: list[str], source: str, offset: int) -> None:
+    """Set ``model.labels`` so that line ``n + offset`` names class n, and record a count
+    mismatch (after the offset) in ``model.label_mismatch``."""
+    if offset >= len(lines) or -offset >= model.classes:
+        raise ModelLoadError(f"label_offset {offset} leaves no class named by {source} "
+                             f"({len(lines)} lines, {model.classes} classes)")
+    model.labels = lines[offset:] if offset >= 0 else [""] * -offset + lines
+    model.labels_source, model.label_offset, model.label_mismatch = source, offset, ""
+    if len(model.labels) != model.classes:
+        shifted = f" after label offset {offset}" if offset else ""
+        extra, hint = len(lines) - model.classes, ""
+        if not offset and extra > 0:
+            first = "line is" if extra == 1 else f"{extra} lines are"
+            hint = ("; pass label_offset (--label-offset N: line n+N names class n), e.g. "
+                    f"{extra} if the first {first} not a class")
+        model.label_mismatch = (f"{source} has {len(model.labels)} labels{shifted} for "
+                                f"{model.classes} classes, so the labels may be shifted{hint}")
 
 
 def _labels_beside(path: Path, classes: int) -> Path | None:
@@ -249,10 +300,13 @@ def load_model(path: str | Path | None = None, **overrides) -> Model:
 
     ``overrides`` replace inferred preprocessing fields (``height``, ``width``, ``layout``,
     ``channel_order``, ``raw``, ``scale``, ``mean``, ``std``, ``resample``), set ``labels`` (a
-    file path or a list; by default a matching label file beside the model is used) or rename
-    the model (``name``). For ONNX, ``height``/``width``/``layout`` also pin the graph's input
-    shape (required where the input's height or width is dynamic). Failures raise
-    `ModelLoadError` naming the file.
+    file path or a list; by default a label file beside the model with one line per class is
+    used), ``label_offset`` (line n+offset names class n: 1 for a 1001-line ImageNet file
+    whose first line is "background" on a 1000-class model; default 0), or rename the model
+    (``name``). A label count that still differs from the class count is kept, and recorded
+    in ``Model.label_mismatch``. For ONNX, ``height``/``width``/``layout`` also pin the
+    graph's input shape (required where the input's height or width is dynamic). Failures
+    raise `ModelLoadError` naming the file.
     """
     _check_overrides(overrides)
     if path is None:
@@ -281,10 +335,11 @@ def load_model(path: str | Path | None = None, **overrides) -> Model:
                   synthetic_weights=path is None, digest=digest, notes=list(done.notes),
                   simplified_by=done.simplified_by, simplified_digest=done.simplified_digest,
                   import_log=str(done.log or ""), source_bytes=data)
+    model.label_offset = overrides.get("label_offset") or 0
     if path is not None and overrides.get("labels") is None:
-        found = _labels_beside(Path(path), int(np.prod(done.output.shape[1:])))
+        found = _labels_beside(Path(path), model.classes + model.label_offset)
         if found:
-            model.labels = read_labels(found)
+            _attach_labels(model, read_labels(found), str(found), model.label_offset)
             model.notes.append(f"labels read from {found}")
     if path is None:
         model.notes.append("weights are synthetic (ShuffleNet architecture, seeded weights, "

@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass, field
 
 import tvm
+from tvm import relax
 
 from .errors import OperatorError
 from .registry import OperatorSpec, get_operator
@@ -23,9 +24,19 @@ KERNEL_PHASES = ("s_tir", "lowered")
 DEFAULT_KERNEL_PHASE = "s_tir"
 
 
-@dataclass
+@dataclass(repr=False)
 class MutationReport:
-    """What one run of a mutation pass did to one module."""
+    """What one run of a mutation pass did to one module (``MutationPass.report``).
+
+    ``sites_found``: every site the operator found (after a ``kernels`` filter), in order;
+    ``sites_selected``: those the selection picked; ``applied``: those rewritten;
+    ``skipped``: (site, reason) for each selected site whose rewrite would be ill-typed.
+    ``coverage_total`` is the size of the module in the operator's unit (Relax op calls for
+    graph-level operators, the nodes its family inspects for kernel-level ones): the
+    denominator when asking what share of a model an operator can reach. ``note`` says why
+    nothing was rewritten when that is not obvious ('' otherwise), e.g. that the operator is
+    not applicable to the module.
+    """
 
     operator: str
     selection: str
@@ -34,15 +45,26 @@ class MutationReport:
     applied: list[Site] = field(default_factory=list)
     skipped: list[tuple[Site, str]] = field(default_factory=list)
     coverage_total: int = 0
+    note: str = ""
 
     @property
     def applicable(self) -> bool:
         """False when the operator found no site at all in the module (not an error)."""
         return bool(self.sites_found)
 
+    def __repr__(self) -> str:
+        if not self.applicable:
+            return f"MutationReport({self.operator}, sites={self.selection}: not applicable)"
+        return (f"MutationReport({self.operator}, sites={self.selection}: "
+                f"{len(self.sites_found)} found, {len(self.applied)} applied, "
+                f"{len(self.skipped)} skipped)")
+
     def as_dict(self) -> dict:
+        """A JSON-safe summary: counts of found sites, the applied and skipped sites in full
+        (each skip with its reason), ``applicable`` and ``note``."""
         return {
             "operator": self.operator, "selection": self.selection,
+            "applicable": self.applicable, "note": self.note,
             "sites_found": len(self.sites_found), "coverage_total": self.coverage_total,
             "applied": [s.as_dict() for s in self.applied],
             "skipped": [{**s.as_dict(), "reason": r} for s, r in self.skipped],
@@ -57,6 +79,22 @@ def find_sites(op_id: str, mod: tvm.IRModule, *, kernels: str | None = None,
     return filter_kernels(sites, kernels) if spec.level == "kernel" else sites
 
 
+def _check_level(spec: OperatorSpec, mod: tvm.IRModule) -> None:
+    """A graph-level operator needs Relax functions and a kernel-level one PrimFuncs; a module
+    holding only the other kind means the pass was put in the wrong place."""
+    funcs = list(mod.functions.values())
+    has_tir = any(isinstance(f, tvm.tirx.PrimFunc) for f in funcs)
+    has_relax = any(isinstance(f, relax.Function) for f in funcs)
+    if spec.level == "kernel" and has_relax and not has_tir:
+        raise OperatorError(f"{spec.id} is a kernel-level operator and this module holds only "
+                            "Relax functions: pass it in build(tir_passes=[...]), or apply it "
+                            "to kernel_ir.kernel_module(model, target)")
+    if spec.level == "graph" and has_tir and not has_relax:
+        raise OperatorError(f"{spec.id} is a graph-level operator and this module holds only "
+                            "TIR PrimFuncs: pass it in build(relax_passes=[...]), or apply it "
+                            "to model.mod")
+
+
 class MutationPass:
     """One operator applied at the selected sites; see `mutation`.
 
@@ -64,6 +102,9 @@ class MutationPass:
     per operator (so each pass is named ``mutatenn.<op_id>``). The pass object it returns is a
     real `tvm.transform.ModulePass` that forwards attribute reads (``report``, ``phase``,
     ``key``, ...) to the instance of this class it wraps.
+
+    ``report`` is None until the pass has run, then the `MutationReport` of its latest run
+    (a pass reused on a second module reports on that one).
     """
 
     def __init__(self, spec: OperatorSpec, sites: SiteSelection, kernels: str | None,
@@ -76,6 +117,7 @@ class MutationPass:
         self.report: MutationReport | None = None
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        _check_level(self.spec, mod)
         impl = self.spec.implementation
         found = impl.find_sites(mod, self.params)
         if self.spec.level == "kernel":
@@ -83,10 +125,13 @@ class MutationPass:
         chosen = select(found, self.selection)
         new_mod, applied, skipped = impl.apply(mod, chosen, self.params) if chosen \
             else (mod, [], [])
+        where = f" in kernels matching {self.kernels!r}" if self.kernels else ""
         self.report = MutationReport(
             operator=self.spec.id, selection=describe_selection(self.selection),
             sites_found=found, sites_selected=chosen, applied=list(applied),
-            skipped=list(skipped), coverage_total=impl.coverage_total(mod))
+            skipped=list(skipped), coverage_total=impl.coverage_total(mod),
+            note="" if found else f"not applicable: {self.spec.id} finds no site in this "
+                                  f"module{where}, so nothing was rewritten")
         return new_mod
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from .errors import OperatorError
 
@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # only for the annotations: the registry itself imports no TV
 
     from .selection import Site
 
-#: The six categories of the MutateNN paper, in the paper's order.
+#: The six categories of the MutateNN paper, in the paper's order, then the categories added
+#: for the models people deploy: quantization parameters (int8 edge models), DeepMutation++'s
+#: model-level operators on trained weights, and the fault-injection literature's bit flips.
 CATEGORIES = (
     "Layer Node Replacement",
     "Arithmetic Node Replacement",
@@ -27,6 +29,9 @@ CATEGORIES = (
     "Arithmetic Types",
     "Kernel Variables & Stores",
     "Conditional Statements",
+    "Quantization Parameters",
+    "Weights",
+    "Hardware Faults",
 )
 
 
@@ -150,8 +155,36 @@ def get_operator(op_id: str) -> OperatorSpec:
                         "(`mutatenn operators` lists them all)")
 
 
+#: Named groups of operators, Mull-style: each name maps to a predicate over specs or to a list
+#: of member IDs, and `expand_preset` is the one function that expands them.
+PRESETS: dict[str, Callable[[OperatorSpec], bool] | tuple[str, ...]] = {
+    "paper": lambda s: s.from_paper,
+    "all": lambda s: True,
+    "graph": lambda s: s.level == "graph",
+    "kernel": lambda s: s.level == "kernel",
+    # DeepMutation++'s model-level operators (Hu et al., ASE 2019), in the paper's order.
+    "deepmutation": ("weights_gaussian_fuzz", "weights_shuffle", "neuron_effect_block",
+                     "neuron_activation_inverse", "neuron_switch", "layer_deactivation"),
+    "quantization": lambda s: s.category == "Quantization Parameters",
+    "faults": lambda s: s.category == "Hardware Faults",
+}
+
+
+def expand_preset(name: str) -> list[OperatorSpec] | None:
+    """The operators of preset ``name`` (case-insensitive) in catalogue order, or None when
+    ``name`` is no preset."""
+    members = PRESETS.get(name.lower())
+    if members is None:
+        return None
+    specs = operators()
+    if callable(members):
+        return [s for s in specs if members(s)]
+    return [get_operator(op_id) for op_id in members]
+
+
 def resolve_operator_names(names: str | list[str]) -> list[OperatorSpec]:
-    """Expand IDs, category names and the presets ``paper``/``all``/``graph``/``kernel``.
+    """Expand IDs, category names and presets (`PRESETS`: ``paper``, ``all``, ``graph``,
+    ``kernel``, ``deepmutation``, ``quantization``, ``faults``).
 
     Accepts a comma-separated string or a list; keeps first-seen order without duplicates.
     """
@@ -159,18 +192,22 @@ def resolve_operator_names(names: str | list[str]) -> list[OperatorSpec]:
     specs = operators()
     chosen: dict[str, OperatorSpec] = {}
     for item in filter(None, items):
-        lowered = item.lower()
-        if lowered == "all":
-            matched = specs
-        elif lowered == "paper":
-            matched = [s for s in specs if s.from_paper]
-        elif lowered in ("graph", "kernel"):
-            matched = [s for s in specs if s.level == lowered]
-        else:
-            matched = [s for s in specs if s.category.lower() == lowered]
-            if not matched:
-                matched = [get_operator(item)]
+        matched = expand_preset(item)
+        if matched is None:
+            matched = [s for s in specs if s.category.lower() == item.lower()] \
+                or [_operator_or_near_name(item)]
         for spec in matched:
             chosen.setdefault(spec.id, spec)
     return list(chosen.values())
 
+
+def _operator_or_near_name(name: str) -> OperatorSpec:
+    """The operator ``name``; otherwise an `OperatorError` naming the near IDs, presets and
+    categories (a misspelt preset is as likely as a misspelt ID)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    near = difflib.get_close_matches(name, [*_REGISTRY, *PRESETS, *CATEGORIES], n=3,
+                                     cutoff=0.5)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise OperatorError(f"unknown mutation operator {name!r}{hint} "
+                        "(`mutatenn operators` lists them all)")

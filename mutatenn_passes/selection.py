@@ -73,7 +73,12 @@ def filter_kernels(sites: list[Site], kernels: str | None) -> list[Site]:
 
 
 def select(sites: list[Site], selection: SiteSelection) -> list[Site]:
-    """Resolve ``selection`` against ``sites``; out-of-range indices are an `OperatorError`."""
+    """Resolve ``selection`` against ``sites``.
+
+    With no site at all, every selection picks nothing: the operator is not applicable to
+    the module, which is a finding, not an error. Indices beyond a non-empty site list are
+    an `OperatorError` naming the valid range.
+    """
     if isinstance(selection, str):
         if selection != "all":
             raise OperatorError(f"unknown site selection {selection!r}: use 'all', an index, "
@@ -88,10 +93,13 @@ def select(sites: list[Site], selection: SiteSelection) -> list[Site]:
     if isinstance(selection, bool):
         raise OperatorError(f"bad site selection {selection!r}")
     indices = [selection] if isinstance(selection, int) else list(selection)
-    chosen = []
     for i in indices:
         if not isinstance(i, int) or isinstance(i, bool):
             raise OperatorError(f"bad site index {i!r}: site indices are integers")
+    if not sites:
+        return []
+    chosen = []
+    for i in indices:
         if not 0 <= i < len(sites):
             raise OperatorError(f"site index {i} is out of range: "
                                 f"this operator found {len(sites)} site(s) (0..{len(sites) - 1})")

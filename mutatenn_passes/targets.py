@@ -1,20 +1,28 @@
 """Hardware target profiles: one TOML file per target, found in `targets/` folders.
 
 A profile names a TVM target (as the dict TVM 0.27 expects), the device kind it runs on, and how
-it runs (``runner = "local"``, or ``"rpc"`` through a TVM RPC tracker). Profiles are searched in ``./targets`` (so a user can drop
-a file next to their work), then in the ``targets/`` folder shipped inside the package or in
-the source checkout; a path to a ``.toml`` file works wherever a name does.
+it runs (``runner = "local"``, or ``"rpc"`` through a TVM RPC tracker). Profiles are searched in
+``./targets`` (so a user can drop a file next to their work), then in the ``targets/`` folder
+shipped inside the package or in the source checkout; a path to a ``.toml`` file works wherever
+a name does.
+
+One bad file must not take every target down with it: `scan_profiles` reads every file, keeps
+the good profiles, and reports each bad one once (a `MutateNNWarning`, or a row of `mutatenn
+targets`); only using a bad profile by name is an error. An LLVM ``mcpu`` is checked against
+LLVM's CPU list, because TVM itself only warns and silently builds generic code.
 """
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import TargetError
+from .errors import MutateNNWarning, TargetError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,6 +141,30 @@ def search_dirs() -> list[Path]:
     return unique
 
 
+def _check_llvm_cpu(target: dict, where: str) -> None:
+    """Reject an ``mcpu`` (of an LLVM target or an LLVM host) that LLVM does not know for the
+    target's triple; TVM would log an error and build for a generic CPU instead. Runs before
+    TVM sees the target, and asks LLVM with the target less its ``mcpu``, so that TVM's own
+    message never reaches the terminal."""
+    import tvm
+    from tvm.target import codegen
+
+    for part in (target, target.get("host")):
+        if not isinstance(part, dict) or part.get("kind") != "llvm" or "mcpu" not in part:
+            continue
+        if not tvm.runtime.enabled("llvm"):
+            return
+        generic = tvm.target.Target({k: v for k, v in part.items() if k != "mcpu"})
+        known = [str(c) for c in codegen.llvm_get_cpu_archlist(generic)]
+        mcpu = str(part["mcpu"])
+        if known and mcpu not in known:
+            near = difflib.get_close_matches(mcpu, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            triple = part.get("mtriple", "the host's triple")
+            raise TargetError(f"{where}: LLVM knows no CPU named {mcpu!r} for {triple}{hint} "
+                              f"({len(known)} known, e.g. {', '.join(known[:3])}, ...)")
+
+
 def parse_profile(path: Path) -> TargetProfile:
     """Read and validate one profile file."""
     try:
@@ -169,25 +201,92 @@ def parse_profile(path: Path) -> TargetProfile:
         requires_cpu_features=tuple(data.get("requires_cpu_features", ())), path=str(path),
         rpc=rpc, schedule=schedule)
     try:
+        _check_llvm_cpu(target, str(path))
         profile.tvm_target()
+    except TargetError:
+        raise
     except Exception as exc:
         raise TargetError(f"{path}: TVM rejects target {target}: "
                           f"{str(exc).strip().splitlines()[-1]}") from None
     return profile
 
 
-def list_profiles() -> list[TargetProfile]:
-    """Every profile found, by name (earlier search folders shadow later ones)."""
-    found: dict[str, TargetProfile] = {}
+def _declared_name(path: Path) -> str:
+    """The name a profile file claims, read as leniently as possible (for a bad file)."""
+    try:
+        name = tomllib.loads(path.read_text(encoding="utf-8")).get("name")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        name = None
+    return name if isinstance(name, str) and name else path.stem
+
+
+@dataclass
+class ProfileScan:
+    """Every profile file in the search folders, read once.
+
+    ``profiles``: the usable profiles by name; ``bad``: the error of each bad file by the
+    name it claims (its stem when unreadable), so that using it fails with its own reason;
+    ``shadowed``: (profile, path of the file it hides) for each name found in two folders.
+    For a name found twice, the first folder wins, good or bad.
+    """
+
+    profiles: dict[str, TargetProfile] = field(default_factory=dict)
+    bad: dict[str, TargetError] = field(default_factory=dict)
+    shadowed: list[tuple[TargetProfile, str]] = field(default_factory=list)
+
+
+def scan_profiles() -> ProfileScan:
+    """Read every profile in `search_dirs`, keeping bad files apart instead of failing."""
+    scan = ProfileScan()
     for d in search_dirs():
         for f in sorted(d.glob("*.toml")):
-            profile = parse_profile(f)
-            found.setdefault(profile.name, profile)
-    return [found[k] for k in sorted(found)]
+            try:
+                profile, error = parse_profile(f), None
+                name = profile.name
+            except TargetError as exc:
+                profile, error, name = None, exc, _declared_name(f)
+            winner = scan.profiles.get(name)
+            if winner is not None:
+                scan.shadowed.append((winner, str(f)))
+                continue
+            if name in scan.bad:
+                if profile is not None:  # a bad file hides a good one: say which
+                    scan.bad[name] = TargetError(f"{scan.bad[name]} (it hides the profile "
+                                                 f"{name!r} in {f})")
+                continue
+            if error is not None:
+                scan.bad[name] = error
+            else:
+                scan.profiles[name] = profile
+    return scan
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_bad_profiles(scan: ProfileScan, using: str | None = None) -> None:
+    """Warn once per process about each bad profile (except the one being used: that one
+    raises)."""
+    for name, exc in scan.bad.items():
+        if name != using and str(exc) not in _WARNED:
+            _WARNED.add(str(exc))
+            warnings.warn(f"skipping a bad target profile: {exc}", MutateNNWarning,
+                          stacklevel=3)
+
+
+def list_profiles() -> list[TargetProfile]:
+    """Every usable profile found, by name (earlier search folders shadow later ones); each
+    bad profile file is skipped with a `MutateNNWarning`."""
+    scan = scan_profiles()
+    _warn_bad_profiles(scan)
+    return [scan.profiles[k] for k in sorted(scan.profiles)]
 
 
 def get_profile(name_or_path) -> TargetProfile:
-    """A profile by name, by path to a ``.toml`` file, or passed through if already one."""
+    """A profile by name, by path to a ``.toml`` file, or passed through if already one.
+
+    A name whose file is bad raises that file's `TargetError`; other bad files only warn.
+    """
     if isinstance(name_or_path, TargetProfile):
         return name_or_path
     text = str(name_or_path)
@@ -196,8 +295,13 @@ def get_profile(name_or_path) -> TargetProfile:
         if not path.is_file():
             raise TargetError(f"{path}: no such target profile file")
         return parse_profile(path)
-    profiles = {p.name: p for p in list_profiles()}
-    if text not in profiles:
-        raise TargetError(f"unknown target {text!r}; known targets: "
-                          f"{', '.join(profiles) or 'none'}")
-    return profiles[text]
+    scan = scan_profiles()
+    _warn_bad_profiles(scan, using=text)
+    if text in scan.bad:
+        raise scan.bad[text]
+    if text not in scan.profiles:
+        near = difflib.get_close_matches(text, [*scan.profiles, *scan.bad], n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise TargetError(f"unknown target {text!r}; {hint}known targets: "
+                          f"{', '.join(sorted(scan.profiles)) or 'none'}")
+    return scan.profiles[text]

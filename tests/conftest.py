@@ -116,3 +116,46 @@ def _shape_chain_model(batch="N", width: int | str = 32, data_dependent: bool = 
 def shape_chain_model():
     """Builds small ONNX conv nets with exporter-style Shape -> Gather -> Concat reshapes."""
     return _shape_chain_model
+
+
+def _tiny_classifier(classes: int = 10, constant_weights: bool = False):
+    """A small float classifier, input [1, 3, 16, 16] NCHW, output softmax [1, classes].
+
+    Conv -> GlobalAveragePool -> Flatten -> MatMul -> Softmax. With ``constant_weights`` the
+    weights are ``ConstantOfShape`` fills, as in the `onnx` wheel's ``light_*.onnx`` models:
+    every class gets the same logit, so every image scores every class 1/classes.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    nodes, init = [], []
+    if constant_weights:
+        for name, shape in (("w", [4, 3, 3, 3]), ("fc", [4, classes])):
+            init.append(numpy_helper.from_array(np.array(shape, np.int64), f"{name}_shape"))
+            nodes.append(helper.make_node(
+                "ConstantOfShape", [f"{name}_shape"], [name],
+                value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.02])))
+    else:
+        init += [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+                                         "w"),
+                 numpy_helper.from_array(rng.standard_normal((4, classes)).astype(np.float32),
+                                         "fc")]
+    nodes += [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+              helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+              helper.make_node("Flatten", ["g"], ["f"]),
+              helper.make_node("MatMul", ["f", "fc"], ["logits"]),
+              helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, classes])],
+        initializer=init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier():
+    """Builds small ONNX classifiers (any class count; optionally input-independent)."""
+    return _tiny_classifier

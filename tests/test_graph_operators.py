@@ -30,7 +30,16 @@ IO = load_cases("graph_cases", "io_modifications")
 STRUCTURE = load_cases("graph_cases", "structure")
 CASES = LAYER.CASES + ARITHMETIC.CASES + IO.CASES
 
-GRAPH_OPERATORS = [s.id for s in mn.operators() if s.level == "graph"]
+#: The graph-level operators this file covers: the paper's three categories as first released.
+#: The activation, quantization, weight and fault operators added later have their own test
+#: files (test_activation_operators.py, test_model_operators.py).
+GRAPH_OPERATORS = [s.id for s in mn.operators() if s.level == "graph" and s.id in {
+    "relu_to_sigmoid", "relu_to_tanh", "sigmoid_to_relu", "max_pool_to_avg_pool",
+    "avg_pool_to_max_pool", "add_to_subtract", "subtract_to_add", "multiply_to_divide",
+    "divide_to_multiply", "transpose_conv2d_input", "transpose_dense_input",
+    "transpose_conv2d_dense_input", "transpose_conv2d_dense_weight",
+    "transpose_batch_norm_input", "exp_before_conv2d_dense", "exp_after_conv2d_dense",
+    "exp_before_batch_norm", "round_before_batch_norm"}]
 PAPER_OPERATORS = {"relu_to_sigmoid", "add_to_subtract", "transpose_conv2d_input",
                    "transpose_dense_input", "transpose_conv2d_dense_input",
                    "transpose_conv2d_dense_weight", "transpose_batch_norm_input",
@@ -127,6 +136,27 @@ def test_an_operator_without_sites_finds_nothing_and_changes_nothing():
     assert not pass_.report.applicable and pass_.report.coverage_total == 4
 
 
+def test_explicit_indices_on_a_module_without_sites_are_not_applicable():
+    pass_ = mutation("sigmoid_to_relu", sites=[0, 3])
+    assert pass_.report is None  # until the pass runs
+    tvm.ir.assert_structural_equal(pass_(STRUCTURE.FourRelus), STRUCTURE.FourRelus)
+    report = pass_.report
+    assert not report.applicable and report.sites_selected == [] and report.applied == []
+    assert report.note.startswith("not applicable: sigmoid_to_relu finds no site")
+    assert report.as_dict()["applicable"] is False and report.as_dict()["note"] == report.note
+    assert repr(report) == "MutationReport(sigmoid_to_relu, sites=[0,3]: not applicable)"
+
+
+def test_report_repr_counts_found_applied_and_skipped():
+    pass_ = mutation("relu_to_sigmoid", sites=[1, 2])
+    pass_(STRUCTURE.FourRelus)
+    assert repr(pass_.report) == ("MutationReport(relu_to_sigmoid, sites=[1,2]: 4 found, "
+                                  "2 applied, 0 skipped)")
+    skipping = mutation("relu_to_sigmoid")
+    skipping(LAYER.IntegerRelu)
+    assert repr(skipping.report).endswith(": 1 found, 0 applied, 1 skipped)")
+
+
 def test_coverage_total_counts_relax_op_calls():
     assert coverage_total(IO.Layers) == 6  # conv2d, batch_norm, reshape, permute, 2 matmuls
     assert coverage_total(STRUCTURE.Scopes) == 5  # 4 relu and 1 add, across both functions
@@ -175,6 +205,21 @@ def test_bad_site_index_names_the_valid_range():
         mutation("relu_to_sigmoid", 7)(STRUCTURE.FourRelus)
     with pytest.raises(OperatorError, match="unknown site selection"):
         mutation("relu_to_sigmoid", "first")
+    with pytest.raises(OperatorError, match="bad site index 'a': site indices are integers"):
+        mutation("sigmoid_to_relu", ["a"])(STRUCTURE.FourRelus)  # even without sites
+
+
+def test_a_graph_operator_on_kernels_says_where_it_belongs(default_model):
+    from mutatenn_passes.kernel_ir import kernel_module
+
+    kernels = kernel_module(STRUCTURE.FourRelus, TARGET)
+    with pytest.raises(OperatorError, match="relu_to_sigmoid is a graph-level operator and "
+                                            "this module holds only TIR PrimFuncs: pass it in "
+                                            r"build\(relax_passes="):
+        mutation("relu_to_sigmoid", [0])(kernels)
+    with pytest.raises(OperatorError, match="relu_to_sigmoid is a graph-level operator: pass "
+                                            "it in relax_passes, not tir_passes"):
+        mn.build(default_model, TARGET, tir_passes=[mutation("relu_to_sigmoid", 0)])
 
 
 def test_bad_parameter_values_are_operator_errors():

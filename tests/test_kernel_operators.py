@@ -31,7 +31,10 @@ COND = load_cases("kernel_cases", "conditions")
 STORES = load_cases("kernel_cases", "stores_loops")
 ARITH = load_cases("kernel_cases", "arith_types")
 
-KERNEL_OPERATORS = [s.id for s in mn.operators() if s.level == "kernel"]
+#: The paper's three kernel categories; the Hardware Faults operators have their own tests
+#: (test_fault_operators.py).
+KERNEL_OPERATORS = [s.id for s in mn.operators()
+                    if s.level == "kernel" and s.category in mn.CATEGORIES[3:6]]
 PAPER_OPERATORS = {"cond_lt_to_le", "cond_lt_to_gt", "cond_gt_to_lt", "cond_gt_to_ge",
                    "cond_threshold", "store_sub_epsilon", "store_mul_epsilon",
                    "loop_extent_dec", "loop_extent_inc", "loop_min_inc",
@@ -165,6 +168,25 @@ def test_threshold_skips_comparisons_without_a_threshold():
 def test_bad_parameters_are_operator_errors_at_mutation(op_id, params):
     with pytest.raises(OperatorError, match=f"parameter {next(iter(params))}="):
         mutation(op_id, **params)
+
+
+def test_a_kernel_operator_on_a_relax_module_says_to_use_tir_passes(default_model):
+    relax_only = tvm.IRModule({"main": default_model.mod["main"]})
+    with pytest.raises(OperatorError, match="cond_lt_to_gt is a kernel-level operator and this "
+                                            "module holds only Relax functions: pass it in "
+                                            r"build\(tir_passes="):
+        mutation("cond_lt_to_gt", sites=[0, 3])(relax_only)
+    with pytest.raises(OperatorError, match="cond_lt_to_gt is a kernel-level operator: pass it "
+                                            "in tir_passes, not relax_passes"):
+        mn.build(default_model, TARGET, relax_passes=[mutation("cond_lt_to_gt", 0)])
+
+
+def test_explicit_indices_beyond_kernel_sites_stay_an_error():
+    with pytest.raises(OperatorError, match=r"site index 9 is out of range: this operator "
+                                            r"found \d+ site\(s\)"):
+        _mutate(COND.kernel(), "cond_lt_to_le", sites=[0, 9])
+    out, report = _mutate(COND.kernel(), "cond_lt_to_le", sites=[0, 9], kernels="nothing*")
+    assert not report.applicable and "in kernels matching 'nothing*'" in report.note
 
 
 # --- Kernel Variables & Stores: stores -----------------------------------------------------

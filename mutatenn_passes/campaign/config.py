@@ -469,14 +469,14 @@ class _Reader:
 
     def operator_names(self, names, key: str) -> list:
         """Operator specs named by IDs, categories or presets, in order, each once."""
-        from ..registry import resolve_operator_names
+        from ..registry import PRESETS, resolve_operator_names
 
         names = _as_list(names)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
                 or (key == "use" and not names):
             self.problems.add(("operators", key), f"{key} must be a list of operator IDs, "
-                                                  "category names or presets (paper, all, "
-                                                  "graph, kernel)")
+                                                  "category names or presets "
+                                                  f"({', '.join(PRESETS)})")
             return []
         specs = {}
         for name in names:

@@ -96,21 +96,63 @@ class _BindingCollector(relax.PyExprVisitor):
         super().visit_var_binding_(binding)
 
 
+@relax.expr_functor.visitor
+class _UseCounter(relax.PyExprVisitor):
+    """Counts how often each variable is used (read) in a function."""
+
+    def __init__(self):
+        self.uses: Counter = Counter()
+
+    def visit_var_(self, var: relax.Var) -> None:
+        self.uses[var] += 1
+
+    def visit_dataflow_var_(self, var: relax.DataflowVar) -> None:
+        self.uses[var] += 1
+
+
 class FunctionScope:
     """The bindings of one Relax function and what they compute, for matchers to consult."""
 
     def __init__(self, name: str, func: relax.Function):
         self.name = name
+        self.func = func
         collector = _BindingCollector()
         collector.visit_expr(func)
         self.bindings = collector.bindings
         self._values = {b.var: b.value for b in self.bindings}
+        self._vars = {b.value: b.var for b in self.bindings}
+        self._uses: Counter | None = None
+        self._memo: dict = {}
         # TVM's convention (e.g. from_onnx(keep_params_in_input=True)): parameters after the
         # first ``num_input`` ones are the model's weights.
         num_input = func.attrs["num_input"] if func.attrs and "num_input" in func.attrs \
             else len(func.params)
         self._weights = set(list(func.params)[int(num_input):])
         self._constant: dict = {}
+
+    def value_of(self, expr):
+        """The value ``expr`` is bound to when it is a variable bound in this function, else
+        None (function parameters, constants, anything else)."""
+        return self._values.get(expr) if isinstance(expr, relax.Var) else None
+
+    def var_of(self, value) -> relax.Var | None:
+        """The variable a binding value (the very object) is bound to, or None."""
+        return self._vars.get(value)
+
+    def uses(self, var: relax.Var) -> int:
+        """How many times ``var`` is read in the function (binding sites not counted)."""
+        if self._uses is None:
+            counter = _UseCounter()
+            counter.visit_expr(self.func)
+            self._uses = counter.uses
+        return self._uses[var]
+
+    def memo(self, key, compute: Callable[["FunctionScope"], object]):
+        """``compute(self)``, computed once per scope: analyses that several matchers consult
+        (the function's activation layers, its weight layers) run once per function."""
+        if key not in self._memo:
+            self._memo[key] = compute(self)
+        return self._memo[key]
 
     def is_constant(self, expr) -> bool:
         """Whether ``expr`` is computed from constants and weights only (not from the model's
@@ -145,6 +187,7 @@ def coverage_total(mod: tvm.IRModule) -> int:
 class _Candidate:
     site: Site
     var: relax.Var
+    scope: FunctionScope
 
 
 class GraphOperator:
@@ -167,6 +210,23 @@ class GraphOperator:
         """The new value for the binding of ``call`` to the variable called ``name``."""
         raise NotImplementedError
 
+    def skip_reason_at(self, binding: relax.VarBinding, scope: FunctionScope,
+                       params: dict) -> str | None:
+        """`skip_reason` for operators that need the binding and its function's analyses
+        (a pattern spanning several bindings); by default the call alone decides."""
+        return self.skip_reason(binding.value, params)
+
+    def site_detail(self, binding: relax.VarBinding, scope: FunctionScope) -> str:
+        """What the site is beyond its op, appended to its description (e.g. the activation
+        a multi-op pattern computes); empty by default."""
+        return ""
+
+    def rewrite_at(self, builder: relax.BlockBuilder, binding: relax.VarBinding,
+                   call: relax.Call, scope: FunctionScope, params: dict) -> relax.Expr:
+        """`rewrite` with the binding and its function's scope; ``call`` is the binding's
+        value after the mutator visited it."""
+        return self.rewrite(builder, call, binding.var.name, params)
+
     # The three methods `OperatorSpec.implementation` provides.
 
     def find_sites(self, mod: tvm.IRModule, params: dict) -> list[Site]:
@@ -180,7 +240,7 @@ class GraphOperator:
         missing = [s.id for s in sites if s.id not in by_id]
         if missing:
             raise OperatorError(f"no such site in this module: {', '.join(missing)}")
-        targets = {by_id[s.id].var: s for s in sites}
+        targets = {by_id[s.id].var: (s, by_id[s.id].scope) for s in sites}
         rewriter = _SiteRewriter(mod, self, targets, params)
         for gv, func in relax_functions(mod):
             if any(s.function == gv.name_hint for s in sites):
@@ -208,15 +268,18 @@ class GraphOperator:
                     repeat = names_seen[binding.var.name]
                     site_id = f"{gv.name_hint}/{binding.var.name}" + \
                         (f"#{repeat}" if repeat > 1 else "")
-                    matched.append((gv.name_hint, site_id, binding, name, calls_seen[name]))
+                    matched.append((gv.name_hint, site_id, binding, name, calls_seen[name],
+                                    scope, self.site_detail(binding, scope)))
         candidates = []
-        for index, (function, site_id, binding, name, position) in enumerate(matched):
+        for index, (function, site_id, binding, name, position, scope, detail) \
+                in enumerate(matched):
             where = source_location(binding.value)
             description = (f"{name} call {position} of {calls_seen[name]}, bound to "
                            f"{binding.var.name} in {function}"
+                           + (f": {detail}" if detail else "")
                            + (f" (source {where})" if where else ""))
             candidates.append(_Candidate(
-                Site(index, site_id, description, function, kind=name), binding.var))
+                Site(index, site_id, description, function, kind=name), binding.var, scope))
         return candidates
 
 
@@ -235,20 +298,56 @@ class _SiteRewriter(relax.PyExprMutator):
         self.skipped: list[tuple[Site, str]] = []
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
-        site = self.targets.get(binding.var)
-        if site is None:
+        target = self.targets.get(binding.var)
+        if target is None:
             super().visit_var_binding_(binding)
             return
-        reason = self.operator.skip_reason(binding.value, self.params)
+        site, scope = target
+        reason = self.operator.skip_reason_at(binding, scope, self.params)
         if reason is not None:
             self.skipped.append((site, reason))
             super().visit_var_binding_(binding)
             return
         call = self.visit_expr(binding.value)
         value = self.builder_.normalize(
-            self.operator.rewrite(self.builder_, call, binding.var.name, self.params))
+            self.operator.rewrite_at(self.builder_, binding, call, scope, self.params))
         if not tvm_ffi.structural_equal(value.ty, binding.var.ty):
             raise RuntimeError(f"mutation at {site.id} changed its type from {binding.var.ty} "
                                f"to {value.ty}: a bug in the operator")
         self.builder_.emit_normalized(relax.VarBinding(binding.var, value))
         self.applied.append(site)
+
+
+@relax.expr_functor.mutator
+class _BindingDropper(relax.PyExprMutator):
+    """Re-emits every binding except those of the variables in ``dropped``."""
+
+    def __init__(self, mod: tvm.IRModule, dropped: set):
+        super().__init__(mod)
+        self.dropped = dropped
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        if binding.var not in self.dropped:
+            super().visit_var_binding_(binding)
+
+
+def drop_unused(mod: tvm.IRModule, candidates: set) -> tvm.IRModule:
+    """``mod`` without the bindings of ``candidates`` that nothing uses any more (repeatedly,
+    so a chain a rewrite left behind goes as a whole). Only candidates are touched: dead code
+    the model had before is not the mutation's to remove."""
+    for gv, func in relax_functions(mod):
+        pending = {b.var for b in FunctionScope(gv.name_hint, func).bindings} & set(candidates)
+        dropped: set = set()
+        while pending:
+            counter = _UseCounter()
+            counter.visit_expr(_BindingDropper(mod, dropped).visit_expr(func))
+            unused = {v for v in pending if counter.uses[v] == 0}
+            if not unused:
+                break
+            dropped |= unused
+            pending -= unused
+        if dropped:
+            dropper = _BindingDropper(mod, dropped)
+            dropper.builder_.update_func(gv, dropper.visit_expr(func))
+            mod = dropper.builder_.get()
+    return mod
