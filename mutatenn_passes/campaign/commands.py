@@ -63,7 +63,7 @@ def _apply_overrides(config, args):
 
 def run_command(args) -> int:
     from .config import load_config
-    from .engine import run_campaign
+    from .engine import execute_campaign
     from .progress import CampaignUI
 
     config = _apply_overrides(load_config(args.campaign), args)
@@ -72,7 +72,7 @@ def run_command(args) -> int:
                       f"{len(config.models)} model(s), {len(config.targets)} target(s); "
                       f"output {config.output}")
         return 0
-    result = run_campaign(config, progress=CampaignUI(quiet=args.quiet))
+    result = execute_campaign(config, progress=CampaignUI(quiet=args.quiet))
     if args.quiet and result.get("analysis"):
         from .progress import print_summary
 
