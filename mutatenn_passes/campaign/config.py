@@ -647,9 +647,15 @@ def _read(data: dict, text: str, source: str, locator, base_dir, overrides,
     base = Path(base_dir or ".").resolve()
     overrides = {k: _plain(v) for k, v in (overrides or {}).items() if v is not None}
     if overrides:
-        if "output" in overrides and isinstance(overrides["output"], str):
-            # like a command-line path: relative to the current folder, not the campaign's
+        # Paths given as overrides are relative to the current folder, like a command
+        # line's, not to the campaign file's.
+        if isinstance(overrides.get("output"), str):
             overrides["output"] = str(Path(overrides["output"]).expanduser().resolve())
+        if isinstance(overrides.get("targets"), (str, list)):
+            overrides["targets"] = [
+                str(Path(t).expanduser().resolve())
+                if isinstance(t, str) and (t.endswith(".toml") or "/" in t) else t
+                for t in _as_list(overrides["targets"])]
         labels = {k: (override_labels or {}).get(k, f"override {k}") for k in overrides}
         locator = _Overridden(locator, labels)
         data = copy.deepcopy(data)
