@@ -253,6 +253,14 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tm
     assert not any(_alive(w) for w in workers)
     assert json.loads(dict(sqlite3.connect(out / "results.db").execute(
         "SELECT key, value FROM meta"))["state"]) == "running"
+    # The partial campaign reads as it stands: finished mutants with their results, the
+    # others pending.
+    partial = mn.open_campaign(out)
+    assert partial.state == "running"
+    statuses = {m["key"]: m["status"] for m in partial.mutants}
+    assert "pending" in statuses.values()
+    for key, status in statuses.items():
+        assert len(partial.predictions(key)) == (3 if status == "ok" else 0)
     resumed = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     stats = resumed["stats"]
     assert stats.skipped >= done_before and stats.built <= 6 - done_before
