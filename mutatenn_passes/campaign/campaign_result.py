@@ -83,7 +83,7 @@ class CampaignResult:
         """Ignore-list entries that matched no mutant, one line each."""
         from .ignore import unmatched_warnings
 
-        return unmatched_warnings(self.analysis.get("ignore", []))
+        return unmatched_warnings(self.analysis["ignore"])
 
     # -- tables as lists of records ------------------------------------------------------
     @cached_property
@@ -133,7 +133,7 @@ class CampaignResult:
     @property
     def ignored(self) -> list[dict]:
         """The ignore list's entries: ``id``, ``reason`` and how many mutants each matched."""
-        return self.analysis.get("ignore", [])
+        return self.analysis["ignore"]
 
     def to_pandas(self, table: str = "mutants"):
         """``table`` (one of `TABLES`) as a pandas DataFrame; pandas is optional."""

@@ -76,7 +76,7 @@ def _one_of(*choices):
     return lambda v: isinstance(v, str) and v in choices
 
 
-def _score(v) -> bool:
+def _fraction(v) -> bool:
     return _is_number(v) and 0 <= v <= 1
 
 
@@ -104,7 +104,7 @@ CAMPAIGN_KEYS = (
     Key("keep_artifacts", False, lambda v: isinstance(v, bool), "true or false"),
     Key("incremental", True, lambda v: isinstance(v, bool), "true or false"),
     Key("targets", ["llvm-x86-64"]),
-    Key("fail_under", None, _score, "a mutation score between 0 and 1"),
+    Key("fail_under", None, _fraction, "a mutation score between 0 and 1"),
 )
 MODEL_KEYS = (
     Key("path"),

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
-from rich.markup import escape
 from rich.text import Text
 
 from ..ui import console, errors
+from .ignore import unmatched_warnings
 
 
 class CampaignUI:
@@ -128,9 +129,7 @@ def print_summary(result: dict, out) -> None:
     console.print(f"reference labelling: {result['campaign']['reference']}; results{wall} "
                   f"in {out} (report.html, results.json, mutants.csv, summary.csv, "
                   "results.db)", highlight=False)
-    from .ignore import unmatched_warnings
-
-    for warning in unmatched_warnings(result.get("ignore", [])):
+    for warning in unmatched_warnings(result["ignore"]):
         errors.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 

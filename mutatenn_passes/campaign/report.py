@@ -83,8 +83,9 @@ CROSS_COLUMNS = ("kind", "model", "operator", "site_indices", "key", "target_a",
                  "top1_differs_images")
 SUMMARY_COLUMNS = ("group_by", "group", "mutants", "ok", "not_applicable", "equivalent",
                    "build_failed", "crashed", "timeout", "cannot_run_here", "device_lost",
-                   "ignored", "killed", "survived", "stat_killed", "denominator", "mutation_score",
-                   "score_with_failures", "mean_top1_disagreement", "mean_rbo")
+                   "ignored", "killed", "survived", "stat_killed", "denominator",
+                   "mutation_score", "score_with_failures", "mean_top1_disagreement",
+                   "mean_rbo")
 #: The summary columns report.html shows.
 HTML_SUMMARY_COLUMNS = ("mutants", "ok", "killed", "survived", "equivalent", "not_applicable",
                         "ignored", "build_failed", "crashed", "timeout", "cannot_run_here",
@@ -282,8 +283,7 @@ def _render_report(result: dict, pages: dict[str, str]) -> str:
         result=result, cards=cards, sampling=sampling, pages=pages,
         threshold=c["config"].get("fail_under"),
         gate=threshold_failure(overall, c["config"].get("fail_under")),
-        ignore=result.get("ignore", []),
-        ignore_warnings=unmatched_warnings(result.get("ignore", [])),
+        ignore=result["ignore"], ignore_warnings=unmatched_warnings(result["ignore"]),
         versions=", ".join(f"{k} {v}" for k, v in c["versions"].items() if v),
         heatmap=_heatmap(result["mutants"]), bars=_bars(result["summary"]["category"]),
         summary_columns=HTML_SUMMARY_COLUMNS,
