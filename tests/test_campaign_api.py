@@ -83,6 +83,7 @@ def test_below_the_threshold_exits_3_with_one_line_after_writing_every_report(ga
         "warning: ignore entry 'relu_to_sigmoid:no/such/site' matches no mutant of this "
         "campaign (a mutant is ignored when every site it rewrites is listed)"]
     assert len(lines) == 2
+    assert gate["stdout"].count("mutation score by category") == 1  # -q: the summary, once
     out = gate["out"]
     for name in ("results.json", "mutants.csv", "summary.csv", "cross_target.csv",
                  "report.html"):
@@ -355,6 +356,9 @@ def test_dict_text_and_override_problems_name_where_they_are(tmp_path, monkeypat
     config = load_campaign(path, overrides={"output": "here", "workers": None})
     assert config.output == elsewhere / "here" and config.workers == 2
     assert load_campaign(path).output == tmp_path / "out"
+    assert load_campaign(config) is config  # already validated: taken as it is
+    with pytest.raises(ConfigError, match="a CampaignConfig is already validated"):
+        mn.run_campaign(config, workers=1)
 
 
 def test_the_notebook_example_in_the_docs_runs(tmp_path, monkeypatch, capsys):
