@@ -4,8 +4,8 @@
 messages could not say where a bad value is. `KeyLines` scans the text once and remembers, for
 every key path (``("campaign", "workers")``, ``("models", 0, "path")``), the line where the key
 is written, and for an array value the line of each element (``("operators", "ignore", 2)``)
-and of the keys of its inline-table elements; `line_of` falls back to the nearest enclosing key or table header, so every message
-gets a line. The scanner understands what campaign files use: comments, ``[table]`` and
+and of the keys of its inline-table elements; `line_of` falls back to the nearest enclosing key
+or table header, so every message gets a line. The scanner understands what campaign files use: comments, ``[table]`` and
 ``[[array.of.tables]]`` headers, dotted and quoted keys, multi-line arrays, inline tables and
 multi-line strings. It never decides validity; `tomllib` does that first.
 """
