@@ -85,7 +85,7 @@ def main() -> int:
     import dataclasses
 
     from mutatenn_passes.campaign.config import load_config
-    from mutatenn_passes.campaign.engine import run_campaign
+    from mutatenn_passes.campaign.engine import execute_campaign
     from mutatenn_passes.campaign.plan import load_campaign_images
     from mutatenn_passes.campaign.progress import CampaignUI
     from mutatenn_passes.campaign.store import Store
@@ -136,7 +136,7 @@ def main() -> int:
           f"{'incremental' if config.incremental else 'full'} builds, output {out}",
           flush=True)
     t0 = time.perf_counter()
-    outcome = run_campaign(config, progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(config, progress=CampaignUI(quiet=True))
     ours_wall = time.perf_counter() - t0
     run_naive(second, "after ours")
     load_after = os.getloadavg()
