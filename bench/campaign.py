@@ -93,7 +93,7 @@ def replicate_images(images, count: int, folder: Path) -> list[str]:
 
 def run_ours(config, label: str) -> dict:
     """Run ``config`` from scratch; the figures of one campaign run."""
-    from mutatenn_passes.campaign.engine import run_campaign
+    from mutatenn_passes.campaign.engine import execute_campaign
     from mutatenn_passes.campaign.progress import CampaignUI
     from mutatenn_passes.campaign.store import Store
 
@@ -101,7 +101,7 @@ def run_ours(config, label: str) -> dict:
           f"{config.workers} worker(s), {'incremental' if config.incremental else 'full'} "
           f"builds, output {config.output}", flush=True)
     t0 = time.perf_counter()
-    outcome = run_campaign(config, progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(config, progress=CampaignUI(quiet=True))
     wall = time.perf_counter() - t0
     result, secs = outcome["analysis"], outcome["seconds"]
     store = Store(config.output)

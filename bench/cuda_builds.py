@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from mutatenn_passes.campaign.config import parse_config
-    from mutatenn_passes.campaign.engine import run_campaign
+    from mutatenn_passes.campaign.engine import execute_campaign
     from mutatenn_passes.campaign.progress import CampaignUI
     from mutatenn_passes.targets import get_profile
 
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     text = campaign_text(args.target, args.sample, args.workers, args.timeout, output)
     config = parse_config(text, source="<bench/cuda_builds.py>", base_dir=Path.cwd())
     t0 = time.perf_counter()
-    outcome = run_campaign(config, progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(config, progress=CampaignUI(quiet=True))
     wall = time.perf_counter() - t0
     result = outcome["analysis"]
 

@@ -49,8 +49,13 @@ class ReferenceUnavailableError(MutateNNError):
     can go on without the reference comparison catch this one."""
 
 
+class MissingDependencyError(MutateNNError, ImportError):
+    """An optional library a feature needs (pandas for `CampaignResult.to_pandas`) is not
+    installed."""
+
+
 # Errors raised inside a pass cross TVM's FFI on their way out of `Sequential`/`tvm.compile`;
 # registering each class by name makes them arrive as themselves, not as RuntimeError.
 for _cls in (MutateNNError, ModelLoadError, ImageLoadError, TargetError, OperatorError,
-             BuildError, ConfigError, ReferenceUnavailableError):
+             BuildError, ConfigError, ReferenceUnavailableError, MissingDependencyError):
     tvm_ffi.register_error(_cls.__name__, _cls)

@@ -8,7 +8,7 @@ import json
 
 import mutatenn_passes as mn
 from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import run_campaign
+from mutatenn_passes.campaign.engine import execute_campaign
 from mutatenn_passes.campaign.progress import CampaignUI
 
 
@@ -32,7 +32,7 @@ paths = ["{shared_fixtures / 'cat.bmp'}"]
 use = ["all"]
 sample = 1
 """)
-    outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     mutants = outcome["analysis"]["mutants"]
     assert {m["operator"] for m in mutants} == {s.id for s in mn.operators()}
     assert outcome["analysis"]["originals"][0]["images"][0]["classes"][0] == 283  # tiger cat

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import run_campaign
+from mutatenn_passes.campaign.engine import execute_campaign
 from mutatenn_passes.campaign.progress import CampaignUI
 from mutatenn_passes.campaign.testing import tiny_campaign
 from mutatenn_passes.remote.farm import LocalFarm
@@ -30,7 +30,7 @@ params = {amount = 100000}
     import dataclasses
 
     config = dataclasses.replace(load_config(path), keep_artifacts=True)
-    outcome = run_campaign(config, progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(config, progress=CampaignUI(quiet=True))
     rows = {m["operator"]: m for m in outcome["analysis"]["mutants"]}
     loop = rows["loop_extent_inc"]
     assert loop["status"] == "crashed", (loop["status"], loop["error"][:500])
@@ -57,7 +57,7 @@ params = {amount = 100000}
     # Rerun with the faults gone: finished work (crashed included) is not redone, but the
     # timed-out mutant is retried when the timeout is raised.
     monkeypatch.delenv(FAULT_ENV)
-    again = run_campaign(dataclasses.replace(config, timeout=120),
+    again = execute_campaign(dataclasses.replace(config, timeout=120),
                          progress=CampaignUI(quiet=True))
     assert again["stats"].total - again["stats"].skipped == 1
     rows = {m["operator"]: m for m in again["analysis"]["mutants"]}
@@ -78,7 +78,7 @@ def test_cuda_builds_but_cannot_run_here(tmp_path):
                                                          'sites = [0]')
     path.write_text(path.read_text().replace('targets = ["llvm-x86-64"]',
                                              'targets = ["cuda-sm80"]'))
-    outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     result = outcome["analysis"]
     assert result["originals"][0]["status"] == "cannot_run_here"
     m = result["mutants"][0]
@@ -100,7 +100,7 @@ def test_rpc_target_runs_through_the_remote_runner(tmp_path, capsys):
         profile = farm.write_profile(tmp_path / "rpc-loop.toml", timeout_s=60, wait_s=2)
         path.write_text(path.read_text().replace(
             'targets = ["llvm-x86-64"]', f'targets = ["llvm-x86-64", "{profile}"]'))
-        outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+        outcome = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     result = outcome["analysis"]
     statuses = {(o["target"], o["status"]) for o in result["originals"]}
     assert statuses == {("llvm-x86-64", "ok"), ("rpc-loop", "ok")}, result["originals"]
@@ -138,7 +138,7 @@ def test_a_real_tvm_build_failure_is_recorded_with_its_reason(tmp_path):
                                                          '"cond_lt_to_le"]\nmode = "together"')
     path.write_text(path.read_text().replace('targets = ["llvm-x86-64"]',
                                              'targets = ["cuda-sm80"]'))
-    outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    outcome = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     rows = {m["operator"]: m for m in outcome["analysis"]["mutants"]}
     failed = rows["store_f32_to_i8"]
     assert failed["status"] == "build_failed" and failed["stage"] == "build"

@@ -17,7 +17,7 @@ import pytest
 
 import mutatenn_passes as mn
 from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import run_campaign
+from mutatenn_passes.campaign.engine import execute_campaign
 from mutatenn_passes.campaign.progress import CampaignUI, NotebookProgress, make_progress
 from mutatenn_passes.campaign.testing import tiny_campaign
 from mutatenn_passes.cli import main
@@ -57,7 +57,7 @@ def baseline(tmp_path_factory):
     folder = tmp_path_factory.mktemp("baseline")
     config = load_config(tiny_campaign(folder, operators=OPERATORS))
     shown = io.StringIO()
-    outcome = run_campaign(config, progress=NotebookProgress(file=shown))
+    outcome = execute_campaign(config, progress=NotebookProgress(file=shown))
     return config, outcome, shown.getvalue()
 
 
@@ -101,7 +101,7 @@ def test_uninterrupted_run_statuses_and_analysis(baseline):
     assert {"config", "config_text", "seed", "versions", "plan", "sampling"} <= set(meta)
     assert "tvm" in json.loads(meta["versions"])
     # a rerun resumes: nothing is rebuilt
-    again = run_campaign(config, progress=CampaignUI(quiet=True))
+    again = execute_campaign(config, progress=CampaignUI(quiet=True))
     assert again["stats"].skipped == again["stats"].total == 6
     assert again["stats"].built == 0
     assert _comparable(again["analysis"]) == _comparable(result)
@@ -253,7 +253,15 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tm
     assert not any(_alive(w) for w in workers)
     assert json.loads(dict(sqlite3.connect(out / "results.db").execute(
         "SELECT key, value FROM meta"))["state"]) == "running"
-    resumed = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    # The partial campaign reads as it stands: finished mutants with their results, the
+    # others pending.
+    partial = mn.open_campaign(out)
+    assert partial.state == "running"
+    statuses = {m["key"]: m["status"] for m in partial.mutants}
+    assert "pending" in statuses.values()
+    for key, status in statuses.items():
+        assert len(partial.predictions(key)) == (3 if status == "ok" else 0)
+    resumed = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     stats = resumed["stats"]
     assert stats.skipped >= done_before and stats.built <= 6 - done_before
     assert _comparable(resumed["analysis"]) == _comparable(outcome["analysis"])

@@ -54,8 +54,8 @@ def test_mutants_lists_the_sites_without_building(tmp_path, capsys, monkeypatch)
 
 def test_bad_run_flags_are_one_line_errors(tmp_path, capsys):
     path = tiny_campaign(tmp_path)
-    for flags, message in ((["-j", "0"], "--workers must be at least 1"),
-                           (["--timeout", "0"], "--timeout must be positive")):
+    for flags, message in ((["-j", "0"], "--workers: workers must be an integer >= 1, not 0"),
+                           (["--timeout", "0"], "--timeout: timeout must be a positive number")):
         assert main(["run", str(path), *flags]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1

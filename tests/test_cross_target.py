@@ -10,7 +10,7 @@ from itertools import combinations
 import pytest
 
 from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import run_campaign
+from mutatenn_passes.campaign.engine import execute_campaign
 from mutatenn_passes.campaign.progress import CampaignUI
 from mutatenn_passes.campaign.report import _json_safe
 from mutatenn_passes.campaign.testing import tiny_campaign
@@ -34,7 +34,7 @@ def test_cross_target_comparison(tmp_path, monkeypatch):
         targets = ", ".join(f'"{t}"' for t in [*LOCAL, str(profile)])
         path.write_text(path.read_text().replace('targets = ["llvm-x86-64"]',
                                                  f"targets = [{targets}]"))
-        outcome = run_campaign(load_config(path), progress=CampaignUI(quiet=True))
+        outcome = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
     names = [*LOCAL, "rpc-loop"]
     out = tmp_path / "out"
     result = json.loads((out / "results.json").read_text())

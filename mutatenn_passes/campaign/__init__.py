@@ -1,7 +1,10 @@
 """Mutation campaigns: plan, build and run every mutant of a campaign file in isolated
 worker processes, store results in SQLite as they arrive (resumable), analyse them against
-the original model and write reports."""
+the original model and write reports. `run_campaign` and `open_campaign` are the Python API."""
 
-from .config import CampaignConfig, load_config, parse_config
+from .api import open_campaign, run_campaign
+from .campaign_result import CampaignResult
+from .config import CampaignConfig, config_from_dict, load_config, parse_config
 
-__all__ = ["CampaignConfig", "load_config", "parse_config"]
+__all__ = ["CampaignConfig", "CampaignResult", "config_from_dict", "load_config",
+           "open_campaign", "parse_config", "run_campaign"]

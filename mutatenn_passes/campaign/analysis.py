@@ -15,11 +15,13 @@ Per mutant and target (images in the same order):
   labelling: the campaign's image labels where given, otherwise the original's top-1 (then the
   original agrees with itself on every image).
 
-Mutation score = killed / (mutants − equivalent − not_applicable − not assessed), where "not
-assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs to compare on this
-machine). ``score_with_failures`` also counts ``build_failed``, ``crashed`` and ``timeout``
-mutants as killed (detected by the compiler or at run time), as Mull and PIT do. Scores are
-given per operator, category, model, target, and overall. Cross-target (the paper's device
+Mutation score = killed / (mutants − equivalent − not_applicable − not assessed − ignored),
+where "not assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs to compare
+on this machine) and "ignored" are those the campaign's ignore list names (`ignore`; they keep
+their status and metrics, and count in no kill or failure). ``score_with_failures`` also
+counts ``build_failed``, ``crashed`` and ``timeout`` mutants as killed (detected by the compiler
+or at run time), as Mull and PIT do. Scores are given per operator, category, model, target,
+and overall. Cross-target (the paper's device
 evaluation, see `_cross_target`): the original on each target against the original on every
 other, and each mutant (same definition) across targets — top-1 disagreement, RBO, Kendall's
 tau — and a list of only the pairs that differ (top-1, or max |output difference| above
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .ignore import mark_ignored
 from .store import STATUSES, Store
 
 ALPHA = 0.05
@@ -127,16 +130,20 @@ def _score(rows: list[dict]) -> dict:
     n = len(rows)
     excluded = counts["equivalent"] + counts["not_applicable"]
     not_assessed = sum(counts[s] for s in NOT_ASSESSED)
-    denominator = n - excluded - not_assessed
-    killed = sum(1 for r in rows if r.get("killed"))
-    failures = sum(counts[s] for s in FAILURES)
-    stat = sum(1 for r in rows if r.get("stat_killed"))
+    ignored = [r for r in rows if r.get("ignored")]
+    counted = [r for r in rows if not r.get("ignored")]
+    denominator = n - excluded - not_assessed - sum(
+        1 for r in ignored if r["status"] not in ("equivalent", "not_applicable") + NOT_ASSESSED)
+    killed = sum(1 for r in counted if r.get("killed"))
+    failures = sum(1 for r in counted if r["status"] in FAILURES)
+    stat = sum(1 for r in counted if r.get("stat_killed"))
     dis = [r["metrics"]["top1_disagreement"] for r in rows if r.get("metrics")]
     rbos = [r["metrics"]["rbo"] for r in rows if r.get("metrics")]
     return {
         "mutants": n, **{s: counts.get(s, 0) for s in STATUSES},
-        "killed": killed, "survived": sum(1 for r in rows if r["status"] == "ok"
+        "killed": killed, "survived": sum(1 for r in counted if r["status"] == "ok"
                                           and not r.get("killed")),
+        "ignored": len(ignored),
         "stat_killed": stat,
         "denominator": denominator,
         "mutation_score": killed / denominator if denominator else None,
@@ -240,6 +247,8 @@ def analyse(store: Store) -> dict:
                                     originals.get((t["model_index"], t["target"])) or [],
                                     references.get(t["model_index"]) or {}))
 
+    ignore = mark_ignored(rows, config.get("ignore") or [])
+
     def group_by(field):
         groups = defaultdict(list)
         for r in rows:
@@ -269,6 +278,7 @@ def analyse(store: Store) -> dict:
         "mutants": rows,
         "summary": summary,
         "cross_target": cross,
+        "ignore": ignore,
     }
 
 

@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from ..errors import ConfigError, MutateNNError
-from ..ui import console
+from rich.markup import escape
+
+from ..errors import MutateNNError
+from ..ui import console, errors
+
+RUN_DESCRIPTION = """\
+Run a mutation campaign: build every mutant for every target in isolated workers, run
+them on the images, compare with the original, and write results.db, results.json,
+mutants.csv, summary.csv and report.html to the output folder. Rerunning resumes. The
+flags override the campaign file's [campaign] keys."""
+
+RUN_EXIT_CODES = """\
+exit codes:
+  0      the campaign ran (and its mutation score meets --fail-under / fail_under)
+  2      bad input: an invalid campaign file or flag, a missing file, a busy output folder
+  3      the mutation score is below --fail-under / fail_under (the reports are written)
+  130    interrupted (rerun the same command to resume)
+  other  mutatenn itself crashed (a bug; the traceback says where)"""
 
 
 def register(subparsers) -> None:
     r = subparsers.add_parser(
         "run", help="run a mutation campaign (the embedded default without a file)",
-        description="Run a mutation campaign: build every mutant for every target in "
-                    "isolated workers, run them on the images, compare with the original, "
-                    "and write results.db, results.json, mutants.csv, summary.csv and "
-                    "report.html to the output folder. Rerunning resumes.")
+        description=RUN_DESCRIPTION, epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("campaign", nargs="?", metavar="CAMPAIGN.toml",
                    help="campaign file (default: the embedded default campaign)")
-    r.add_argument("-o", "--output", metavar="DIR", help="output folder (overrides the file)")
+    r.add_argument("-o", "--output", metavar="DIR", help="output folder")
     r.add_argument("-j", "--workers", type=int, metavar="N", help="worker processes")
     r.add_argument("--timeout", type=float, metavar="S", help="seconds per mutant")
+    r.add_argument("-t", "--targets", metavar="NAME[,NAME]",
+                   help="target profiles (comma-separated names or profile files)")
     r.add_argument("--keep-artifacts", action="store_true",
                    help="keep each mutant's library, Relax IR, TIR and sources")
+    r.add_argument("--fail-under", type=float, metavar="SCORE",
+                   help="exit with code 3 when the mutation score (0 to 1) is below SCORE")
+    r.add_argument("--junit", metavar="FILE",
+                   help="also write a JUnit XML file: one test case per mutant (killed = "
+                        "passed, survived = failed, not run or ignored = skipped)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     r.add_argument("--check", action="store_true",
                    help="validate the campaign file and exit")
@@ -42,41 +64,34 @@ def register(subparsers) -> None:
     p.set_defaults(func=report_command)
 
 
-def _apply_overrides(config, args):
-    import dataclasses
-
-    changes = {}
-    if args.output:
-        changes["output"] = Path(args.output).expanduser().resolve()
-    if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError("--workers must be at least 1")
-        changes["workers"] = args.workers
-    if args.timeout is not None:
-        if args.timeout <= 0:
-            raise ConfigError("--timeout must be positive")
-        changes["timeout"] = float(args.timeout)
-    if args.keep_artifacts:
-        changes["keep_artifacts"] = True
-    return dataclasses.replace(config, **changes) if changes else config
+def _overrides(args) -> dict:
+    """The [campaign] keys the flags override (None: not given); checked with the file."""
+    targets = args.targets.split(",") if args.targets is not None else None
+    return {"output": args.output, "workers": args.workers, "timeout": args.timeout,
+            "targets": targets, "keep_artifacts": True if args.keep_artifacts else None,
+            "fail_under": args.fail_under}
 
 
 def run_command(args) -> int:
-    from .config import load_config
-    from .engine import run_campaign
+    from .api import FLAGS, load_campaign, run_campaign
+    from .gate import EXIT_BELOW_THRESHOLD
     from .progress import CampaignUI
 
-    config = _apply_overrides(load_config(args.campaign), args)
+    config = load_campaign(args.campaign, overrides=_overrides(args), override_labels=FLAGS)
     if args.check:
         console.print(f"{config.source}: valid; {len(config.operators)} operator(s), "
                       f"{len(config.models)} model(s), {len(config.targets)} target(s); "
                       f"output {config.output}")
         return 0
     result = run_campaign(config, progress=CampaignUI(quiet=args.quiet))
-    if args.quiet and result.get("analysis"):
-        from .progress import print_summary
-
-        print_summary(result["analysis"], config.output)
+    if args.junit:
+        path = result.write_junit(args.junit)
+        if not args.quiet:
+            console.print(f"JUnit report: {path}", highlight=False)
+    failure = result.threshold_failure()
+    if failure:
+        errors.print(f"[bold red]fail:[/] {escape(failure)}", soft_wrap=True)
+        return EXIT_BELOW_THRESHOLD
     return 0
 
 

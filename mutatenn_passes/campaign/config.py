@@ -7,13 +7,21 @@ keys, unknown operators or targets, missing files and bad values are collected a
 together as one `ConfigError`, one line per problem, each with its line number in the file.
 Relative paths are resolved against the campaign file's folder (the embedded default campaign
 resolves them against the current folder).
+
+The same reader checks a campaign given as TOML text (`parse_config`) or as a dict in the
+file's schema (`config_from_dict`, for Python callers; its problems name key paths such as
+``campaign.workers`` instead of lines), and values that override ``[campaign]`` keys (the
+command line's flags, `api.run_campaign`'s keywords; their problems name the override).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -68,6 +76,10 @@ def _one_of(*choices):
     return lambda v: isinstance(v, str) and v in choices
 
 
+def _fraction(v) -> bool:
+    return _is_number(v) and 0 <= v <= 1
+
+
 @dataclass(frozen=True)
 class Key:
     """One key of a campaign table: its default and what a given value must be.
@@ -92,6 +104,7 @@ CAMPAIGN_KEYS = (
     Key("keep_artifacts", False, lambda v: isinstance(v, bool), "true or false"),
     Key("incremental", True, lambda v: isinstance(v, bool), "true or false"),
     Key("targets", ["llvm-x86-64"]),
+    Key("fail_under", None, _fraction, "a mutation score between 0 and 1"),
 )
 MODEL_KEYS = (
     Key("path"),
@@ -119,13 +132,21 @@ _MODE = Key("mode", "each", _one_of(*MODES), "one of " + ", ".join(MODES))
 _SAMPLE = Key("sample", 0, _count, "a non-negative integer (0 = every selected site)")
 #: [operators] itself; any other key of it names an operator (a table of `PER_OPERATOR_KEYS`).
 OPERATORS_KEYS = (Key("use", ["paper"]), Key("exclude", []), _MODE, Key("sites", "all"),
-                  _SAMPLE)
+                  _SAMPLE, Key("ignore", []))
 PER_OPERATOR_KEYS = (
     _MODE, Key("sites"), _SAMPLE,
     Key("kernels", None, _nonempty_str, "a glob over kernel names"),
     Key("phase", None, _one_of("s_tir", "lowered"), "one of s_tir, lowered"),
     Key("params", {}, lambda v: isinstance(v, dict), "a table"),
 )
+#: One entry of ``[operators] ignore``.
+IGNORE_KEYS = (
+    Key("id", None, lambda v: _nonempty_str(v) and ":" in v.strip(":"),
+        '"<operator>:<site id>" (the IDs `mutatenn mutants` lists)'),
+    Key("reason", None, lambda v: _nonempty_str(v) and bool(v.strip()),
+        "a non-empty string saying why the mutant is ignored"),
+)
+_IGNORE_FORM = '{id = "<operator>:<site id>", reason = "why"}'
 
 
 @dataclass(frozen=True)
@@ -189,6 +210,24 @@ class OperatorConfig:
                 "kernels": self.kernels, "phase": self.phase, "params": self.params}
 
 
+@dataclass(frozen=True)
+class IgnoreEntry:
+    """A mutant kept out of the mutation score (known equivalent, or an accepted survivor):
+    the operator's first-order mutant at the site with ID ``site``, on every model and target
+    (see `ignore.mark_ignored`)."""
+
+    operator: str
+    site: str
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.operator}:{self.site}"
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "reason": self.reason}
+
+
 @dataclass
 class CampaignConfig:
     """A validated campaign."""
@@ -209,16 +248,19 @@ class CampaignConfig:
     operators: list[OperatorConfig]
     operator_names: list[str]
     incremental: bool = True
+    fail_under: float | None = None
+    ignore: list[IgnoreEntry] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "output": str(self.output),
                 "seed": self.seed, "workers": self.workers, "timeout": self.timeout,
                 "keep_artifacts": self.keep_artifacts, "incremental": self.incremental,
-                "targets": list(self.targets),
+                "targets": list(self.targets), "fail_under": self.fail_under,
                 "models": [m.as_dict() for m in self.models],
                 "images": self.images, "image_labels": self.image_labels,
                 "operator_names": list(self.operator_names),
-                "operators": [o.as_dict() for o in self.operators]}
+                "operators": [o.as_dict() for o in self.operators],
+                "ignore": [e.as_dict() for e in self.ignore]}
 
 
 def default_campaign_text() -> str:
@@ -226,16 +268,60 @@ def default_campaign_text() -> str:
     return resources.files(__package__).joinpath(DEFAULT_CAMPAIGN).read_text(encoding="utf-8")
 
 
-class _Problems:
-    """Every problem found in a campaign file, each with its line."""
+class _Lines:
+    """Where a problem is in a TOML text: the line of its key, or of one element of an array
+    (``value``)."""
 
-    def __init__(self, source: str, lines: KeyLines):
+    what = "campaign file"
+
+    def __init__(self, source: str, text: str):
         self.source = source
-        self.lines = lines
-        self.items: list[tuple[int, str]] = []
+        self.lines = KeyLines(text)
 
-    def add(self, path, message: str, line: int | None = None) -> None:
-        self.items.append((line or self.lines.line_of(path), message))
+    def where(self, path: tuple, value=None) -> tuple[int, str]:
+        line = self.lines.line_of(path) if value is None \
+            else self.lines.value_line(path, f'"{value}"')
+        return line, f"{self.source}:{line}"
+
+
+class _KeyPaths:
+    """Where a problem is in a dict: its key path (``models[0].path``), for a campaign that
+    has no text to point into."""
+
+    what = "campaign"
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def where(self, path: tuple, value=None) -> tuple[int, str]:
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        return 0, f"{self.source}: {dotted.lstrip('.') or 'top level'}"
+
+
+class _Overridden:
+    """Problems of ``[campaign]`` keys given as overrides are located at the override (a
+    command-line flag or a keyword), the others by ``inner``."""
+
+    def __init__(self, inner, labels: dict[str, str]):
+        self.inner, self.labels = inner, labels
+        self.source, self.what = inner.source, inner.what
+
+    def where(self, path: tuple, value=None) -> tuple[int, str]:
+        if len(path) >= 2 and path[0] == "campaign" and path[1] in self.labels:
+            return 0, self.labels[path[1]]
+        return self.inner.where(path, value)
+
+
+class _Problems:
+    """Every problem found in a campaign, each with where it is (see `_Lines`, `_KeyPaths`)."""
+
+    def __init__(self, locator):
+        self.locator = locator
+        self.items: list[tuple[int, str, str]] = []
+
+    def add(self, path, message: str, value=None) -> None:
+        """A problem at key ``path`` (at the element ``value`` of an array, when given)."""
+        self.items.append((*self.locator.where(tuple(path or ()), value), message))
 
     def unknown_keys(self, table: dict, known, path: tuple, where: str) -> None:
         for key in table:
@@ -265,11 +351,17 @@ class _Problems:
         return out
 
     def raise_if_any(self) -> None:
+        """One `ConfigError`: a single problem on one line, several one per line under a
+        heading, in the order of the text (overrides first)."""
         if not self.items:
             return
         self.items.sort(key=lambda item: item[0])
-        head = f"{self.source}: {len(self.items)} problem(s) in the campaign file"
-        body = "\n".join(f"  {self.source}:{line}: {msg}" for line, msg in self.items)
+        if len(self.items) == 1:
+            _, where, msg = self.items[0]
+            raise ConfigError(f"{where}: {msg}")
+        head = f"{self.locator.source}: {len(self.items)} problem(s) in the " \
+               f"{self.locator.what}"
+        body = "\n".join(f"  {where}: {msg}" for _, where, msg in self.items)
         raise ConfigError(f"{head}\n{body}")
 
 
@@ -307,15 +399,12 @@ def _as_list(value):
 
 
 class _Reader:
-    """Reads one campaign document table by table into a `CampaignConfig`."""
+    """Reads one campaign document (parsed TOML, or a dict in its schema) table by table into
+    a `CampaignConfig`; ``locator`` says where each problem is."""
 
-    def __init__(self, text: str, source: str, base: Path):
-        try:
-            self.data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-        self.lines = KeyLines(text)
-        self.problems = _Problems(source, self.lines)
+    def __init__(self, data: dict, locator, base: Path):
+        self.data = data
+        self.problems = _Problems(locator)
         self.base = base
         self.problems.unknown_keys(self.data, _TOP_KEYS, (), "the campaign file")
 
@@ -342,7 +431,7 @@ class _Reader:
 
     def value_problem(self, path: tuple, value: str, message: str) -> None:
         """A problem with one element of a (possibly multi-line) array, at its own line."""
-        self.problems.add(None, message, self.lines.value_line(path, f'"{value}"'))
+        self.problems.add(path, message, value)
 
     def campaign(self) -> dict:
         values = self.problems.read(self.table("campaign"), CAMPAIGN_KEYS, ("campaign",),
@@ -467,6 +556,45 @@ class _Reader:
         return ([configured.get(s.id) or OperatorConfig(s.id, s.level, s.category, **defaults)
                  for s in selected], [s.id for s in selected])
 
+    def ignore_list(self) -> list[IgnoreEntry]:
+        """``[operators] ignore``: ``{id = "<operator>:<site id>", reason = "..."}`` tables
+        (inline, or ``[[operators.ignore]]``), each with a known operator and a reason, each
+        ID once."""
+        from ..registry import operators
+
+        path = ("operators", "ignore")
+        table = self.data.get("operators", {})
+        entries = table.get("ignore", []) if isinstance(table, dict) else []
+        if not isinstance(entries, list):
+            self.problems.add(path, f"ignore must be a list of {_IGNORE_FORM} tables")
+            return []
+        ids = sorted(s.id for s in operators())
+        out: dict[str, IgnoreEntry] = {}
+        for i, entry in enumerate(entries):
+            where = path + (i,)
+            if not isinstance(entry, dict):
+                self.problems.add(where, f"ignore entry {entry!r} must be a table "
+                                         f"{_IGNORE_FORM}: every entry needs a reason")
+                continue
+            v = self.problems.read(entry, IGNORE_KEYS, where, "an ignore entry")
+            if v["id"] is None or v["reason"] is None:
+                missing = [k for k in ("id", "reason") if k not in entry]
+                if missing:
+                    self.problems.add(where, f"ignore entry lacks {' and '.join(missing)}: "
+                                             f"each is {_IGNORE_FORM}")
+                continue
+            operator, _, site = v["id"].partition(":")
+            if operator not in ids:
+                near = difflib.get_close_matches(operator, ids, n=1, cutoff=0.6)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                self.problems.add(where + ("id",), f"ignore entry {v['id']!r}: unknown "
+                                                   f"mutation operator {operator!r}{hint}")
+            elif v["id"] in out:
+                self.problems.add(where + ("id",), f"ignore entry {v['id']!r} is listed twice")
+            else:
+                out[v["id"]] = IgnoreEntry(operator, site, v["reason"].strip())
+        return list(out.values())
+
     def operator_names(self, names, key: str) -> list:
         """Operator specs named by IDs, categories or presets, in order, each once."""
         from ..registry import PRESETS, resolve_operator_names
@@ -512,30 +640,91 @@ class _Reader:
                               dict(params))
 
 
-def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = None,
-                 output_base: Path | None = None) -> CampaignConfig:
-    """Validate campaign ``text``; every problem is reported in one `ConfigError`."""
+def _read(data: dict, text: str, source: str, locator, base_dir, overrides,
+          override_labels) -> CampaignConfig:
+    """Validate ``data`` (a campaign document) with ``overrides`` of its ``[campaign]`` keys
+    applied; every problem is reported in one `ConfigError`."""
     base = Path(base_dir or ".").resolve()
-    reader = _Reader(text, source, base)
+    overrides = {k: _plain(v) for k, v in (overrides or {}).items() if v is not None}
+    if overrides:
+        # Paths given as overrides are relative to the current folder, like a command
+        # line's, not to the campaign file's.
+        if isinstance(overrides.get("output"), str):
+            overrides["output"] = str(Path(overrides["output"]).expanduser().resolve())
+        if isinstance(overrides.get("targets"), (str, list)):
+            overrides["targets"] = [
+                str(Path(t).expanduser().resolve())
+                if isinstance(t, str) and (t.endswith(".toml") or "/" in t) else t
+                for t in _as_list(overrides["targets"])]
+        labels = {k: (override_labels or {}).get(k, f"override {k}") for k in overrides}
+        locator = _Overridden(locator, labels)
+        data = copy.deepcopy(data)
+        if isinstance(data.setdefault("campaign", {}), dict):
+            data["campaign"].update(overrides)
+    reader = _Reader(data, locator, base)
     c = reader.campaign()
     models = reader.models()
     images, image_labels = reader.images()
     operators, operator_names = reader.operators()
+    ignore = reader.ignore_list()
     reader.problems.raise_if_any()
     out = Path(c["output"]).expanduser()
-    out = out if out.is_absolute() else Path(output_base or base) / out
+    out = out if out.is_absolute() else base / out
     return CampaignConfig(
         name=c["name"], source=source, text=text, base_dir=base, output=out.resolve(),
         seed=c["seed"], workers=c["workers"], timeout=float(c["timeout"]),
         keep_artifacts=c["keep_artifacts"], targets=c["targets"], models=models,
         images=images, image_labels=image_labels, operators=operators,
-        operator_names=operator_names, incremental=c["incremental"])
+        operator_names=operator_names, incremental=c["incremental"],
+        fail_under=None if c["fail_under"] is None else float(c["fail_under"]),
+        ignore=ignore)
 
 
-def load_config(path: str | Path | None = None) -> CampaignConfig:
+def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = None, *,
+                 overrides: dict | None = None,
+                 override_labels: dict[str, str] | None = None) -> CampaignConfig:
+    """Validate campaign ``text`` (relative paths against ``base_dir``, default: the current
+    folder), with ``overrides`` of ``[campaign]`` keys (their problems are located by
+    ``override_labels``, e.g. ``{"workers": "--workers"}``; default ``override <key>``)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return _read(data, text, source, _Lines(source, text), base_dir, overrides,
+                 override_labels)
+
+
+def config_from_dict(data: dict, source: str = "<dict>", base_dir: Path | None = None, *,
+                     overrides: dict | None = None,
+                     override_labels: dict[str, str] | None = None) -> CampaignConfig:
+    """Validate a campaign given as a dict in the file's schema (``{"campaign": {...},
+    "models": [{...}], ...}``) exactly as a file is checked; problems name key paths.
+    ``pathlib.Path`` values are taken as their text and tuples as lists."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a campaign dict must be a dict, not "
+                          f"{type(data).__name__}")
+    data = _plain(data)
+    text = json.dumps(data, indent=1, default=repr)
+    return _read(data, text, source, _KeyPaths(source), base_dir, overrides, override_labels)
+
+
+def _plain(value):
+    """``value`` with paths as strings and tuples as lists, the types TOML gives."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_config(path: str | Path | None = None, *, overrides: dict | None = None,
+                override_labels: dict[str, str] | None = None) -> CampaignConfig:
     """Read and validate the campaign at ``path``; None means the embedded default."""
     if path is None:
-        return parse_config(default_campaign_text(), EMBEDDED, Path.cwd())
+        return parse_config(default_campaign_text(), EMBEDDED, Path.cwd(),
+                            overrides=overrides, override_labels=override_labels)
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such campaign file")
@@ -543,4 +732,5 @@ def load_config(path: str | Path | None = None) -> CampaignConfig:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read the campaign file ({exc})") from None
-    return parse_config(text, str(p), p.resolve().parent)
+    return parse_config(text, str(p), p.resolve().parent, overrides=overrides,
+                        override_labels=override_labels)

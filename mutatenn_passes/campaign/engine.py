@@ -1,15 +1,16 @@
 """The campaign engine: plan, hand tasks to isolated workers, store each result as it arrives.
 
-`run_campaign` validates nothing itself (that is `config.load_config`'s job, done before any
-work): it takes a lock on the output folder, checks that remote (RPC) targets have servers,
-starts the workers (which import the models while
-the campaign plans), plans, records the plan and every decision that needs no build
-(``not_applicable``, ``equivalent``), then feeds the remaining builds to the workers, originals
-first. Each result is committed to the database before the worker gets its next task; a worker
-that crashes is recorded ``crashed`` (with its exit code or signal and its log's tail) and
-replaced; one that exceeds the per-mutant timeout is killed, recorded ``timeout`` and replaced.
-A rerun of the same campaign skips every finished task (a ``timeout`` is retried only when the
-timeout was raised since).
+`execute_campaign` runs a validated `CampaignConfig` (`api.run_campaign`, the public entry
+point, validates and then calls it). It validates nothing itself (that is the config module's
+job, done before any work): it takes a lock on the output folder, checks that remote (RPC)
+targets have servers, starts the workers (which import the models while the campaign plans),
+plans, records the plan and every decision that needs no build (``not_applicable``,
+``equivalent``), then feeds the remaining builds to the workers, originals first. Each result
+is committed to the database before the worker gets its next task; a worker that crashes is
+recorded ``crashed`` (with its exit code or signal and its log's tail) and replaced; one that
+exceeds the per-mutant timeout is killed, recorded ``timeout`` and replaced. A rerun of the
+same campaign skips every finished task (a ``timeout`` is retried only when the timeout was
+raised since).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def _task_spec(task: Task, config: CampaignConfig, keep_root: Path | None) -> Ta
                     ir_hash=task.ir_hash, incremental=config.incremental, keep_dir=keep_dir)
 
 
-def run_campaign(config: CampaignConfig, *, progress=None, keep_artifacts: bool | None = None,
-                 workers: int | None = None, report: bool = True) -> dict:
+def execute_campaign(config: CampaignConfig, *, progress=None,
+                     keep_artifacts: bool | None = None, workers: int | None = None,
+                     report: bool = True) -> dict:
     """Run (or resume) ``config``; returns the analysis (see `analysis.analyse`)."""
     from .progress import make_progress
 

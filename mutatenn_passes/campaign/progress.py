@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
 from ..ui import console, errors
+from .ignore import unmatched_warnings
 
 
 class CampaignUI:
@@ -100,11 +102,13 @@ class CampaignUI:
 
 def print_summary(result: dict, out) -> None:
     s = result["summary"]
+    ignored = s["overall"]["ignored"] > 0  # a column only when the ignore list matched
     table = Table(title=f"campaign {result['campaign']['name']}: mutation score by category",
                   caption="failed = build failed + crashed + timeout; score = killed / "
-                          "(mutants - equiv - n/a - can't run)")
+                          "(mutants - equiv - n/a - can't run"
+                          + (" - ignored)" if ignored else ")"))
     for col in ("category", "mutants", "killed", "survived", "equiv", "n/a", "failed",
-                "can't run", "score"):
+                "can't run") + (("ignored",) if ignored else ()) + ("score",):
         table.add_column(col, justify="left" if col == "category" else "right")
 
     def row(name, g, style=None):
@@ -113,6 +117,7 @@ def print_summary(result: dict, out) -> None:
                       str(g["equivalent"]), str(g["not_applicable"]),
                       str(g["build_failed"] + g["crashed"] + g["timeout"]),
                       str(g["cannot_run_here"] + g["device_lost"]),
+                      *((str(g["ignored"]),) if ignored else ()),
                       "n/a" if score is None else f"{score:.2f}", style=style)
 
     for name, g in s["category"].items():
@@ -124,6 +129,8 @@ def print_summary(result: dict, out) -> None:
     console.print(f"reference labelling: {result['campaign']['reference']}; results{wall} "
                   f"in {out} (report.html, results.json, mutants.csv, summary.csv, "
                   "results.db)", highlight=False)
+    for warning in unmatched_warnings(result["ignore"]):
+        errors.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 class NotebookProgress:

@@ -19,6 +19,8 @@ from pathlib import Path
 import jinja2
 
 from .analysis import analyse
+from .gate import threshold_failure
+from .ignore import unmatched_warnings
 from .store import Store
 
 #: Where the per-mutant pages go, relative to the output folder (and to report.html).
@@ -48,6 +50,8 @@ MUTANT_COLUMNS = (
     Column("site_indices", "sites"),
     Column("sites", "site descriptions", html=False),
     Column("status", "status"),
+    Column("ignored", "ignored", html=False),  # report.html: in the status cell
+    Column("ignore_reason", "ignore reason", html=False),
     Column("killed", "killed"),
     Column("stat_killed", "stat. killed", html=False),
     Column("top1_disagreement", "top-1 disagr."),
@@ -79,11 +83,12 @@ CROSS_COLUMNS = ("kind", "model", "operator", "site_indices", "key", "target_a",
                  "top1_differs_images")
 SUMMARY_COLUMNS = ("group_by", "group", "mutants", "ok", "not_applicable", "equivalent",
                    "build_failed", "crashed", "timeout", "cannot_run_here", "device_lost",
-                   "killed", "survived", "stat_killed", "denominator", "mutation_score",
-                   "score_with_failures", "mean_top1_disagreement", "mean_rbo")
+                   "ignored", "killed", "survived", "stat_killed", "denominator",
+                   "mutation_score", "score_with_failures", "mean_top1_disagreement",
+                   "mean_rbo")
 #: The summary columns report.html shows.
 HTML_SUMMARY_COLUMNS = ("mutants", "ok", "killed", "survived", "equivalent", "not_applicable",
-                        "build_failed", "crashed", "timeout", "cannot_run_here",
+                        "ignored", "build_failed", "crashed", "timeout", "cannot_run_here",
                         "mutation_score", "score_with_failures", "stat_killed",
                         "mean_top1_disagreement")
 
@@ -265,6 +270,7 @@ def _render_report(result: dict, pages: dict[str, str]) -> str:
     cards = [("mutants", overall["mutants"]), ("killed", overall["killed"]),
              ("survived", overall["survived"]), ("equivalent", overall["equivalent"]),
              ("not applicable", overall["not_applicable"]),
+             ("ignored", overall["ignored"]),
              ("failures", overall["build_failed"] + overall["crashed"] + overall["timeout"]),
              ("mutation score", "n/a" if score is None else f"{score:.3f}"),
              ("wall time", f"{seconds['total_wall']:.0f} s" if seconds.get("total_wall")
@@ -275,6 +281,9 @@ def _render_report(result: dict, pages: dict[str, str]) -> str:
                          for k, v in c["sampling"].items())
     return _ENV.get_template("report.html.j2").render(
         result=result, cards=cards, sampling=sampling, pages=pages,
+        threshold=c["config"].get("fail_under"),
+        gate=threshold_failure(overall, c["config"].get("fail_under")),
+        ignore=result["ignore"], ignore_warnings=unmatched_warnings(result["ignore"]),
         versions=", ".join(f"{k} {v}" for k, v in c["versions"].items() if v),
         heatmap=_heatmap(result["mutants"]), bars=_bars(result["summary"]["category"]),
         summary_columns=HTML_SUMMARY_COLUMNS,

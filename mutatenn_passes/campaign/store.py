@@ -159,6 +159,12 @@ class Store:
         return {row[0]: dict(zip(cols, row))
                 for row in self.db.execute(f"SELECT {', '.join(cols)} FROM results")}
 
+    def diff(self, key: str) -> str:
+        """The IR diff planned for task ``key`` ("" for an original, an equivalent mutant or an
+        unknown key), read alone: `tasks` reads every task's."""
+        row = self.db.execute("SELECT diff FROM tasks WHERE key = ?", (key,)).fetchone()
+        return (row[0] or "") if row else ""
+
     def outputs(self, key: str) -> list[dict]:
         cur = self.db.execute("SELECT idx, image, classes, scores, digest, latency_ms, vector "
                               "FROM outputs WHERE key = ? ORDER BY idx", (key,))

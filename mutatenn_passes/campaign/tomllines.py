@@ -3,8 +3,9 @@
 `tomllib` parses a document into plain dicts and lists and keeps no positions, so error
 messages could not say where a bad value is. `KeyLines` scans the text once and remembers, for
 every key path (``("campaign", "workers")``, ``("models", 0, "path")``), the line where the key
-is written; `line_of` falls back to the nearest enclosing key or table header, so every message
-gets a line. The scanner understands what campaign files use: comments, ``[table]`` and
+is written, and for an array value the line of each element (``("operators", "ignore", 2)``)
+and of the keys of its inline-table elements; `line_of` falls back to the nearest enclosing key
+or table header, so every message gets a line. The scanner understands what campaign files use: comments, ``[table]`` and
 ``[[array.of.tables]]`` headers, dotted and quoted keys, multi-line arrays, inline tables and
 multi-line strings. It never decides validity; `tomllib` does that first.
 """
@@ -52,6 +53,7 @@ class KeyLines:
     def __init__(self, text: str):
         self.lines: dict[tuple, int] = {}
         self._text_lines = text.splitlines()
+        self._array: _Elements | None = None  # an array value still open at a line's end
         self._scan()
 
     def _record(self, path: tuple, line: int) -> None:
@@ -94,6 +96,8 @@ class KeyLines:
                             self._record(table[:n], number)
                     continue
                 self._scan_pair(_blank_strings(line), number, table)
+            elif self._array is not None and not self._array.scan(_blank_strings(line), number):
+                self._array = None
             depth, in_multiline = _track(line, depth)
 
     @staticmethod
@@ -118,12 +122,18 @@ class KeyLines:
         self._record(path, number)
         rest = code[m.end():]
         if rest.startswith("{"):
-            # keys of the inline table (one level; deeper ones fall back to this line)
-            inner = rest[1:]
-            for km in re.finditer(r"(?:^|,)\s*(" + _KEY + r")\s*=", _flatten(inner)):
-                sub = _split_key(km.group(1))
-                if sub:
-                    self._record(path + tuple(sub), number)
+            self._record_inline_keys(path, rest[1:], number)
+        elif rest.startswith("["):
+            array = _Elements(self, path)
+            self._array = array if array.scan(rest, number) else None
+
+    def _record_inline_keys(self, path: tuple, inner: str, number: int) -> None:
+        """The keys of an inline table whose text after ``{`` is ``inner`` (one level;
+        deeper ones fall back to this line)."""
+        for km in re.finditer(r"(?:^|,)\s*(" + _KEY + r")\s*=", _flatten(inner)):
+            sub = _split_key(km.group(1))
+            if sub:
+                self._record(path + tuple(sub), number)
 
     def line_of(self, path) -> int:
         """The line of ``path`` or of its nearest recorded ancestor (1 when none)."""
@@ -143,6 +153,38 @@ class KeyLines:
             if needle in text.split("#", 1)[0] or needle in text:
                 return number
         return start
+
+
+class _Elements:
+    """The elements of one array value, scanned line by line as its text goes on: each
+    element's line is recorded at ``path + (index,)``, and the keys of an inline-table element
+    at ``path + (index, key)``."""
+
+    def __init__(self, lines: KeyLines, path: tuple):
+        self.lines, self.path = lines, path
+        self.depth, self.index, self.expect = 0, 0, False
+
+    def scan(self, code: str, number: int) -> bool:
+        """Scan line ``number`` (strings blanked, comment dropped); whether the array is still
+        open after it."""
+        for i, c in enumerate(code):
+            if self.depth == 1 and self.expect and c not in " \t,]":
+                element = self.path + (self.index,)
+                self.lines._record(element, number)
+                if c == "{":
+                    self.lines._record_inline_keys(element, code[i + 1:], number)
+                self.index += 1
+                self.expect = False
+            if c in "[{":
+                self.depth += 1
+                self.expect = self.depth == 1
+            elif c in "]}":
+                self.depth -= 1
+                if self.depth == 0:
+                    return False
+            elif c == "," and self.depth == 1:
+                self.expect = True
+        return True
 
 
 _KEY = (r"(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
