@@ -28,7 +28,7 @@ import tvm_ffi
 from tvm import relax
 
 from .errors import BuildError, MutateNNError, OperatorError
-from .kernel_ir import bind_target, lower_relax, tir_part
+from .kernel_ir import bind_target, lower_kernels, lower_relax, tir_part
 from .model import Model
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
@@ -214,14 +214,8 @@ class OriginalBuild:
     def lowered_kernels(self) -> tvm.IRModule:
         """The kernels after TVM's TIR lowering (the ``lowered`` phase), computed once."""
         if self._lowered_kernels is None:
-            self._lowered_kernels = _lower_tir(self.kernels, self.profile)
+            self._lowered_kernels = lower_kernels(self.kernels, self.profile)
         return self._lowered_kernels
-
-
-def _lower_tir(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
-    lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
-    with tvm.transform.PassContext(opt_level=3):
-        return lower(kernels)
 
 
 def prepare_original(model: Model, target="llvm-x86-64", *,
@@ -302,7 +296,7 @@ def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passe
     base = original.kernels
     if by_phase["lowered"]:
         unchanged = not relax_passes and not by_phase["s_tir"]
-        lowered = original.lowered_kernels() if unchanged else _lower_tir(kernels, profile)
+        lowered = original.lowered_kernels() if unchanged else lower_kernels(kernels, profile)
         kernels = record.tir["lowered"] = \
             tvm.transform.Sequential(by_phase["lowered"])(lowered)
         base = original.lowered_kernels()

@@ -16,14 +16,26 @@ from .errors import OperatorError
 from .targets import TargetProfile, get_profile
 
 
-def lower_relax(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
-    """Run the target's default Relax pipeline (legalization, fusion; dlight schedules for
-    GPUs), as `tvm.compile` would for ``relax_pipeline="default"``."""
+def relax_pipeline(profile: TargetProfile) -> tvm.transform.Pass:
+    """The Relax pipeline a profile builds with: TVM's GPU pipeline (dlight schedules) for
+    CUDA; for CPUs, mutatenn's scheduled pipeline (``schedule = "default"``, see
+    `mutatenn_passes.schedule`) or TVM 0.27's default build pipeline, which neither fuses nor
+    schedules (``schedule = "none"``)."""
     target = profile.tvm_target()
-    pipeline = relax.get_default_pipeline(target) if profile.device == "cuda" \
-        else relax.get_pipeline("default")
-    with target:
-        return pipeline(mod)
+    if profile.device == "cuda":
+        return relax.get_default_pipeline(target)
+    if profile.schedule == "default":
+        from .schedule import scheduled_cpu_pipeline
+
+        return scheduled_cpu_pipeline(target)
+    return relax.get_pipeline("default")
+
+
+def lower_relax(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """Run the profile's Relax pipeline (`relax_pipeline`): legalization, fusion and kernel
+    schedules, as `tvm.compile` would before its TIR pipeline."""
+    with profile.tvm_target():
+        return relax_pipeline(profile)(mod)
 
 
 def bind_target(tir_mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
@@ -39,15 +51,19 @@ def tir_part(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.IRModule(funcs, attrs=mod.attrs)
 
 
+def lower_kernels(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
+    """S-TIR kernels through TVM's TIR lowering for ``profile`` (the ``lowered`` phase)."""
+    lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
+    with tvm.transform.PassContext(opt_level=3):
+        return lower(kernels)
+
+
 def kernel_module(model_or_mod, target="llvm-x86-64", phase: str = "s_tir") -> tvm.IRModule:
     """The model's kernels for ``target`` at ``phase`` (``s_tir`` or ``lowered``)."""
+    if phase not in ("s_tir", "lowered"):
+        raise OperatorError(f"unknown kernel phase {phase!r} (known: s_tir, lowered)")
     profile = get_profile(target)
     mod = getattr(model_or_mod, "mod", model_or_mod)
     with tvm.transform.PassContext(opt_level=3):
         tir = bind_target(tir_part(lower_relax(mod, profile)), profile)
-        if phase == "s_tir":
-            return tir
-        if phase == "lowered":
-            lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())
-            return lower(tir)
-    raise OperatorError(f"unknown kernel phase {phase!r} (known: s_tir, lowered)")
+    return tir if phase == "s_tir" else lower_kernels(tir, profile)

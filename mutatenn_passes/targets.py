@@ -30,7 +30,13 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 _KNOWN_KEYS = {"name", "description", "device", "runner", "requires_cpu_features", "target",
-               "rpc"}
+               "rpc", "schedule"}
+
+#: How a profile's kernels are scheduled. ``default``: CPU kernels fused and scheduled by
+#: mutatenn's rules (`mutatenn_passes.schedule`), GPU kernels by TVM's dlight rules, as TVM's
+#: GPU pipeline does; ``none``: TVM 0.27's default CPU build, naive loops (GPU kernels cannot
+#: run unscheduled, so CUDA profiles take ``default`` only).
+SCHEDULES = ("default", "none")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class TargetProfile:
     requires_cpu_features: tuple[str, ...] = ()
     path: str = ""
     rpc: dict = field(default_factory=dict)
+    schedule: str = "default"
 
     def tvm_target(self):
         import tvm
@@ -93,13 +100,13 @@ class TargetProfile:
         are keyed by. Not the file's location or description, so the same profile found in
         ./targets or in the installed package keys results identically."""
         return {"name": self.name, "target": self.target, "device": self.device,
-                "runner": self.runner, "rpc": dict(self.rpc)}
+                "runner": self.runner, "rpc": dict(self.rpc), "schedule": self.schedule}
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "target": self.target,
                 "device": self.device, "runner": self.runner,
                 "requires_cpu_features": list(self.requires_cpu_features), "path": self.path,
-                "rpc": dict(self.rpc)}
+                "rpc": dict(self.rpc), "schedule": self.schedule}
 
 
 def _find_nvcc() -> str | None:
@@ -181,11 +188,18 @@ def parse_profile(path: Path) -> TargetProfile:
     if runner not in ("local", "rpc"):
         raise TargetError(f"{path}: runner must be 'local' or 'rpc', not {runner!r}")
     rpc = validate_rpc_table(data.get("rpc"), runner, device, str(path))
+    schedule = data.get("schedule", "default")
+    if schedule not in SCHEDULES:
+        raise TargetError(f"{path}: schedule must be one of {', '.join(SCHEDULES)}, "
+                          f"not {schedule!r}")
+    if schedule == "none" and device == "cuda":
+        raise TargetError(f"{path}: CUDA kernels cannot run unscheduled: use "
+                          "schedule = \"default\"")
     profile = TargetProfile(
         name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
         target=target, device=device, runner=runner,
         requires_cpu_features=tuple(data.get("requires_cpu_features", ())), path=str(path),
-        rpc=rpc)
+        rpc=rpc, schedule=schedule)
     try:
         _check_llvm_cpu(target, str(path))
         profile.tvm_target()

@@ -133,9 +133,19 @@ def test_bad_element_values_are_operator_errors():
 # --- the quantized MobileNet fixture --------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fixture_kernels(shared_fixtures):
-    model = mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
-    return kernel_module(model, "llvm-x86-64", "s_tir")
+def fixture_model(shared_fixtures):
+    return mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
+
+
+@pytest.fixture(scope="module")
+def fixture_kernels(fixture_model):
+    return kernel_module(fixture_model, "llvm-x86-64", "s_tir")
+
+
+@pytest.fixture(scope="module")
+def unfused_fixture_kernels(fixture_model):
+    """The fixture's kernels unscheduled and unfused: its bias adds are kernels of their own."""
+    return kernel_module(fixture_model, "llvm-x86-64-naive", "s_tir")
 
 
 def _walk_count(mod: tvm.IRModule) -> int:
@@ -168,16 +178,16 @@ def test_site_counts_on_the_fixture_match_an_independent_walk(fixture_kernels):
         print(f"  {op_id}: {len(report.sites_found)} / {len(report.applied)}")
 
 
-def test_a_flip_in_a_real_fixture_kernel(fixture_kernels):
+def test_a_flip_in_a_real_fixture_kernel(unfused_fixture_kernels):
     """Bit 30 of element 3 of the first bias add's output, run on inputs of its real shapes."""
     pass_ = mutation("store_bit_flip", 0, kernels="add", bit=30, element="3")
-    mutated = pass_(fixture_kernels)
+    mutated = pass_(unfused_fixture_kernels)
     assert [s.function for s in pass_.report.applied] == ["add"]
-    shapes = [[int(e) for e in p.ty.shape] for p in fixture_kernels["add"].params]
+    shapes = [[int(e) for e in p.ty.shape] for p in unfused_fixture_kernels["add"].params]
     inputs = [np.random.default_rng(i).normal(0, 1, shape).astype("float32")
               for i, shape in enumerate(shapes[:-1])]
     results = []
-    for func in (fixture_kernels["add"], mutated["add"]):
+    for func in (unfused_fixture_kernels["add"], mutated["add"]):
         args = [tvm.runtime.tensor(x) for x in inputs] + \
             [tvm.runtime.tensor(np.zeros(shapes[-1], "float32"))]
         _compile(func)["main"](*args)

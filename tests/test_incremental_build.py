@@ -27,11 +27,15 @@ def batch():
     return np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype("float32")
 
 
-# Deterministic mutants: a graph-level one, a kernel-level one at each phase.
+# Deterministic mutants: a graph-level one, a kernel-level one at each phase, with the fused
+# kernel each one changes in the scheduled build.
 MUTANTS = [
-    ("relax_passes", "relu_to_sigmoid", {"sites": [0]}, ["tir_sigmoid"]),
-    ("tir_passes", "store_mul_epsilon", {"sites": [0], "epsilon": 0.5}, ["add"]),
-    ("tir_passes", "loop_min_inc", {"sites": [3], "phase": "lowered"}, ["add1"]),
+    ("relax_passes", "relu_to_sigmoid", {"sites": [0]},
+     ["fused_conv2d_add_subtract_divide_multiply_add_tir_sigmoid"]),
+    ("tir_passes", "store_mul_epsilon", {"sites": [0], "epsilon": 0.5},
+     ["fused_conv2d1_add_relu_add1"]),
+    ("tir_passes", "loop_min_inc", {"sites": [3], "phase": "lowered"},
+     ["fused_conv2d1_add_relu_add1"]),
 ]
 
 

@@ -46,10 +46,10 @@ def run(args) -> int:
         return 0
     table = Table(title="target profiles")
     key_column(table, "name", [r["name"] for r in rows])
-    for col in ("description", "build here", "run here"):
+    for col in ("description", "schedule", "build here", "run here"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(escape(r["name"]), escape(r["description"]),
+        table.add_row(escape(r["name"]), escape(r["description"]), r["schedule"],
                       "yes" if r["can_build"] else f"[red]no[/]: {escape(r['build_reason'])}",
                       "yes" if r["can_run"] else f"[yellow]no[/]: {escape(r['run_reason'])}")
     console.print(table)

@@ -1,0 +1,52 @@
+"""The Relax pipeline of a scheduled CPU build: TVM's own CPU pipeline with a faster constant
+folding, conv2d weights packed for SIMD, and every kernel scheduled by mutatenn's rules.
+
+TVM 0.27's ``tvm.compile`` uses, for CPU targets, a pipeline that neither fuses operators nor
+schedules kernels: every kernel is serial, naive loops. Its per-target pipeline
+(``relax.backend.cpu_generic``) fuses but still schedules nothing, and its constant folding
+compiles one kernel per folded call. This pipeline takes that per-target pass list as it is
+(no copy), swaps ``FoldConstant`` for `FoldConstants`, adds the graph-level preparation a
+deployment makes (batch norm decomposed for inference, `SimplifySums`, `PackConvWeights`),
+and applies `rules.default_rules` after fusion — where dlight schedules GPU kernels in TVM's
+GPU pipelines. Kernel-level mutations then run on the kernels a deployment would ship.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+from tvm.s_tir import dlight as dl
+
+from .fold_constants import FoldConstants
+from .rules import default_rules
+from .simplify import SimplifySums
+from .weight_layout import PackConvWeights
+
+
+def graph_preparation() -> list:
+    """The Relax passes before legalization: what a deployment does to the graph itself."""
+    return [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
+            SimplifySums(), FoldConstants(), PackConvWeights(),
+            relax.transform.DeadCodeElimination()]
+
+
+def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None) -> tvm.transform.Pass:
+    """The Relax pipeline for ``schedule = "default"`` CPU profiles (see the module doc).
+
+    ``rules`` replaces `default_rules` (an empty list gives the same fused kernels without
+    schedules, which is how the tests hold each rule against the kernel it transformed)."""
+    rules = default_rules() if rules is None else list(rules)
+    legalize = [p for p in cpu_generic.legalize_passes(target)
+                if p.info.name != "FoldConstant"]
+
+    @tvm.transform.module_pass(opt_level=0, name="mutatenn.ScheduledCPUPipeline")
+    def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        with target:
+            return tvm.transform.Sequential(
+                cpu_generic.library_dispatch_passes(target) + graph_preparation() + legalize +
+                [dl.ApplyDefaultSchedule(*rules)] +
+                cpu_generic.dataflow_lower_passes(target) +
+                cpu_generic.finalize_passes(target))(mod)
+
+    return pipeline

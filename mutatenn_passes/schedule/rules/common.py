@@ -1,0 +1,242 @@
+"""What the CPU schedule rules share: reading a kernel's blocks, and the loop transformations
+that several kernel patterns use (inlining an epilogue, register tiling, parallel + vector).
+
+Kept apart from the rules, as dlight keeps its analysis apart from its rules, so each rule
+file reads as the strategy for one kernel pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.analysis import collect_vars_used_in_prim_expr
+from tvm.target import Target
+from tvm.target.codegen import target_has_features
+
+SPATIAL = tirx.IterVar.DataPar
+REDUCE = tirx.IterVar.CommReduce
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """What the rules need to know of the target's SIMD unit for one element type."""
+
+    lanes: int  #: elements per vector register
+    registers: int  #: vector registers (accumulators must leave two for the operands)
+    #: Whether TVM emits vector code for the target. TVM's C backend prints no vector types,
+    #: so there the loops meant as vectors stay plain innermost loops, for the C compiler to
+    #: vectorize.
+    explicit: bool
+
+    @classmethod
+    def of(cls, target: Target, dtype_bits: int = 32) -> "VectorUnit":
+        if target_has_features("avx512f", target):
+            bits, registers = 512, 32
+        elif target_has_features("avx", target):
+            bits, registers = 256, 16
+        else:
+            bits, registers = 128, 16  # SSE2, the x86-64 baseline (and the C backend's host)
+        return cls(max(bits // dtype_bits, 1), registers, target.kind.name == "llvm")
+
+    def vectorize(self, sch: s_tir.Schedule, loop) -> None:
+        if self.explicit:
+            sch.vectorize(loop)
+
+
+def divisor_at_most(extent: int, cap: int) -> int:
+    """The largest divisor of ``extent`` not above ``cap`` (tiles that divide their loop leave
+    no remainder loop, so the code stays branch-free)."""
+    for d in range(min(cap, extent), 0, -1):
+        if extent % d == 0:
+            return d
+    return 1
+
+
+def root_blocks(sch: s_tir.Schedule) -> list:
+    """The blocks directly under the root, in program order."""
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def is_reduction(sch: s_tir.Schedule, block) -> bool:
+    return any(iv.iter_type == REDUCE for iv in sch.get(block).iter_vars)
+
+
+def is_spatial(sch: s_tir.Schedule, block) -> bool:
+    return all(iv.iter_type == SPATIAL for iv in sch.get(block).iter_vars)
+
+
+def uses(expr, var) -> bool:
+    return any(v.same_as(var) for v in collect_vars_used_in_prim_expr(expr))
+
+
+def indices(region) -> list:
+    return [r.min for r in region.region]
+
+
+@dataclass
+class ReductionBlock:
+    """A kernel's one reduction block with the injective blocks before and after it."""
+
+    block: object
+    prologue: list
+    epilogue: list
+
+    @classmethod
+    def find(cls, sch: s_tir.Schedule) -> "ReductionBlock | None":
+        """The kernel's blocks split around its only reduction block, or None when it has
+        none or several, or a block of another kind (opaque, nested)."""
+        try:
+            blocks = root_blocks(sch)
+        except Exception:  # no root block: not an S-TIR kernel
+            return None
+        reductions = [b for b in blocks if is_reduction(sch, b)]
+        if len(reductions) != 1 or any(not is_spatial(sch, b) for b in blocks
+                                       if b not in reductions):
+            return None
+        at = blocks.index(reductions[0])
+        return cls(reductions[0], blocks[:at], blocks[at + 1:])
+
+    def axes(self, sch) -> tuple[list[int], list[int]]:
+        """Positions of the spatial and the reduction iter vars of the reduction block."""
+        ivs = sch.get(self.block).iter_vars
+        return ([i for i, iv in enumerate(ivs) if iv.iter_type == SPATIAL],
+                [i for i, iv in enumerate(ivs) if iv.iter_type == REDUCE])
+
+
+def inline_epilogue(sch: s_tir.Schedule, epilogue: list):
+    """Inline every epilogue block but the last into its consumers; return the last (the
+    kernel's output) or None. Inlining keeps bias, batch norm and activation in the
+    registers of the tile that produced them instead of in buffers of the whole output."""
+    if not epilogue:
+        return None
+    for block in epilogue[:-1]:
+        sch.compute_inline(block)
+    return epilogue[-1]
+
+
+def parallel_vectorize(sch: s_tir.Schedule, block, unit: VectorUnit) -> None:
+    """Schedule an injective block: its outer loops fused and run in parallel, its innermost
+    loop vectorized when the vector divides it (a remainder would need a scalar tail)."""
+    loops = sch.get_loops(block)
+    extents = [int(sch.get(l).extent) for l in loops]
+    if len(loops) > 1:
+        inner = loops[-1]
+        width = divisor_at_most(extents[-1], 2 * unit.lanes)
+        if width >= 4 or width == extents[-1] > 1:
+            if width < extents[-1]:
+                _, inner = sch.split(inner, [None, width])
+            unit.vectorize(sch, inner)
+        sch.parallel(sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0])
+    elif loops:
+        outer, inner = sch.split(loops[0], [None, divisor_at_most(extents[0], 2 * unit.lanes)])
+        unit.vectorize(sch, inner)
+        sch.parallel(outer)
+
+
+def tile_sizes(v_extent: int, r_extent: int | None, unit: VectorUnit) -> tuple[int, int]:
+    """(vector tile, register tile), each dividing its axis.
+
+    The vector tile covers a 64-byte cache line (16 float32) where the axis allows: a tile of
+    half a line reads every weight line twice and measured 2-10x slower on ResNet50's 1x1
+    convolutions. The register tile then takes as many pixels as the accumulators allow
+    (all vector registers but two, which hold the weights being multiplied)."""
+    line = max(16, unit.lanes)
+    v_tile = divisor_at_most(v_extent, line)
+    if v_tile % unit.lanes and v_extent >= unit.lanes:
+        v_tile = divisor_at_most(v_extent, unit.lanes)
+    vectors = max(v_tile // unit.lanes, 1)
+    if r_extent is None:
+        return v_tile, 1
+    return v_tile, divisor_at_most(r_extent, max((unit.registers - 2) // vectors, 1))
+
+
+def accumulate_in_registers(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
+                            register_axis: int | None) -> None:
+    """Give the reduction's accumulator buffer the tile's layout: vector axis innermost,
+    register axis next to it.
+
+    The accumulators are a buffer the size of the tile once TVM compacts it; LLVM keeps it in
+    vector registers only if each vector of it is contiguous. A conv2d that vectorizes output
+    channels of an NCHW output would otherwise accumulate into a channel-strided buffer, which
+    LLVM gathers and scatters element by element around every multiply-add. An output that is
+    also the kernel's result gets an intermediate accumulator first (``cache_write``).
+    """
+    block = sch.get(red.block)
+    ivs = block.iter_vars
+    out = indices(block.writes[0])
+    dims = [None if a is None else next((d for d, e in enumerate(out) if e.same_as(ivs[a].var)),
+                                        None) for a in (register_axis, vector_axis)]
+    if dims[1] is None:
+        return
+    order = [d for d in range(len(block.writes[0].region)) if d not in dims] + \
+        [d for d in dims if d is not None]
+    if order == sorted(order):
+        return
+    if not red.epilogue:
+        red.epilogue.append(sch.cache_write(red.block, 0, "global"))
+    sch.transform_layout(red.block, ("write", 0), lambda *index: [index[d] for d in order])
+
+
+def weight_order(block, reduce_: list[int], vector_axis: int) -> list[int]:
+    """The reduction axes in the order the weights are stored (the read whose innermost index
+    is the vector axis), so consecutive iterations read neighbouring rows of the weight: for
+    an ``HWIO`` conv weight, kernel row and column outside, input channels inside."""
+    ivs = block.iter_vars
+    weight = next((r for r in block.reads
+                   if indices(r) and indices(r)[-1].same_as(ivs[vector_axis].var)), None)
+    if weight is None:
+        return reduce_
+    index = indices(weight)
+
+    def position(axis):
+        return next((d for d, e in enumerate(index) if uses(e, ivs[axis].var)), len(index))
+
+    return sorted(reduce_, key=position)
+
+
+def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
+                  register_axis: int | None, unit: VectorUnit, channel_axis: int | None = None):
+    """Tile the reduction block so that a block of outputs stays in vector registers.
+
+    The ``vector_axis`` tile (one or two vectors) is vectorized, the ``register_axis`` tile
+    is unrolled, and the reduction loops run inside them: every output of the tile is
+    accumulated in a register and written once. The tiles of ``channel_axis`` (the output
+    channels, whose weights are the largest operand) are the outermost loop, so each slice of
+    weights is read once from memory and reused from cache by every pixel; the tile loops are
+    fused and run in parallel. The epilogue is computed per tile, vectorized on
+    its innermost (contiguous) axis, and the accumulators' initialisation is split from the
+    update (``decompose_reduction``).
+    """
+    spatial, reduce_ = red.axes(sch)
+    accumulate_in_registers(sch, red, vector_axis, register_axis)
+    loops = sch.get_loops(red.block)
+    ivs = sch.get(red.block).iter_vars
+    extent = {i: int(ivs[i].dom.extent) for i in spatial}
+    v_tile, r_tile = tile_sizes(extent[vector_axis],
+                                None if register_axis is None else extent[register_axis], unit)
+    v_outer, v_inner = sch.split(loops[vector_axis], [None, v_tile])
+    tile_of = {vector_axis: v_outer}
+    inner = [v_inner]
+    if register_axis is not None:
+        r_outer, r_inner = sch.split(loops[register_axis], [None, r_tile])
+        tile_of[register_axis] = r_outer
+        inner = [r_inner, v_inner]
+    tiles = [tile_of.get(i, loops[i]) for i in spatial]
+    if channel_axis is not None:
+        first = tile_of.get(channel_axis, loops[channel_axis])
+        tiles.remove(first)
+        tiles.insert(0, first)
+    reductions = [loops[i] for i in weight_order(sch.get(red.block), reduce_, vector_axis)]
+    sch.reorder(*tiles, *reductions, *inner)
+    output = inline_epilogue(sch, red.epilogue)
+    if output is not None:
+        sch.reverse_compute_at(output, tiles[-1], preserve_unit_loops=True)
+    sch.parallel(sch.fuse(*tiles) if len(tiles) > 1 else tiles[0])
+    unit.vectorize(sch, v_inner)
+    if register_axis is not None:
+        sch.unroll(r_inner)
+    if output is not None:
+        last = sch.get_loops(output)[-1]
+        if int(sch.get(last).extent) > 1:
+            unit.vectorize(sch, last)
+    sch.decompose_reduction(red.block, reductions[0])

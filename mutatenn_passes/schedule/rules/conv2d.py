@@ -1,0 +1,87 @@
+"""Conv2D: direct convolution with a register tile of outputs, any layout and grouping.
+
+Matches a kernel whose one reduction block reads a 4-D weight and writes a 4-D output:
+conv2d in NCHW or NHWC, regular, grouped or depthwise, with its padding before it and its
+bias, batch norm, activation or requantization after it. Two strategies, chosen from how
+the block indexes its buffers:
+
+* **vector over output channels** when the output channel is the weight's innermost index
+  (`PackConvWeights` stores constant weights ``HWIO`` for this) and every other read either
+  ignores it or has it innermost too (NHWC depthwise): each input pixel is broadcast and
+  multiplied into one or two vectors of output channels, for a few neighbouring output
+  pixels at once — ``rt x (vt / lanes)`` accumulators in registers;
+* **vector over output pixels** otherwise (NCHW grouped or depthwise convolutions, whose
+  input channel depends on the output channel; weights that are not constants): the
+  output's innermost spatial axis is the vector, output channels (or rows) the register
+  tile, each input vector shared by the tile's channels.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.target import Target
+
+from .common import ReductionBlock, indices, parallel_vectorize, register_tile, uses, \
+    VectorUnit
+from .rule import CPURule
+
+
+def _index_var(expr, ivs, candidates):
+    """The candidate iter var position ``expr`` is exactly, else None."""
+    for i in candidates:
+        if isinstance(expr, tirx.Var) and expr.same_as(ivs[i].var):
+            return i
+    return None
+
+
+def choose_axes(block, spatial: list[int]) -> tuple[int, int | None, int | None] | None:
+    """(vector axis, register axis, output channel axis) among the block's iter vars, or
+    None when the block does not look like a convolution."""
+    ivs = block.iter_vars
+    out_axes = [_index_var(e, ivs, spatial) for e in indices(block.writes[0])]
+    if len(out_axes) != 4 or any(a is None for a in out_axes):
+        return None
+
+    def wider(axes):  # the innermost of ``axes`` that has more than one iteration
+        return next((a for a in reversed(axes) if int(ivs[a].dom.extent) > 1), None)
+
+    channel = None
+    for weight in (r for r in block.reads if len(r.region) == 4):
+        channel = _index_var(indices(weight)[-1], ivs, out_axes)
+        if channel is None:
+            continue
+        var = ivs[channel].var
+        others = [indices(r) for r in block.reads if not r.same_as(weight)]
+        if all(not uses(e, var) for idx in others for e in idx[:-1]) and \
+                all(_index_var(idx[-1], ivs, [channel]) is not None or not uses(idx[-1], var)
+                    for idx in others):
+            return channel, wider([a for a in out_axes if a != channel]), channel
+        break
+    pixel = out_axes[-1]
+    register = channel if channel is not None and channel != pixel else \
+        wider([a for a in out_axes if a != pixel])
+    return pixel, register, channel
+
+
+class Conv2D(CPURule):
+    """Register-tiled direct convolution (see the module doc)."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
+        if not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        red = ReductionBlock.find(sch)
+        if red is None:
+            return None
+        block = sch.get(red.block)
+        spatial, reduce_ = red.axes(sch)
+        if len(block.reads) < 2 or len(reduce_) not in (2, 3):
+            return None
+        axes = choose_axes(block, spatial)
+        if axes is None:
+            return None
+        unit = VectorUnit.of(target, block.writes[0].source.dtype.bits)
+        for producer in red.prologue:
+            parallel_vectorize(sch, producer, unit)
+        register_tile(sch, red, *axes[:2], unit, channel_axis=axes[2])
+        return sch

@@ -1,0 +1,53 @@
+"""Pool: a reduction over a window of one input (max/avg pooling, global pooling, the
+window sums of average pooling before its division).
+
+The output's outer axes (batch, channels, rows) run in parallel, the window loops are
+unrolled inside each output, and the innermost output axis is vectorized when it is long
+enough to fill a vector; the epilogue (the division of average pooling, a requantization) is
+inlined and computed per output row.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.target import Target
+
+from .common import ReductionBlock, divisor_at_most, inline_epilogue, parallel_vectorize, \
+    VectorUnit
+from .rule import CPURule
+
+
+class Pool(CPURule):
+    """Parallel, window-unrolled pooling (see the module doc)."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
+        if not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        red = ReductionBlock.find(sch)
+        if red is None or len(sch.get(red.block).reads) != 1:
+            return None
+        spatial, reduce_ = red.axes(sch)
+        if not spatial or len(reduce_) > 2:
+            return None
+        unit = VectorUnit.of(target, sch.get(red.block).writes[0].source.dtype.bits)
+        for producer in red.prologue:
+            parallel_vectorize(sch, producer, unit)
+        loops = sch.get_loops(red.block)
+        ivs = sch.get(red.block).iter_vars
+        inner = loops[spatial[-1]]
+        width = divisor_at_most(int(ivs[spatial[-1]].dom.extent), 2 * unit.lanes)
+        outer = [loops[i] for i in spatial[:-1]]
+        sch.reorder(*outer, inner, *[loops[i] for i in reduce_])
+        output = inline_epilogue(sch, red.epilogue)
+        anchor = outer[-1] if outer else inner
+        if output is not None:
+            sch.reverse_compute_at(output, anchor, preserve_unit_loops=True)
+        if outer:
+            sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+        if width >= 4:
+            x_outer, x_inner = sch.split(inner, [None, width])
+            sch.reorder(x_outer, *[loops[i] for i in reduce_], x_inner)
+            unit.vectorize(sch, x_inner)
+        sch.decompose_reduction(red.block, loops[reduce_[0]])
+        return sch

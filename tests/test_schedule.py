@@ -1,0 +1,201 @@
+"""CPU schedules: each rule transforms real kernels and computes what they computed, the
+scheduled build agrees with the unscheduled one and with ONNX Runtime, and kernel-level
+operators find sites in the scheduled kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+import tvm_ffi
+from tvm import tirx
+from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+
+import mutatenn_passes as mn
+from mutatenn_passes.errors import TargetError
+from mutatenn_passes.kernel_ir import kernel_module, tir_part
+from mutatenn_passes.mutation import find_sites
+from mutatenn_passes.registry import CATEGORIES, operators
+from mutatenn_passes.schedule import default_rules, scheduled_cpu_pipeline
+from mutatenn_passes.targets import parse_profile
+
+TARGET = "llvm-x86-64"
+NAIVE = "llvm-x86-64-naive"
+
+
+def _unscheduled_kernels(model) -> dict[str, tirx.PrimFunc]:
+    """The model's fused kernels exactly as the rules receive them."""
+    target = mn.get_profile(TARGET).tvm_target()
+    with tvm.transform.PassContext(opt_level=3):
+        mod = scheduled_cpu_pipeline(target, rules=[])(model.mod)
+    return {gv.name_hint: f for gv, f in tir_part(mod).functions_items()}
+
+
+def _first_rule(func, target):
+    """The rule `ApplyDefaultSchedule` uses for ``func`` (the first that matches) and its
+    schedule."""
+    for rule in default_rules():
+        sch = rule.apply(func, target, False)
+        if sch is not None:
+            return type(rule).__name__, sch
+    return None, None
+
+
+def _loop_kinds(func) -> set:
+    kinds = set()
+
+    def visit(loop):
+        kinds.add(loop.kind)
+
+    tvm_ffi.structural_walk(func.body, (tirx.For, visit))
+    return kinds
+
+
+def _run(func, target, inputs):
+    func = func.with_attr("global_symbol", "main")
+    lib = tvm.compile(tvm.IRModule({"main": func}), target=target)
+    args = [tvm.runtime.tensor(a) for a in inputs]
+    lib["main"](*args)
+    return args[-1].numpy()
+
+
+def _random_inputs(func, seed):
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for info in ArgInfo.from_prim_func(func):
+        shape = [int(s) for s in info.shape]
+        dtype = str(info.dtype)
+        arrays.append(rng.integers(0, 255, size=shape).astype(dtype) if "int" in dtype
+                      else rng.standard_normal(shape).astype(dtype))
+    return arrays
+
+
+@pytest.fixture(scope="module")
+def fixture_model(shared_fixtures):
+    return mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
+
+
+def _check_rules_on(model):
+    """Schedule every kernel of ``model``; for the first kernel of each rule, check that it is
+    transformed (parallel and vectorized loops) and computes the unscheduled kernel's values.
+    Returns {rule name: kernels it scheduled}."""
+    target = mn.get_profile(TARGET).tvm_target()
+    used: dict[str, list[str]] = {}
+    checked = set()
+    for name, func in _unscheduled_kernels(model).items():
+        with target:
+            rule, sch = _first_rule(func, target)
+        assert rule is not None, f"no rule schedules {name}"
+        used.setdefault(rule, []).append(name)
+        if rule in checked:
+            continue
+        checked.add(rule)
+        scheduled = sch.mod["main"]
+        kinds = _loop_kinds(scheduled)
+        assert tirx.ForKind.PARALLEL in kinds, (rule, name)
+        if rule != "ParallelReduction":
+            assert tirx.ForKind.VECTORIZED in kinds, (rule, name)
+        inputs = _random_inputs(func, seed=len(checked))
+        expected = _run(func, target, [a.copy() for a in inputs])
+        actual = _run(scheduled, target, [a.copy() for a in inputs])
+        if expected.dtype.kind == "f":
+            scale = max(float(np.abs(expected).max()), 1e-30)
+            assert np.abs(actual - expected).max() / scale <= 1e-5, (rule, name)
+        else:
+            assert np.abs(actual.astype(np.int64) - expected).max() <= 1, (rule, name)
+    return used
+
+
+def test_every_kernel_of_the_default_model_is_scheduled_and_right(default_model):
+    used = _check_rules_on(default_model)
+    assert {"Conv2D", "Matmul", "Pool", "Elementwise", "ParallelReduction"} <= set(used)
+
+
+def test_every_kernel_of_the_quantized_fixture_is_scheduled_and_right(fixture_model):
+    used = _check_rules_on(fixture_model)
+    assert {"Conv2D", "Pool", "Elementwise"} <= set(used)  # NHWC, depthwise, requantize
+
+
+def test_conv2d_vectorizes_output_channels_of_packed_weights(default_model):
+    """PackConvWeights stores constant weights HWIO, so a regular NCHW conv2d vectorizes its
+    output channels: the innermost vector loop runs over the channels (ff), not pixels."""
+    kernels = _unscheduled_kernels(default_model)
+    name = next(n for n in kernels if n.startswith("fused_conv2d_"))
+    assert kernels[name].script().count('"float32"') and \
+        "T.Buffer((T.int64(3), T.int64(3), T.int64(3), T.int64(24))" in kernels[name].script()
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        _, sch = _first_rule(kernels[name], target)
+    vector_loops = []
+    tvm_ffi.structural_walk(sch.mod["main"].body, (tirx.For, lambda loop: vector_loops.append(
+        loop.loop_var.name) if loop.kind == tirx.ForKind.VECTORIZED else None))
+    assert any(v.startswith("ff") for v in vector_loops), vector_loops
+
+
+@pytest.fixture(scope="module")
+def scheduled_and_naive(default_model, default_images):
+    return [mn.build(default_model, t).run(default_images) for t in (TARGET, NAIVE)]
+
+
+def test_scheduled_build_agrees_with_the_unscheduled_one(scheduled_and_naive):
+    scheduled, naive = scheduled_and_naive
+    assert scheduled.top1() == naive.top1()
+    rel = np.abs(scheduled.outputs - naive.outputs).max() / np.abs(naive.outputs).max()
+    assert rel <= 1e-4
+
+
+def test_scheduled_build_agrees_with_onnxruntime(default_model, default_images,
+                                                 scheduled_and_naive):
+    from mutatenn_passes.images import preprocess
+    from mutatenn_passes.reference import compare
+
+    batch = preprocess(default_images, default_model.preprocess)
+    report = compare(default_model, batch, scheduled_and_naive[0].outputs)
+    assert report["summary"]["agree"]
+    assert report["summary"]["max_rel_diff"] <= 1e-4
+
+
+def test_scheduled_quantized_fixture_agrees_within_one_step(fixture_model, shared_fixtures):
+    images = mn.load_images([shared_fixtures / n for n in
+                             ("cat.bmp", "bird.bmp", "parrot.jpg", "grace_hopper.bmp")])
+    scheduled, naive = (mn.build(fixture_model, t).run(images) for t in (TARGET, NAIVE))
+    assert scheduled.top1() == naive.top1() == [283, 20, 89, 401]
+    # uint8 scores: the float arithmetic reassociates, so a requantized value may round
+    # to the neighbouring step; never further
+    diff = np.abs(scheduled.outputs.astype(np.int64) - naive.outputs.astype(np.int64))
+    assert diff.max() <= 1
+
+
+@pytest.mark.parametrize("which", ["default", "fixture"])
+def test_paper_kernel_operators_find_sites_in_every_kernel_category(which, default_model,
+                                                                   request):
+    model = default_model if which == "default" else request.getfixturevalue("fixture_model")
+    modules = {}
+    found = {}
+    for spec in operators():
+        if spec.level != "kernel" or not spec.from_paper:
+            continue
+        phase = spec.default_phase
+        if phase not in modules:
+            modules[phase] = kernel_module(model, TARGET, phase)
+        found.setdefault(spec.category, 0)
+        found[spec.category] += len(find_sites(spec.id, modules[phase]))
+    kernel_categories = {s.category for s in operators() if s.level == "kernel"
+                         and s.from_paper}
+    assert kernel_categories <= set(CATEGORIES)
+    assert all(found[c] > 0 for c in kernel_categories), found
+
+
+def test_schedule_is_part_of_a_profile(tmp_path):
+    assert mn.get_profile(TARGET).schedule == "default"
+    assert mn.get_profile(NAIVE).schedule == "none"
+    assert mn.get_profile(TARGET).identity() != mn.get_profile(NAIVE).identity()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nschedule = "fast"\n[target]\nkind = "llvm"\n')
+    with pytest.raises(TargetError, match="schedule must be one of default, none"):
+        parse_profile(bad)
+    gpu = tmp_path / "gpu.toml"
+    gpu.write_text('name = "g"\nschedule = "none"\n[target]\nkind = "cuda"\narch = "sm_80"\n'
+                   '[target.host]\nkind = "llvm"\n')
+    with pytest.raises(TargetError, match="cannot run unscheduled"):
+        parse_profile(gpu)
