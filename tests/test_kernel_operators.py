@@ -259,6 +259,16 @@ def test_loop_amount_and_skip_when_a_loop_is_too_short():
     assert site.index == 1 and "runs 3 time(s)" in reason
 
 
+@pytest.mark.parametrize("op_id", ["loop_extent_dec", "loop_min_inc"])
+def test_a_vectorized_loop_keeps_one_iteration(op_id):
+    """TVM cannot vectorize an empty loop, so emptying a vector loop is a mutant known not to
+    build: skipped with the reason; the serial loop around it is still a site."""
+    out, report = _mutate(STORES.vector_lane, op_id)
+    assert [s.index for s in report.applied] == [0]
+    ((site, reason),) = report.skipped
+    assert site.kind == "vectorized" and "cannot lose them all" in reason
+
+
 def test_thread_bindings_are_not_loop_sites():
     sites = find_sites("loop_extent_dec", tvm.IRModule({"kernel": STORES.bound}))
     assert [s.description for s in sites] == ["for k in [0, 0 + 4) (serial)"]

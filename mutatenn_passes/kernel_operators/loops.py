@@ -86,8 +86,14 @@ class _LoopBound(KernelOperatorBase):
 
 
 def _check_shrink(loop, amount):
-    if isinstance(loop.extent, prim.IntImm) and loop.extent.value < amount:
+    if not isinstance(loop.extent, prim.IntImm):
+        return
+    if loop.extent.value < amount:
         raise SkipSite(f"the loop runs {loop.extent.value} time(s): it cannot lose {amount}")
+    if loop.kind == tirx.ForKind.VECTORIZED and loop.extent.value == amount:
+        # a scheduled kernel's vector loop of one lane: TVM cannot vectorize an empty loop
+        # (the build fails in VectorizeLoop), so the mutant is known not to build
+        raise SkipSite(f"a vectorized loop of {amount} iteration(s) cannot lose them all")
 
 
 class ExtentDec(_LoopBound):

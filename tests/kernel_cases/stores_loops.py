@@ -54,6 +54,13 @@ def loops(A: T.Buffer((8, 4), "float32")):
 
 
 @T.prim_func
+def vector_lane(A: T.Buffer((8, 4), "float32")):
+    for i in range(8):
+        for j in T.vectorized(1):
+            A[i, j] = T.float32(0)
+
+
+@T.prim_func
 def loops_extent_dec(A: T.Buffer((8, 4), "float32")):
     for i in range(7):
         for j in T.serial(1, 3):

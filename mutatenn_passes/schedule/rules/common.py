@@ -232,7 +232,8 @@ def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
     if output is not None:
         sch.reverse_compute_at(output, tiles[-1], preserve_unit_loops=True)
     sch.parallel(sch.fuse(*tiles) if len(tiles) > 1 else tiles[0])
-    unit.vectorize(sch, v_inner)
+    if v_tile > 1:
+        unit.vectorize(sch, v_inner)
     if register_axis is not None:
         sch.unroll(r_inner)
     if output is not None:
