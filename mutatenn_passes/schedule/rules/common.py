@@ -82,13 +82,9 @@ class ReductionBlock:
     epilogue: list
 
     @classmethod
-    def find(cls, sch: s_tir.Schedule) -> "ReductionBlock | None":
-        """The kernel's blocks split around its only reduction block, or None when it has
-        none or several, or a block of another kind (opaque, nested)."""
-        try:
-            blocks = root_blocks(sch)
-        except Exception:  # no root block: not an S-TIR kernel
-            return None
+    def split(cls, sch: s_tir.Schedule, blocks: list) -> "ReductionBlock | None":
+        """The kernel's top-level ``blocks`` split around its only reduction block, or None
+        when it has none or several, or a block of another kind (opaque, nested)."""
         reductions = [b for b in blocks if is_reduction(sch, b)]
         if len(reductions) != 1 or any(not is_spatial(sch, b) for b in blocks
                                        if b not in reductions):

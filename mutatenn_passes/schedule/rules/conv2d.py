@@ -18,12 +18,10 @@ the block indexes its buffers:
 
 from __future__ import annotations
 
-from tvm import s_tir, tirx
-from tvm.target import Target
+from tvm import tirx
 
-from .common import ReductionBlock, indices, parallel_vectorize, register_tile, uses, \
-    VectorUnit
-from .rule import CPURule
+from .common import indices, register_tile, uses
+from .rule import ReductionRule
 
 
 def _index_var(expr, ivs, candidates):
@@ -63,25 +61,16 @@ def choose_axes(block, spatial: list[int]) -> tuple[int, int | None, int | None]
     return pixel, register, channel
 
 
-class Conv2D(CPURule):
+class Conv2D(ReductionRule):
     """Register-tiled direct convolution (see the module doc)."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
-        if not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
-        red = ReductionBlock.find(sch)
-        if red is None:
-            return None
-        block = sch.get(red.block)
+    def match(self, sch, red):
         spatial, reduce_ = red.axes(sch)
+        block = sch.get(red.block)
         if len(block.reads) < 2 or len(reduce_) not in (2, 3):
             return None
-        axes = choose_axes(block, spatial)
-        if axes is None:
-            return None
-        unit = VectorUnit.of(target, block.writes[0].source.dtype.bits)
-        for producer in red.prologue:
-            parallel_vectorize(sch, producer, unit)
-        register_tile(sch, red, *axes[:2], unit, channel_axis=axes[2])
-        return sch
+        return choose_axes(block, spatial)
+
+    def tile(self, sch, red, plan, unit):
+        vector, register, channel = plan
+        register_tile(sch, red, vector, register, unit, channel_axis=channel)

@@ -9,26 +9,18 @@ loads strided).
 
 from __future__ import annotations
 
-from tvm import s_tir, tirx
-from tvm.target import Target
+from tvm import s_tir
 
-from .common import VectorUnit, is_spatial, parallel_vectorize, root_blocks
+from .common import VectorUnit, is_spatial, parallel_vectorize
 from .rule import CPURule
 
 
 class Elementwise(CPURule):
     """Inline, parallelize and vectorize an all-injective kernel (see the module doc)."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
-        if not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
-        try:
-            blocks = root_blocks(sch)
-        except Exception:  # no root block: not an S-TIR kernel
-            return None
-        if not blocks or not all(is_spatial(sch, b) for b in blocks):
-            return None
+    def schedule(self, sch, blocks, target) -> bool:
+        if not all(is_spatial(sch, b) for b in blocks):
+            return False
         for block in blocks:
             try:
                 if block is not blocks[-1]:
@@ -38,4 +30,4 @@ class Elementwise(CPURule):
                 pass
             dtype = sch.get(block).writes[0].source.dtype
             parallel_vectorize(sch, block, VectorUnit.of(target, dtype.bits))
-        return sch
+        return True

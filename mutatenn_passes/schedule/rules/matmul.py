@@ -9,30 +9,21 @@ in registers, reading the weights once, contiguously.
 
 from __future__ import annotations
 
-from tvm import s_tir, tirx
-from tvm.target import Target
-
-from .common import ReductionBlock, indices, parallel_vectorize, register_tile, uses, \
-    VectorUnit
-from .rule import CPURule
+from .common import indices, register_tile, uses
+from .rule import ReductionRule
 
 
-class Matmul(CPURule):
+class Matmul(ReductionRule):
     """Register-tiled matrix product (see the module doc)."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
-        if not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
-        red = ReductionBlock.find(sch)
-        if red is None:
-            return None
+    def match(self, sch, red):
+        """(column axis, row axis or None)."""
         block = sch.get(red.block)
         spatial, reduce_ = red.axes(sch)
-        if len(reduce_) != 1 or len(block.reads) != 2 or len(indices(block.writes[0])) < 2:
+        out = indices(block.writes[0])
+        if len(reduce_) != 1 or len(block.reads) != 2 or len(out) < 2:
             return None
         ivs = block.iter_vars
-        out = indices(block.writes[0])
         column = next((i for i in spatial if out[-1].same_as(ivs[i].var)), None)
         row = next((i for i in spatial if out[-2].same_as(ivs[i].var)), None)
         if column is None:
@@ -42,10 +33,8 @@ class Matmul(CPURule):
         data = [r for r in block.reads if not any(uses(e, var) for e in indices(r))]
         if len(weight) != 1 or len(data) != 1:
             return None
-        if row is not None and int(ivs[row].dom.extent) == 1:
-            row = None
-        unit = VectorUnit.of(target, block.writes[0].source.dtype.bits)
-        for producer in red.prologue:
-            parallel_vectorize(sch, producer, unit)
+        return column, None if row is None or int(ivs[row].dom.extent) == 1 else row
+
+    def tile(self, sch, red, plan, unit):
+        column, row = plan
         register_tile(sch, red, column, row, unit, channel_axis=column)
-        return sch

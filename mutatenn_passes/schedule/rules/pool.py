@@ -9,30 +9,21 @@ inlined and computed per output row.
 
 from __future__ import annotations
 
-from tvm import s_tir, tirx
-from tvm.target import Target
-
-from .common import ReductionBlock, divisor_at_most, inline_epilogue, parallel_vectorize, \
-    VectorUnit
-from .rule import CPURule
+from .common import divisor_at_most, inline_epilogue
+from .rule import ReductionRule
 
 
-class Pool(CPURule):
+class Pool(ReductionRule):
     """Parallel, window-unrolled pooling (see the module doc)."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
-        if not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
-        red = ReductionBlock.find(sch)
-        if red is None or len(sch.get(red.block).reads) != 1:
-            return None
+    def match(self, sch, red):
         spatial, reduce_ = red.axes(sch)
-        if not spatial or len(reduce_) > 2:
+        if len(sch.get(red.block).reads) != 1 or not spatial or len(reduce_) > 2:
             return None
-        unit = VectorUnit.of(target, sch.get(red.block).writes[0].source.dtype.bits)
-        for producer in red.prologue:
-            parallel_vectorize(sch, producer, unit)
+        return spatial, reduce_
+
+    def tile(self, sch, red, plan, unit):
+        spatial, reduce_ = plan
         loops = sch.get_loops(red.block)
         ivs = sch.get(red.block).iter_vars
         inner = loops[spatial[-1]]
@@ -40,9 +31,9 @@ class Pool(CPURule):
         outer = [loops[i] for i in spatial[:-1]]
         sch.reorder(*outer, inner, *[loops[i] for i in reduce_])
         output = inline_epilogue(sch, red.epilogue)
-        anchor = outer[-1] if outer else inner
         if output is not None:
-            sch.reverse_compute_at(output, anchor, preserve_unit_loops=True)
+            sch.reverse_compute_at(output, outer[-1] if outer else inner,
+                                   preserve_unit_loops=True)
         if outer:
             sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
         if width >= 4:
@@ -50,4 +41,3 @@ class Pool(CPURule):
             sch.reorder(x_outer, *[loops[i] for i in reduce_], x_inner)
             unit.vectorize(sch, x_inner)
         sch.decompose_reduction(red.block, loops[reduce_[0]])
-        return sch

@@ -4,30 +4,20 @@ legal and keeps such rare kernels from running on one core."""
 
 from __future__ import annotations
 
-from tvm import s_tir, tirx
-from tvm.target import Target
+from tvm import s_tir
 
-from .common import REDUCE, root_blocks
+from .common import REDUCE
 from .rule import CPURule
 
 
 class ParallelReduction(CPURule):
     """Parallelize the leading spatial loops of each top-level block (see the module doc)."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, _tunable: bool):
-        if not self.is_target_available(target):
-            return None
-        sch = s_tir.Schedule(func)
-        try:
-            blocks = root_blocks(sch)
-        except Exception:  # no root block: not an S-TIR kernel
-            return None
+    def schedule(self, sch, blocks, target) -> bool:
         changed = False
         for block in blocks:
-            ivs = sch.get(block).iter_vars
-            loops = sch.get_loops(block)
             leading = []
-            for iv, loop in zip(ivs, loops):
+            for iv, loop in zip(sch.get(block).iter_vars, sch.get_loops(block)):
                 if iv.iter_type == REDUCE:
                     break
                 leading.append(loop)
@@ -37,4 +27,4 @@ class ParallelReduction(CPURule):
                     changed = True
                 except s_tir.ScheduleError:
                     continue
-        return sch if changed else None
+        return changed
