@@ -19,8 +19,9 @@ Per size N (mutant tasks, i.e. mutant x target):
 5. loads results.jsonl with pandas when pandas is installed (not a dependency).
 
 It prints one row per N, the targets at 10k (analysis + reports <= 15 s and <= 1 GB, report.html
-<= 10 MB, first paint <= 2 s), and the growth per mutant from the smallest N to each larger one
-(1.0 = linear).
+<= 10 MB, first paint <= 2 s), and the CPU seconds per 1000 mutants beside the smallest N's
+(1.0× = linear growth; CPU rather than wall time, which other jobs on the machine inflate: the
+1-minute load average before each report is printed too).
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ from mutatenn_passes.campaign.synthetic import fill_store, planned_examples
 TARGETS_AT_10K = {"report_s": 15.0, "peak_rss_mb": 1024.0, "html_mb": 10.0, "paint_s": 2.0}
 
 
-def run_measured(argv: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) and exit status of one child process."""
+def run_measured(argv: list[str]) -> tuple[float, float, float, int]:
+    """Wall seconds, CPU seconds (user + system), peak RSS (MB) and exit status of one child
+    process."""
     t0 = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - t0, usage.ru_maxrss / 1024, child.returncode
+    return (time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+            child.returncode)
 
 
 def browser() -> str | None:
@@ -75,10 +78,12 @@ def first_paint(exe: str, page: Path, work: Path, repeat: int = 3) -> dict:
                                    target.as_uri())[0] for _ in range(repeat))
     _, dom = chromium(exe, work / "profile", "--dump-dom", page.as_uri() + "#killed=1")
     table = dom[dom.find('id="mutants"'):]
+    count = re.search(r'class="dt-count" data-shown="(\d+)"', table)
     table = table[:table.find("</table>")]
     return {"screenshot_s": times["page"], "blank_s": times["blank"],
             "paint_s": max(0.0, times["page"] - times["blank"]),
-            "killed_rows_shown": len(re.findall(r"<tr[^>]*data-key", table))}
+            "killed_rows_shown": len(re.findall(r"<tr[^>]*data-key", table)),
+            "killed_rows_matched": int(count.group(1)) if count else None}
 
 
 def folder_size(path: Path) -> tuple[int, int]:
@@ -92,9 +97,10 @@ def measure(n: int, examples: list[dict], folder: Path, exe: str | None) -> dict
     row = {"mutants": n, "fill_s": time.perf_counter() - t0,
            "db_mb": (folder / "results.db").stat().st_size / 2**20}
     cli = [sys.executable, "-m", "mutatenn_passes.cli"]
-    row["startup_s"], _, _ = run_measured(cli + ["--version"])
-    row["report_s"], row["peak_rss_mb"], status = run_measured(cli + ["report", str(folder),
-                                                                      "-q"])
+    row["startup_s"], row["startup_cpu_s"], _, _ = run_measured(cli + ["--version"])
+    row["load_before"] = os.getloadavg()[0]
+    row["report_s"], row["report_cpu_s"], row["peak_rss_mb"], status = run_measured(
+        cli + ["report", str(folder), "-q"])
     if status != 0:
         raise SystemExit(f"mutatenn report failed on {folder} (exit {status})")
     mb = 2**20
@@ -116,7 +122,7 @@ def measure(n: int, examples: list[dict], folder: Path, exe: str | None) -> dict
         if (folder / "results.jsonl").exists():
             t0 = time.perf_counter()
             frame = pandas.read_json(folder / "results.jsonl", lines=True)
-            row["pandas_jsonl_s"] = time.perf_counter() - t0
+            row["pandas_jsonl_s"] = time.perf_counter() - t0  # printed with the row's JSON
             assert len(frame) == n, (len(frame), n)
     return row
 
@@ -147,24 +153,23 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     base = rows[0]
-    print("\n| mutants | fill s | `mutatenn report` s (start-up) | peak RSS MB | report.html MB "
-          "| side pages (MB) | results.json MB | results.jsonl MB | first paint s "
-          "(screenshot − empty) | rows shown `#killed=1` | s per 1k mutants vs "
-          f"{base['mutants']} |")
-    print("|" + "---|" * 11)
-    for r in rows:
-        growth = (r["report_s"] - r["startup_s"]) / r["mutants"] / \
-            ((base["report_s"] - base["startup_s"]) / base["mutants"])
-        print(f"| {r['mutants']} | {fmt(r['fill_s'])} | {fmt(r['report_s'])} "
-              f"({fmt(r['startup_s'])}) | {fmt(r['peak_rss_mb'], 0)} | {fmt(r['html_mb'], 2)} "
+    print("\n| mutants | `mutatenn report` wall s (CPU s) | start-up s | peak RSS MB "
+          "| report.html MB | side files (MB) | results.json MB | results.jsonl MB "
+          "| first paint s | `#killed=1`: rows shown / matched | CPU s per 1k mutants "
+          f"(× the {base['mutants']} figure) | load avg |")
+    print("|" + "---|" * 12)
+    per_1k = [(r["report_cpu_s"] - r["startup_cpu_s"]) / r["mutants"] * 1000 for r in rows]
+    for r, cost in zip(rows, per_1k):
+        print(f"| {r['mutants']} | {fmt(r['report_s'])} ({fmt(r['report_cpu_s'])}) "
+              f"| {fmt(r['startup_s'])} | {fmt(r['peak_rss_mb'], 0)} | {fmt(r['html_mb'], 2)} "
               f"| {r['side_files']} ({fmt(r['side_mb'])}) | {fmt(r['results_json_mb'])} "
               f"| {fmt(r['results_jsonl_mb'])} | {fmt(r.get('paint_s'), 2)} "
-              f"({fmt(r.get('screenshot_s'), 2)} − {fmt(r.get('blank_s'), 2)}) "
-              f"| {r.get('killed_rows_shown', '—')} | {growth:.2f}× |")
+              f"| {r.get('killed_rows_shown', '—')} / {r.get('killed_rows_matched', '—')} "
+              f"| {cost:.2f} ({cost / per_1k[0]:.2f}×) | {r['load_before']:.1f} |")
     at10k = next((r for r in rows if r["mutants"] == 10000), None)
     if at10k:
         checks = {k: at10k.get(k) for k in TARGETS_AT_10K}
-        print("\nat 10k: " + ", ".join(
+        print(f"\nat 10k (CPU {at10k['report_cpu_s']:.1f} s): " + ", ".join(
             f"{k} {fmt(v, 2)} (target <= {TARGETS_AT_10K[k]:g}: "
             f"{'ok' if v is not None and v <= TARGETS_AT_10K[k] else 'MISSED'})"
             for k, v in checks.items()))

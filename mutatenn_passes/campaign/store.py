@@ -123,6 +123,11 @@ class Store:
             return list(rows.values())
         return [rows[k] for k in keys if k in rows]
 
+    def diffs(self) -> dict[str, str]:
+        """Each planned mutant's IR diff, by key (mutants without one are absent)."""
+        return dict(self.db.execute("SELECT key, diff FROM tasks WHERE kind = 'mutant' "
+                                    "AND diff IS NOT NULL AND diff != ''"))
+
     # -- results ----------------------------------------------------------------------------
     def finished(self) -> dict[str, dict]:
         cur = self.db.execute("SELECT key, status, timeout_s FROM results")
