@@ -1,5 +1,8 @@
 """The analysis and reports of synthetic campaign stores (issue #17): no build, seconds.
 
+`test_report_of_2000_mutants_in_chromium` opens the report of 2000 synthetic mutants in
+headless Chromium and reads the filtered, sorted mutants table back from the DOM.
+
 `test_analysis_matches_the_snapshot` pins the analysis: ``tests/data/analysis_snapshot.json.gz``
 is `analyse` of `snapshot_store` as the per-mutant code (before issue #17's vectorized
 analysis) computed it, written by
@@ -14,12 +17,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from mutatenn_passes.campaign.analysis import analyse
-from mutatenn_passes.campaign.report import _json_safe
+from mutatenn_passes.campaign.report import _json_safe, regenerate
 from mutatenn_passes.campaign.synthetic import fill_store
+from tests.conftest import missing
 
 SNAPSHOT = Path(__file__).parent / "data" / "analysis_snapshot.json.gz"
 
@@ -95,6 +102,65 @@ def test_analysis_matches_the_snapshot(tmp_path):
         {"image labels"}
     differences = _same(snapshot, now)
     assert not differences, "\n".join(differences[:20])
+
+
+def _dom(browser: str, page: Path, fragment: str, profile: Path) -> str:
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--no-first-run", f"--user-data-dir={profile}", "--dump-dom",
+                           page.as_uri() + fragment],
+                          capture_output=True, text=True, timeout=120).stdout
+
+
+def _mutants_table(dom: str) -> tuple[list[str], list[list[str]], dict]:
+    """The mutants table in a dumped DOM: headers, each row's cells' data-v, the counts."""
+    table = dom[dom.index('id="mutants"'):]
+    count = re.search(r'class="dt-count" data-shown="(\d+)" data-total="(\d+)"', table)
+    table = table[:table.index("</table>")]
+    headers = re.findall(r'<th[^>]*data-col="([^"]*)"', table)
+    rows = [re.findall(r'<td[^>]*data-v="([^"]*)"', row)
+            for row in re.findall(r"<tr[^>]*data-key[^>]*>(.*?)</tr>", table, re.S)]
+    return headers, rows, {"shown": int(count.group(1)), "total": int(count.group(2))}
+
+
+def test_report_of_2000_mutants_in_chromium(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or \
+        shutil.which("google-chrome")
+    if not browser:
+        missing("no Chromium installed (apt-get install -y chromium)")
+    fill_store(tmp_path, 2000, EXAMPLES, seed=3, classes=100).close()
+    result = regenerate(tmp_path)
+    page = tmp_path / "report.html"
+    html = page.read_text(encoding="utf-8")
+    # the page does not carry the mutants: their rows are in the data file beside it
+    assert page.stat().st_size < 500_000 < (tmp_path / "report_files/report-data.js").stat().st_size
+    mutants = result["mutants"]
+    op, target = mutants[0]["operator"], mutants[0]["target"]
+    killed = [m for m in mutants if m["operator"] == op and m["killed"]]
+    assert 0 < len(killed) < 100
+    # filtered by the address, sorted, counted
+    headers, rows, count = _mutants_table(_dom(
+        browser, page, f"#operator={op}&killed=1&sort=top1_disagreement:desc",
+        tmp_path / "profile"))
+    assert count == {"shown": len(killed), "total": 2000}
+    assert len(rows) == len(killed) and all(len(r) == len(headers) == 18 for r in rows)
+    col = headers.index
+    assert {r[col("operator")] for r in rows} == {op} and {r[col("killed")] for r in rows} == {"1"}
+    shown = [float(r[col("top1_disagreement")]) for r in rows]
+    assert shown == sorted(shown, reverse=True)
+    assert sorted(shown) == sorted(round(m["metrics"]["top1_disagreement"], 6) for m in killed)
+    # a heatmap cell links to its operator's killed mutants on its target
+    link = f"#operator={op}&amp;target={target}&amp;killed=1"
+    assert f"href='{link}'" in html
+    _, rows, count = _mutants_table(_dom(browser, page, link.replace("&amp;", "&"),
+                                         tmp_path / "profile"))
+    assert count["shown"] == sum(1 for m in killed if m["target"] == target) == len(rows)
+    # pages of 100 rows: the second page of the survivors
+    survived = [m for m in mutants if m["status"] == "ok" and not m["killed"]]
+    assert len(survived) > 200
+    headers, rows, count = _mutants_table(_dom(browser, page, "#status=ok&killed=0&page=2",
+                                               tmp_path / "profile"))
+    assert count["shown"] == len(survived) and len(rows) == 100
+    assert [r[headers.index("status")] for r in rows] == ["ok"] * 100
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write-snapshot"]:
