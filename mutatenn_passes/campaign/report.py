@@ -410,7 +410,7 @@ _CROSS = [("operator", "operator", "link", True), ("sites", "sites", "text", Fal
           ("top1_differs_images", "images with other top-1", "text", False)]
 _DEPENDENT = [("operator", "operator", "link", True), ("sites", "sites", "text", False),
               ("model", "model", "text", True), ("statuses", "status per target", "text", False),
-              ("killed", "killed per target", "text", False)]
+              ("kills", "killed per target", "text", False)]
 #: report-data.js's tables and their columns: (key, label, kind, filterable).
 _TABLES = {"mutants": [(c.key, c.label, _kind(c.key), c.filter) for c in _MUTANT_HTML],
            "cross-mutants": _CROSS, "target-dependent": _DEPENDENT}
