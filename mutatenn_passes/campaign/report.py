@@ -344,8 +344,7 @@ def _render_report(result: dict) -> str:
         summary_columns=HTML_SUMMARY_COLUMNS,
         summary_rows=_summary_groups(result["summary"], ("category", "operator", "model",
                                                          "target")),
-        columns=[col for col in MUTANT_COLUMNS if col.html], data_file=REPORT_DATA,
-        tables=_TABLES)
+        data_file=REPORT_DATA, tables=_TABLES)
 
 
 # --- report-data.js: the long tables' rows --------------------------------------------------
