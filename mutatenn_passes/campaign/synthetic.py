@@ -43,11 +43,11 @@ BEHAVIOURS = {
     "nonfinite": 0.02,  # NaN outputs
     "scrambled": 0.12,  # outputs unrelated to the original's
 }
-#: What happens to a mutant (on every target unless `TARGET_DEPENDENT` says otherwise).
+#: What happens to a mutant with a site (on every target unless `TARGET_DEPENDENT` says
+#: otherwise; ``not_applicable`` mutants come from `NO_SITE`).
 OUTCOMES = {
-    "ok": 0.78, "not_applicable": 0.0, "equivalent": 0.05, "build_failed": 0.06,
-    "crashed": 0.04, "timeout": 0.02, "duplicate": 0.03, "cannot_run_here": 0.01,
-    "device_lost": 0.01,
+    "ok": 0.78, "equivalent": 0.05, "build_failed": 0.06, "crashed": 0.04, "timeout": 0.02,
+    "duplicate": 0.03, "cannot_run_here": 0.01, "device_lost": 0.01,
 }
 #: Share of mutants whose status or one image's top-1 differs on one target.
 TARGET_DEPENDENT = 0.03
@@ -113,13 +113,14 @@ class _Generator:
         weights = np.array([table[n] for n in names])
         return names[self.rng.choice(len(names), p=weights / weights.sum())]
 
-    def mutant_logits(self, model: str) -> tuple[np.ndarray, str]:
+    def mutant_logits(self, model: str) -> np.ndarray:
+        """A mutant's logits: the model's, changed as a `BEHAVIOURS` draw says."""
         base = self.logits[model]
         behaviour = self.choice(BEHAVIOURS)
         if behaviour == "unchanged":
-            return base, behaviour
+            return base
         if behaviour == "perturbed":
-            return base + self.rng.normal(0, self.rng.uniform(0.01, 0.5), base.shape), behaviour
+            return base + self.rng.normal(0, self.rng.uniform(0.01, 0.5), base.shape)
         if behaviour == "flips":
             out = base.copy()
             flipped = self.rng.choice(self.images, self.rng.integers(1, self.images + 1),
@@ -127,14 +128,14 @@ class _Generator:
             winners = self.rng.integers(0, self.classes, len(flipped))
             out[flipped, winners] = out[flipped].max(axis=1) + self.rng.uniform(0.5, 3,
                                                                                len(flipped))
-            return out, behaviour
+            return out
         if behaviour == "degenerate":
             out = base.copy()
             out[:, self.rng.integers(0, self.classes)] += 50
-            return out, behaviour
+            return out
         if behaviour == "nonfinite":
-            return np.full_like(base, np.nan), behaviour
-        return self.rng.normal(0, 2, base.shape), behaviour
+            return np.full_like(base, np.nan)
+        return self.rng.normal(0, 2, base.shape)  # scrambled
 
     def rows(self, logits: np.ndarray, target: str) -> list[dict]:
         names = [f"img{i}" for i in range(self.images)]
@@ -216,14 +217,15 @@ def fill_store(folder: str | Path, mutants: int, examples: list[dict], *, seed: 
     done_ok: dict[str, list[str]] = {t: [] for t in targets}  # keys a duplicate can share
     count = 0
     for mi, m in enumerate(models):
+        digest = _key(m)
         for op in operators:
             found = sites[(m, op.id)]
-            example = by_level.get(op.level, examples)[len(tasks) % len(by_level.get(
-                op.level, examples))]
+            pool = by_level.get(op.level, examples)  # real diffs of the operator's level
+            example = pool[len(tasks) % len(pool)]
             for site in (range(found) if found else [None]):
                 group = _key(m, op.id, site)
                 outcome = "not_applicable" if site is None else gen.choice(OUTCOMES)
-                logits, _ = gen.mutant_logits(m)
+                logits = gen.mutant_logits(m)
                 odd_target = targets[gen.rng.integers(len(targets))] \
                     if gen.rng.random() < TARGET_DEPENDENT else None
                 for t in targets:
