@@ -110,7 +110,8 @@ def test_uninterrupted_run_statuses_and_analysis(baseline):
 def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_path):
     config, _, _ = baseline
     out = config.output
-    for name in ("results.json", "mutants.csv", "summary.csv", "report.html"):
+    for name in ("results.json", "results.jsonl", "mutants.csv", "summary.csv", "report.html",
+                 "report_files/report-data.js"):
         assert (out / name).stat().st_size > 0
     rows = list(csv.DictReader(open(out / "mutants.csv")))
     assert len(rows) == 7 and {r["status"] for r in rows} >= {"ok", "equivalent"}
@@ -120,12 +121,22 @@ def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_pat
     html = (out / "report.html").read_text()
     assert "<svg" in html and "id='mutants'" in html and "class='hm'" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # offline
-    # each mutant has its own page beside the report (not inline), linked from its row
+    # results.jsonl: the mutants of results.json, one a line
     result = json.loads((out / "results.json").read_text())
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == result["mutants"]
+    # each mutant has its own page beside the report (not inline), linked from its row of
+    # the table's data (report-data.js, which the page loads)
+    assert "<script src='report_files/report-data.js' defer></script>" in html
+    data = (out / "report_files" / "report-data.js").read_text()
+    assert data.startswith("window.MUTATENN_DATA = ")
+    rows = json.loads(data.removeprefix("window.MUTATENN_DATA = ").rstrip().rstrip(";"))
+    rows = rows["mutants"]["rows"]
     pages = sorted((out / "report_files" / "mutants").iterdir())
     assert [p.stem for p in pages] == sorted(m["key"] for m in result["mutants"])
-    for m in result["mutants"]:
-        assert f"href='report_files/mutants/{m['key']}.html'" in html
+    assert [r[-1] for r in rows] == [m["key"] for m in result["mutants"]]
+    for m, row in zip(result["mutants"], rows):
+        assert ["view", f"report_files/mutants/{m['key']}.html"] in row
         page = (out / "report_files" / "mutants" / f"{m['key']}.html").read_text()
         assert "href='../../report.html'" in page and "http://" not in page
         if m["metrics"]:  # which images flipped: one marked row per top-1 change
@@ -139,7 +150,7 @@ def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_pat
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns(".campaign.lock"))
     before = (copy / "results.json").read_text()
     page_names = sorted(p.name for p in (copy / "report_files" / "mutants").iterdir())
-    for name in ("results.json", "mutants.csv", "summary.csv", "report.html"):
+    for name in ("results.json", "results.jsonl", "mutants.csv", "summary.csv", "report.html"):
         (copy / name).unlink()
     shutil.rmtree(copy / "report_files")
     (copy / "report_files" / "mutants").mkdir(parents=True)

@@ -77,3 +77,30 @@ def test_fisher_exact_worked_values():
     assert fisher_exact([[5, 0], [1, 4]]) == pytest.approx(0.047619047619, abs=1e-12)
     assert fisher_exact([[5, 0], [5, 0]]) == pytest.approx(1.0)
     assert fisher_exact([[0, 0], [0, 0]]) == 1.0  # no images: nothing to test
+
+
+@pytest.mark.filterwarnings("ignore:One or more sample arguments is too small")  # SciPy, k < 2
+def test_rankings_of_many_pairs_equal_the_definitions_bit_for_bit():
+    """`rankings` (NumPy, all pairs at once) against `top_k_overlap`, `rbo` and `kendall_tau`
+    (SciPy's kendalltau) one pair at a time: equal floats, on random top-k lists of equal and
+    of different lengths, disjoint, identical and reversed ones among them."""
+    import numpy as np
+
+    from mutatenn_passes.campaign.metrics import rankings
+
+    rng = np.random.default_rng(5)
+    for ks, kt, classes in [(5, 5, 8), (5, 5, 1000), (3, 5, 6), (5, 2, 7), (1, 1, 3),
+                            (0, 3, 4), (4, 4, 4)]:
+        s = np.array([rng.permutation(classes)[:ks] for _ in range(80)]).reshape(80, ks)
+        t = np.array([rng.permutation(classes)[:kt] for _ in range(80)]).reshape(80, kt)
+        if ks == kt:  # identical, reversed and disjoint rows too
+            t[0], t[1] = s[0], s[1][::-1]
+        overlap, rbos, taus = rankings(s, t, 0.9)
+        for i in range(80):
+            a, b = s[i].tolist(), t[i].tolist()
+            assert overlap[i] == top_k_overlap(a, b), (a, b)
+            assert rbos[i] == rbo(a, b, 0.9), (a, b, rbos[i], rbo(a, b, 0.9))
+            assert taus[i] == kendall_tau(a, b), (a, b, taus[i], kendall_tau(a, b))
+    # the worked values above, through the vectorized path
+    _, _, taus = rankings(np.array([[1, 2], [1, 2]]), np.array([[3, 4], [1, 3]]))
+    assert taus.tolist() == [pytest.approx(-0.8), pytest.approx(1 / 3)]

@@ -26,12 +26,18 @@ evaluation, see `_cross_target`): the original on each target against the origin
 other, and each mutant (same definition) across targets — top-1 disagreement, RBO, Kendall's
 tau — and a list of only the pairs that differ (top-1, or max |output difference| above
 ``CROSS_TOLERANCE``), the unmutated models' first.
+
+A paper-size campaign compares tens of thousands of mutants: `compare_many` measures many
+pairs at once with NumPy (`metrics.rankings`), with the one-pair definitions' arithmetic, and
+`_measure` reads the outputs of a batch of mutants at a time, so memory stays flat.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
 
@@ -45,6 +51,11 @@ ALPHA = 0.05
 DEGENERATE_SHARE = 0.9
 NOT_ASSESSED = ("cannot_run_here", "device_lost")
 FAILURES = ("build_failed", "crashed", "timeout")
+#: Mutant tasks whose outputs are in memory at once (each ~20 KB for 5 images of 1000 classes):
+#: the analysis' memory stays flat whatever the campaign's size.
+BATCH_TASKS = 2000
+#: Output differences (float64) computed at once by `compare_many`.
+DIFF_ELEMENTS = 1 << 22
 
 
 def _finite(x):
@@ -75,35 +86,73 @@ def read_image_labels(path: str | None, model_labels: list | None) -> dict:
 
 
 def compare(mutant: list[dict], original: list[dict]) -> dict:
-    """Metrics of a mutant's per-image results against the original's."""
-    n = min(len(mutant), len(original))
-    if n == 0:
-        return {}
-    m_top1 = [r["classes"][0] for r in mutant[:n]]
-    o_top1 = [r["classes"][0] for r in original[:n]]
-    differ = [a != b for a, b in zip(m_top1, o_top1)]
-    overlap = [metrics.top_k_overlap(m["classes"], o["classes"])
-               for m, o in zip(mutant, original)]
-    rbos = [metrics.rbo(m["classes"], o["classes"], 0.9) for m, o in zip(mutant, original)]
-    taus = [metrics.kendall_tau(m["classes"], o["classes"]) for m, o in zip(mutant, original)]
-    mv = np.stack([r["vector"] for r in mutant[:n]])
-    ov = np.stack([r["vector"] for r in original[:n]])
-    max_d, mean_d = metrics.output_differences(mv, ov)
-    m_share = Counter(m_top1).most_common(1)[0][1] / n
-    o_share = Counter(o_top1).most_common(1)[0][1] / n
-    return {
-        "images": n,
-        "top1_differs": differ,
-        "top1_disagreement": sum(differ) / n,
-        "top5_overlap": float(np.mean(overlap)),
-        "rbo": float(np.mean(rbos)),
-        "kendall_tau": float(np.mean(taus)),
-        "max_abs_diff": _finite(max_d),
-        "mean_abs_diff": _finite(mean_d),
-        "nonfinite_outputs": bool(not np.all(np.isfinite(mv))),
-        "degenerate": bool(m_share >= DEGENERATE_SHARE and o_share < DEGENERATE_SHARE),
-        "killed": any(differ),
-    }
+    """Metrics of a mutant's per-image results against the original's (images in the same
+    order; ``{}`` when either has none)."""
+    return compare_many([(mutant, original)])[0]
+
+
+def compare_many(pairs: list[tuple[list[dict], list[dict]]]) -> list[dict]:
+    """`compare` of many (mutant, original) pairs: pairs with the same number of images, of
+    top-k classes and of outputs are stacked and measured together with NumPy, a slice of at
+    most `DIFF_ELEMENTS` output differences at a time."""
+    out: list[dict] = [{} for _ in pairs]
+    shapes = defaultdict(list)
+    for i, (m, o) in enumerate(pairs):
+        n = min(len(m), len(o))
+        if n:
+            shapes[(n, len(m[0]["classes"]), len(o[0]["classes"]), np.size(m[0]["vector"]),
+                    np.size(o[0]["vector"]))].append(i)
+    for shape, members in shapes.items():
+        step = max(1, DIFF_ELEMENTS // (shape[0] * max(shape[3], 1)))
+        for start in range(0, len(members), step):
+            chunk = members[start:start + step]
+            for i, m in zip(chunk, _compare_stacked(shape, [pairs[i] for i in chunk])):
+                out[i] = m
+    return out
+
+
+def _compare_stacked(shape: tuple, pairs: list) -> list[dict]:
+    """`compare` of pairs of one shape (images, mutant k, original k, mutant outputs,
+    original outputs), with `compare`'s arithmetic (see `metrics.rankings`)."""
+    n, km, ko, cm, co = shape
+    b = len(pairs)
+    mc = np.array([[r["classes"] for r in m[:n]] for m, _ in pairs], np.int64).reshape(b, n, km)
+    oc = np.array([[r["classes"] for r in o[:n]] for _, o in pairs], np.int64).reshape(b, n, ko)
+    m_top1, o_top1 = mc[:, :, 0], oc[:, :, 0]
+    differ = m_top1 != o_top1
+    overlap, rbos, taus = (v.reshape(b, n) for v in metrics.rankings(
+        mc.reshape(b * n, km), oc.reshape(b * n, ko), 0.9))
+    mv = np.stack([r["vector"] for m, _ in pairs for r in m[:n]]).reshape(b, n, cm)
+    ov = np.stack([r["vector"] for _, o in pairs for r in o[:n]]).reshape(b, n, co)
+    if cm != co:
+        max_d = mean_d = [math.nan] * b
+    elif cm == 0:
+        max_d = mean_d = [0.0] * b
+    else:
+        diff = np.abs(np.subtract(mv, ov, dtype=np.float64)).reshape(b, n * cm)
+        max_d, mean_d = diff.max(axis=1).tolist(), diff.mean(axis=1).tolist()
+    finite = np.isfinite(mv).reshape(b, -1).all(axis=1).tolist()
+    disagreement = differ.sum(axis=1).tolist()
+    overlap, rbos, taus = (a.mean(axis=1).tolist() for a in (overlap, rbos, taus))
+    out = []
+    for i in range(b):
+        m_share = Counter(m_top1[i].tolist()).most_common(1)[0][1] / n
+        o_share = Counter(o_top1[i].tolist()).most_common(1)[0][1] / n
+        d = differ[i].tolist()
+        out.append({
+            "images": n,
+            "top1_differs": d,
+            "top1_disagreement": disagreement[i] / n,
+            "top5_overlap": overlap[i],
+            "rbo": rbos[i],
+            "kendall_tau": taus[i],
+            "max_abs_diff": _finite(max_d[i]),
+            "mean_abs_diff": _finite(mean_d[i]),
+            "nonfinite_outputs": not finite[i],
+            "degenerate": bool(m_share >= DEGENERATE_SHARE and o_share < DEGENERATE_SHARE),
+            "killed": any(d),
+        })
+    return out
 
 
 def statistical_kill(mutant: list[dict], original: list[dict], reference: dict) -> dict:
@@ -171,11 +220,10 @@ def _original_row(t: dict, res: dict, outs: list[dict], reference: dict) -> dict
             "top1": [o["classes"][0] for o in outs], "accuracy": acc}
 
 
-def _mutant_row(t: dict, res: dict, outs: list[dict], orig: list[dict],
-                reference: dict) -> dict:
-    """One mutant on one target: its plan, its result and its metrics against ``orig``."""
-    status = res.get("status", "pending")
-    row = {
+def _mutant_row(t: dict, res: dict) -> dict:
+    """One mutant on one target: its plan and its result (`_measure` adds its outputs and
+    metrics)."""
+    return {
         "key": t["key"], "model": t["model"], "model_index": t["model_index"],
         "target": t["target"],
         "operator": t["operator"], "level": t["level"], "category": t["category"],
@@ -183,7 +231,8 @@ def _mutant_row(t: dict, res: dict, outs: list[dict], orig: list[dict],
         "site_indices": t["site_indices"], "sites": t["sites"],
         "sites_found": t["sites_found"], "params": t["params"], "group": t["group"],
         "ir_hash": t["ir_hash"], "duplicate_of": t["duplicate_of"], "note": t["note"],
-        "status": status, "error": res.get("error") or "", "stage": res.get("stage") or "",
+        "status": res.get("status", "pending"), "error": res.get("error") or "",
+        "stage": res.get("stage") or "",
         "exit_code": res.get("exit_code"), "signal": res.get("signal") or "",
         "build_s": res.get("build_s"), "load_s": res.get("load_s"),
         "run_s": res.get("run_s"),
@@ -191,38 +240,88 @@ def _mutant_row(t: dict, res: dict, outs: list[dict], orig: list[dict],
         "artifact": res.get("artifact") or "", "has_diff": bool(t["diff"]),
         "build_mode": res.get("build_mode") or "",
         "metrics": None, "killed": False, "stat_killed": False, "p_value": None,
-        "images": _images(outs),
+        "images": [],
     }
-    if status != "ok":
-        return row
-    if orig and outs:
-        m = compare(outs, orig)
-        row["metrics"] = {k: v for k, v in m.items() if k != "killed"}
-        row["killed"] = m["killed"]
-        st = statistical_kill(outs, orig, reference)
-        row.update(stat_killed=st["stat_killed"], p_value=st["p_value"],
-                   reference=st["reference"])
-    else:
-        row["note"] = (row["note"] + "; " if row["note"] else "") + \
-            "no original results on this target to compare with"
-    return row
+
+
+def _measure(store: Store, rows: list[dict], originals: dict, references: dict,
+             order: dict) -> list[dict]:
+    """Fill in each mutant row's outputs and metrics against the original on its target, and
+    return the cross-target entries of the mutants built for several targets (see
+    `_cross_target`). Works through whole mutants (all targets of one ``group``) in batches
+    of about `BATCH_TASKS` tasks, reading each batch's outputs in one query: only one batch's
+    output vectors are in memory at a time."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r["group"]].append(r)
+    entries, batch, size = [], [], 0
+    for members in groups.values():
+        batch.append(members)
+        size += len(members)
+        if size >= BATCH_TASKS:
+            entries += _measure_batch(store, batch, originals, references, order)
+            batch, size = [], 0
+    if batch:
+        entries += _measure_batch(store, batch, originals, references, order)
+    return entries
+
+
+def _source(r: dict) -> str:
+    """The key whose results a mutant shows (a duplicate shows those of the mutant it
+    duplicates)."""
+    return r["duplicate_of"] or r["key"]
+
+
+def _measure_batch(store: Store, batch: list[list[dict]], originals: dict,
+                   references: dict, order: dict) -> list[dict]:
+    ran = [r for members in batch for r in members if r["status"] == "ok"]
+    outs = store.outputs_of({_source(r) for r in ran})
+    compared = []
+    for r in ran:
+        mine = outs.get(_source(r), [])
+        orig = originals.get((r["model_index"], r["target"])) or []
+        r["images"] = _images(mine)
+        if orig and mine:
+            compared.append((r, mine, orig))
+        else:
+            r["note"] = (r["note"] + "; " if r["note"] else "") + \
+                "no original results on this target to compare with"
+    for (r, mine, orig), m in zip(compared, compare_many([(m, o) for _, m, o in compared])):
+        r["metrics"] = {k: v for k, v in m.items() if k != "killed"}
+        r["killed"] = m["killed"]
+        st = statistical_kill(mine, orig, references.get(r["model_index"]) or {})
+        r.update(stat_killed=st["stat_killed"], p_value=st["p_value"],
+                 reference=st["reference"])
+    return _mutants_across_targets(batch, order, outs)
+
+
+@contextmanager
+def _cyclic_gc_paused():
+    """The analysis builds millions of small dicts and lists and no reference cycles: the
+    cyclic garbage collector would only rescan them over and over (~30% of the analysis of
+    10k mutants)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def analyse(store: Store) -> dict:
     """Everything a report shows, computed from the database alone."""
+    with _cyclic_gc_paused():
+        return _analyse(store)
+
+
+def _analyse(store: Store) -> dict:
     meta = store.meta()
     keys = meta.get("plan", [])
     tasks = store.tasks(keys)
     results = store.results()
     models = {m["index"]: m for m in meta.get("models", [])}
     config = meta.get("config", {})
-    outputs_cache: dict[str, list] = {}
-
-    def outputs(key):
-        if key not in outputs_cache:
-            outputs_cache[key] = store.outputs(key)
-        return outputs_cache[key]
-
     references = {}
     for index, m in models.items():
         references[index] = read_image_labels(config.get("image_labels"),
@@ -233,19 +332,14 @@ def analyse(store: Store) -> dict:
     for t in tasks:
         if t["kind"] == "original":
             res = results.get(t["key"], {})
-            outs = outputs(t["key"]) if res.get("status") == "ok" else []
+            outs = store.outputs(t["key"]) if res.get("status") == "ok" else []
             originals[(t["model_index"], t["target"])] = outs
             original_rows.append(_original_row(t, res, outs,
                                                references.get(t["model_index"]) or {}))
-    rows = []
-    for t in tasks:
-        if t["kind"] == "mutant":
-            source_key = t["duplicate_of"] or t["key"]
-            res = results.get(source_key) or {}
-            outs = outputs(source_key) if res.get("status") == "ok" else []
-            rows.append(_mutant_row(t, res, outs,
-                                    originals.get((t["model_index"], t["target"])) or [],
-                                    references.get(t["model_index"]) or {}))
+    rows = [_mutant_row(t, results.get(t["duplicate_of"] or t["key"]) or {})
+            for t in tasks if t["kind"] == "mutant"]
+    order = _target_order(originals, rows)
+    across = _measure(store, rows, originals, references, order)
 
     ignore = mark_ignored(rows, config.get("ignore") or [])
 
@@ -258,7 +352,7 @@ def analyse(store: Store) -> dict:
     summary = {"overall": _score(rows), "operator": group_by("operator"),
                "category": group_by("category"), "model": group_by("model"),
                "target": group_by("target")}
-    cross = _cross_target(original_rows, originals, rows, outputs)
+    cross = _cross_target(original_rows, originals, across, order)
     reference = "image labels" if any(references.values()) else \
         "original top-1 (no image labels given)"
     return {
@@ -287,25 +381,26 @@ def analyse(store: Store) -> dict:
 CROSS_TOLERANCE = 1e-5
 
 
-def _pair_metrics(oa: list[dict], ob: list[dict]) -> dict:
-    """The same program (original or one mutant) on target A (``oa``) vs target B (``ob``)."""
-    m = compare(ob, oa)
-    if not m:
-        return {}
-    n = m["images"]
-    identical = all(a["digest"] == b["digest"] for a, b in zip(oa[:n], ob[:n]))
-    max_d = m["max_abs_diff"]
-    finite = not m["nonfinite_outputs"] and all(np.all(np.isfinite(a["vector"]))
-                                                for a in oa[:n])
-    output_differs = not identical and (max_d is None or not finite
-                                        or max_d > CROSS_TOLERANCE)
-    top1_images = [a["image"] for a, d in zip(oa[:n], m["top1_differs"]) if d]
-    reasons = (["top-1"] if top1_images else []) + (["output"] if output_differs else [])
-    return {"images": n, "top1_disagreement": m["top1_disagreement"], "rbo": m["rbo"],
-            "kendall_tau": m["kendall_tau"], "max_abs_diff": max_d,
-            "mean_abs_diff": m["mean_abs_diff"], "bitwise_identical": identical,
-            "top1_differs_images": top1_images, "differs": bool(reasons),
-            "reason": "+".join(reasons)}
+def _pair_metrics(pairs: list[tuple[list[dict], list[dict]]]) -> list[dict]:
+    """The same program (original or one mutant) on target A (``oa``) vs target B (``ob``),
+    for each (oa, ob) of ``pairs`` (``{}`` where either has no outputs)."""
+    out = []
+    for (oa, ob), m in zip(pairs, compare_many([(ob, oa) for oa, ob in pairs])):
+        if not m:
+            out.append({})
+            continue
+        n = m["images"]
+        identical = all(a["digest"] == b["digest"] for a, b in zip(oa[:n], ob[:n]))
+        max_d = m["max_abs_diff"]  # None when either side has a NaN or infinity
+        output_differs = not identical and (max_d is None or max_d > CROSS_TOLERANCE)
+        top1_images = [a["image"] for a, d in zip(oa[:n], m["top1_differs"]) if d]
+        reasons = (["top-1"] if top1_images else []) + (["output"] if output_differs else [])
+        out.append({"images": n, "top1_disagreement": m["top1_disagreement"], "rbo": m["rbo"],
+                    "kendall_tau": m["kendall_tau"], "max_abs_diff": max_d,
+                    "mean_abs_diff": m["mean_abs_diff"], "bitwise_identical": identical,
+                    "top1_differs_images": top1_images, "differs": bool(reasons),
+                    "reason": "+".join(reasons)})
+    return out
 
 
 def _mean(values):
@@ -313,7 +408,7 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def _cross_target(original_rows, originals, rows, outputs) -> dict:
+def _cross_target(original_rows, originals, mutants: list[dict], order: dict) -> dict:
     """The paper's device evaluation: the same program compared across targets.
 
     * ``originals``: per model and target pair, the unmutated model on A vs on B;
@@ -326,10 +421,10 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
     * ``discrepancies``: only the (model, original-or-mutant, A, B) pairs that differ (some
       image's top-1, or max |output difference| > ``tolerance``), unmutated models first.
 
-    Targets are ordered as first met (originals, then mutants); a pair is always (earlier,
-    later) in that order. Everything is paired through dictionaries, never by searching.
+    ``mutants`` are `_measure`'s entries. Targets are ordered as first met (originals, then
+    mutants: ``order``); a pair is always (earlier, later) in that order. Everything is paired
+    through dictionaries, never by searching.
     """
-    order = _target_order(originals, rows)
     names = {}  # model index -> name (original rows are in plan order, like ``originals``)
     for (mi, _), row in zip(originals, original_rows):
         names.setdefault(mi, row["model"])
@@ -338,7 +433,6 @@ def _cross_target(original_rows, originals, rows, outputs) -> dict:
         targets[mi].append(t)
     targets = {mi: sorted(ts, key=order.__getitem__) for mi, ts in targets.items()}
     pairs = _original_pairs(originals, targets, names)
-    mutants = _mutants_across_targets(rows, order, outputs)
     pairwise = _pairwise(targets, names, pairs, mutants)
     pairwise_of = defaultdict(list)
     for p in pairwise:
@@ -364,45 +458,39 @@ def _target_order(originals, rows) -> dict[str, int]:
 
 def _original_pairs(originals, targets: dict, names: dict) -> list[dict]:
     """The unmutated model on target A vs on target B, per model and pair with outputs."""
-    pairs = []
-    for mi, ts in targets.items():
-        for ta, tb in combinations(ts, 2):
-            a, b = originals[(mi, ta)], originals[(mi, tb)]
-            m = _pair_metrics(a, b) if a and b else {}
-            if m:
-                pairs.append({"model_index": mi, "model": names.get(mi, str(mi)),
-                              "target_a": ta, "target_b": tb, **m})
-    return pairs
+    both = [(mi, ta, tb) for mi, ts in targets.items() for ta, tb in combinations(ts, 2)]
+    measured = _pair_metrics([(originals[(mi, ta)], originals[(mi, tb)])
+                              for mi, ta, tb in both])
+    return [{"model_index": mi, "model": names.get(mi, str(mi)), "target_a": ta,
+             "target_b": tb, **m} for (mi, ta, tb), m in zip(both, measured) if m]
 
 
-def _mutants_across_targets(rows, order: dict, outputs) -> list[dict]:
-    """Per mutant (its ``group``) built for several targets: statuses, kills, and the
-    comparison of its outputs on each pair of targets where it ran."""
-    groups = defaultdict(list)
-    for r in rows:
-        groups[r["group"]].append(r)
-    mutants = []
-    for group, members in groups.items():
+def _mutants_across_targets(batch: list[list[dict]], order: dict, outs: dict) -> list[dict]:
+    """Per mutant (the rows of one ``group``) built for several targets: statuses, kills, and
+    the comparison of its outputs (``outs``: by key) on each pair of targets where it ran."""
+    mutants, compared = [], []
+    for members in batch:
         if len({r["target"] for r in members}) < 2:
             continue
         members = sorted(members, key=lambda r: order[r["target"]])
         first = members[0]
-        entry = {"group": group, "operator": first["operator"], "model": first["model"],
-                 "model_index": first["model_index"], "site_indices": first["site_indices"],
+        entry = {"group": first["group"], "operator": first["operator"],
+                 "model": first["model"], "model_index": first["model_index"],
+                 "site_indices": first["site_indices"],
                  "keys": {r["target"]: r["key"] for r in members},
                  "statuses": {r["target"]: r["status"] for r in members},
                  "killed": {r["target"]: r["killed"] for r in members},
                  "pairs": []}
-        for a, b in combinations(members, 2):
-            if a["status"] == "ok" and b["status"] == "ok":
-                m = _pair_metrics(outputs(a["duplicate_of"] or a["key"]),
-                                  outputs(b["duplicate_of"] or b["key"]))
-                if m:
-                    entry["pairs"].append({"target_a": a["target"], "target_b": b["target"],
-                                           **m})
+        compared += [(entry, a, b) for a, b in combinations(members, 2)
+                     if a["status"] == "ok" and b["status"] == "ok"]
         entry["target_dependent"] = len(set(entry["killed"].values())) > 1 or \
             len(set(entry["statuses"].values())) > 1
         mutants.append(entry)
+    measured = _pair_metrics([(outs.get(_source(a), []), outs.get(_source(b), []))
+                              for _, a, b in compared])
+    for (entry, a, b), m in zip(compared, measured):
+        if m:
+            entry["pairs"].append({"target_a": a["target"], "target_b": b["target"], **m})
     return mutants
 
 

@@ -7,12 +7,19 @@
 * `kendall_tau` — Kendall's tau-b (`scipy.stats.kendalltau`) of two top-k lists over the union
   of their items, an item missing from a list ranked after all of its items (tied).
 * `fisher_exact` — two-sided Fisher's exact test (`scipy.stats.fisher_exact`).
-* `top_k_overlap` and `output_differences`.
+* `top_k_overlap` — the share of classes two top-k lists have in common.
+
+`rbo`, `kendall_tau` and `top_k_overlap` take one pair of lists and are the definitions;
+`rankings` computes all three for many pairs at once with NumPy (a paper-size campaign compares
+hundreds of thousands of pairs: SciPy's ``kendalltau`` costs ~0.4 ms a call, 100 s at 50k
+mutants x 5 images), doing the same floating-point operations in the same order, so its values
+equal theirs bit for bit (tests check this against the definitions on random rankings).
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -87,17 +94,74 @@ def kendall_tau(s: Sequence, t: Sequence) -> float:
     return 0.0 if math.isnan(tau) else round(float(tau), 12)
 
 
+def rankings(s: np.ndarray, t: np.ndarray, p: float = 0.9
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`top_k_overlap`, `rbo` (at ``p``) and `kendall_tau` of row i of ``s`` against row i of
+    ``t``, for every row: two integer arrays of shape (pairs, k_s) and (pairs, k_t), one
+    ranking per row, no item twice in a row. Returns three float arrays of length pairs."""
+    s, t = np.asarray(s), np.asarray(t)
+    pairs, ks, kt = s.shape[0], s.shape[1], t.shape[1]
+    k = max(ks, kt)
+    if k == 0:
+        return np.ones(pairs), np.ones(pairs), np.zeros(pairs)
+    eq = s[:, :, None] == t[:, None, :]  # eq[i, a, b]: s[i, a] is t[i, b]
+    in_t = eq.any(axis=2)  # each item of s: also in t?
+    common = in_t.sum(axis=1)
+    return common / k, _rbo_many(eq if ks <= kt else eq.transpose(0, 2, 1), p), \
+        _kendall_many(eq, in_t, common, ks, kt)
+
+
+def _rbo_many(eq: np.ndarray, p: float) -> np.ndarray:
+    """`rbo` of many pairs; ``eq[i, a, b]``: item a of the shorter list S is item b of the
+    longer L (the arithmetic is `rbo`'s, step for step)."""
+    pairs, n_s, n_l = eq.shape
+    if n_s == 0:
+        return np.zeros(pairs)
+    # X_d = |S[:d] ∩ L[:d]| (S has no items beyond n_s), for d = 1..n_l
+    X = [eq[:, :min(d, n_s), :d].sum(axis=(1, 2)) for d in range(1, n_l + 1)]
+    x_s, x_l = X[n_s - 1], X[n_l - 1]
+    total = 0
+    for d in range(1, n_l + 1):
+        total = total + X[d - 1] / d * p ** d
+    extra = 0
+    for d in range(n_s + 1, n_l + 1):
+        extra = extra + x_s * (d - n_s) / (n_s * d) * p ** d
+    total = total + extra
+    return (1 - p) / p * total + ((x_l - x_s) / n_l + x_s / n_s) * p ** n_l
+
+
+def _kendall_many(eq: np.ndarray, in_t: np.ndarray, common: np.ndarray, ks: int,
+                  kt: int) -> np.ndarray:
+    """`kendall_tau` of many pairs, with SciPy's tau-b arithmetic: (concordant − discordant)
+    / sqrt(n0 − x ties) / sqrt(n0 − y ties), clipped to [-1, 1], undefined (0) when either
+    ranking is all ties, rounded to 12 decimals."""
+    pairs, k = eq.shape[0], max(ks, kt)
+    # The union of the items: those of s (ranked 0..ks-1 in s), then those only in t (ranked
+    # k in s, all tied). Their ranks in t: the position there, or k when absent.
+    x = np.concatenate([np.broadcast_to(np.arange(ks), (pairs, ks)),
+                        np.full((pairs, kt), k)], axis=1)
+    y = np.concatenate([np.where(in_t, eq.argmax(axis=2), k),
+                        np.broadcast_to(np.arange(kt), (pairs, kt))], axis=1)
+    valid = np.concatenate([np.ones((pairs, ks), bool), ~eq.any(axis=1)], axis=1)
+    signs = np.sign(x[:, :, None] - x[:, None, :]) * np.sign(y[:, :, None] - y[:, None, :])
+    con_minus_dis = (signs * (valid[:, :, None] & valid[:, None, :])).sum(axis=(1, 2)) // 2
+    m = ks + kt - common  # items in the union
+    only_t, only_s = m - ks, m - kt  # tied at rank k in s, in t
+    total = m * (m - 1) // 2
+    x_ties, y_ties = only_t * (only_t - 1) // 2, only_s * (only_s - 1) // 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = con_minus_dis / np.sqrt(total - x_ties) / np.sqrt(total - y_ties)
+    tau = np.where((x_ties == total) | (y_ties == total), np.nan, np.clip(tau, -1.0, 1.0))
+    return np.array([0.0 if math.isnan(v) else round(v, 12) for v in tau.tolist()])
+
+
+@lru_cache(maxsize=4096)
+def _fisher(a: int, b: int, c: int, d: int) -> float:
+    return float(stats.fisher_exact([[a, b], [c, d]], alternative="two-sided").pvalue)
+
+
 def fisher_exact(table) -> float:
     """Two-sided p-value of Fisher's exact test on a 2x2 table [[a, b], [c, d]] (1 for an
-    empty table)."""
-    return float(stats.fisher_exact(table, alternative="two-sided").pvalue)
-
-
-def output_differences(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Max and mean absolute difference of two output arrays (NaN when either has NaN)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return float("nan"), float("nan")
-    diff = np.abs(a - b)
-    return float(diff.max()) if diff.size else 0.0, float(diff.mean()) if diff.size else 0.0
+    empty table). Memoized: a campaign's tables repeat (counts out of the same images)."""
+    (a, b), (c, d) = table
+    return _fisher(int(a), int(b), int(c), int(d))

@@ -127,8 +127,8 @@ def print_summary(result: dict, out) -> None:
     secs = result["campaign"].get("seconds") or {}
     wall = f" in {secs['total_wall']:.0f} s" if secs.get("total_wall") else ""
     console.print(f"reference labelling: {result['campaign']['reference']}; results{wall} "
-                  f"in {out} (report.html, results.json, mutants.csv, summary.csv, "
-                  "results.db)", highlight=False)
+                  f"in {out} (report.html, results.json, results.jsonl, mutants.csv, "
+                  "summary.csv, results.db)", highlight=False)
     for warning in unmatched_warnings(result["ignore"]):
         errors.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 

@@ -1,20 +1,31 @@
-"""Reports of one analysis (`analysis.analyse`), written together: results.json, mutants.csv,
-summary.csv, cross_target.csv, and an offline report.html with one page per mutant under
+"""Reports of one analysis (`analysis.analyse`), written together: results.json and its
+streaming sibling results.jsonl (one mutant a line), mutants.csv, summary.csv,
+cross_target.csv, and an offline report.html with one page per mutant under
 report_files/mutants/ (which images flipped and to what, and the IR diff the mutant made).
 
 The HTML comes from the Jinja2 templates in ``templates/`` (shipped in the package); CSS and
-JavaScript are inlined, so the output folder works offline as it is. The mutants table of
-report.html and mutants.csv share one column list, `MUTANT_COLUMNS`.
+JavaScript are inlined, so the output folder works offline as it is. report.html stays small
+whatever the campaign's size: summaries, heatmaps and score bars are in it; the long tables
+(mutants, cross-target discrepancies of mutants, target-dependent mutants) are rows in
+``report_files/report-data.js``, which the page loads with a plain ``<script src>`` (a page
+opened from file:// may not fetch a JSON file; it may run a script beside it) and shows a page
+at a time, sortable and filterable. The mutants table of report.html and mutants.csv share
+one column list, `MUTANT_COLUMNS`.
 """
 
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
-import shutil
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jinja2
 
@@ -25,34 +36,39 @@ from .store import Store
 
 #: Where the per-mutant pages go, relative to the output folder (and to report.html).
 MUTANT_PAGES = "report_files/mutants"
+#: The rows of report.html's long tables, relative to the output folder.
+REPORT_DATA = "report_files/report-data.js"
+#: Rendered pages waiting for the writer thread at most (bounds their memory).
+_PAGES_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the mutants table: its key in `mutant_values`, its HTML header, and
-    which of report.html and mutants.csv show it."""
+    """One column of the mutants table: its key in `mutant_values`, its HTML header, which
+    of report.html and mutants.csv show it, and whether report.html can filter on it."""
 
     key: str
     label: str
     html: bool = True
     csv: bool = True
+    filter: bool = False
 
 
 MUTANT_COLUMNS = (
     Column("key", "key", html=False),
-    Column("operator", "operator"),
-    Column("category", "category"),
-    Column("model", "model"),
-    Column("target", "target"),
+    Column("operator", "operator", filter=True),
+    Column("category", "category", filter=True),
+    Column("model", "model", filter=True),
+    Column("target", "target", filter=True),
     Column("level", "level", html=False),
     Column("phase", "phase", html=False),
     Column("mode", "mode", html=False),
     Column("site_indices", "sites"),
     Column("sites", "site descriptions", html=False),
-    Column("status", "status"),
+    Column("status", "status", filter=True),
     Column("ignored", "ignored", html=False),  # report.html: in the status cell
     Column("ignore_reason", "ignore reason", html=False),
-    Column("killed", "killed"),
+    Column("killed", "killed", filter=True),
     Column("stat_killed", "stat. killed", html=False),
     Column("top1_disagreement", "top-1 disagr."),
     Column("top5_overlap", "top-5 overlap"),
@@ -115,11 +131,25 @@ def _csv_value(key: str, v):
     return v
 
 
+@contextmanager
+def _heap_frozen():
+    """The analysis' millions of objects stay alive while the reports are written: frozen, the
+    cyclic garbage collector stops rescanning them (1 s of the reports of 10k mutants)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def write_reports(result: dict, store: Store, folder: str | Path) -> None:
     """Write every report file of ``result``, the analysis of ``store``'s campaign."""
-    folder = Path(folder)
-    (folder / "results.json").write_text(json.dumps(_json_safe(result), indent=1,
-                                                    default=str))
+    with _heap_frozen():
+        _write_reports(result, store, Path(folder))
+
+
+def _write_reports(result: dict, store: Store, folder: Path) -> None:
+    _write_results(result, folder)
     columns = [c.key for c in MUTANT_COLUMNS if c.csv]
     _write_csv(folder / "mutants.csv", columns,
                ({k: _csv_value(k, v) for k, v in mutant_values(r).items() if k in columns}
@@ -130,12 +160,31 @@ def write_reports(result: dict, store: Store, folder: str | Path) -> None:
                 for by, name, s in _summary_groups(summary, ("operator", "category", "model",
                                                              "target"))])
     write_cross_target_csv(result["cross_target"], folder / "cross_target.csv")
-    meta = store.meta()
-    diffs = {t["key"]: t["diff"] for t in store.tasks(meta.get("plan", []))
-             if t["kind"] == "mutant" and t["diff"]}
-    labels = {m["index"]: m.get("labels_list") for m in meta.get("models", [])}
-    pages = _write_mutant_pages(result, diffs, labels, folder)
-    (folder / "report.html").write_text(_render_report(result, pages), encoding="utf-8")
+    names = {m["index"]: _ClassNames(m.get("labels_list"))
+             for m in store.meta().get("models", [])}
+    pages = _write_mutant_pages(result, store.diffs(), names, folder)
+    (folder / REPORT_DATA).write_text(_report_data(result, pages), encoding="utf-8")
+    (folder / "report.html").write_text(_render_report(result), encoding="utf-8")
+
+
+def _write_results(result: dict, folder: Path) -> None:
+    """results.jsonl, one mutant a line, and results.json, everything, its mutants one a line
+    too: each mutant is encoded once, for both, and written as it is encoded."""
+    with open(folder / "results.json", "w", encoding="utf-8") as whole, \
+            open(folder / "results.jsonl", "w", encoding="utf-8") as lines:
+        whole.write("{")
+        for i, (k, v) in enumerate(result.items()):
+            whole.write(("" if i == 0 else ",\n") + json.dumps(k) + ": ")
+            if k != "mutants":
+                whole.write(_dumps(v))
+                continue
+            whole.write("[")
+            for j, r in enumerate(v):
+                line = _dumps(r)
+                whole.write(("\n" if j == 0 else ",\n") + line)
+                lines.write(line + "\n")
+            whole.write("\n]")
+        whole.write("}\n")
 
 
 def regenerate(folder: str | Path) -> dict:
@@ -154,6 +203,14 @@ def _write_csv(path: Path, columns, rows) -> None:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
+
+
+def _dumps(obj) -> str:
+    """JSON text of ``obj``, non-finite numbers as null (with the C encoder: no indent)."""
+    try:
+        return json.dumps(obj, allow_nan=False, default=str)
+    except ValueError:  # a NaN or infinity somewhere: the rare slow path
+        return json.dumps(_json_safe(obj), default=str)
 
 
 def _json_safe(obj):
@@ -225,13 +282,14 @@ def _sortable(v):
 
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"),
-                          autoescape=True, undefined=jinja2.StrictUndefined)
+                          autoescape=True, undefined=jinja2.StrictUndefined,
+                          auto_reload=False)  # shipped templates: no stat per page
 _ENV.filters.update(fmt=_fmt, color=_color, sortable=_sortable)
 
 
 def _heatmap(mutants: list[dict]) -> dict:
-    """Operators x targets: the mean top-1 disagreement of the mutants that ran, or their
-    statuses."""
+    """Operators x targets: the mean top-1 disagreement of the mutants that ran (or their
+    statuses), and how many were killed and survived (links to them in the mutants table)."""
     targets = sorted({r["target"] for r in mutants})
     cells: dict[tuple, list] = {}
     for r in mutants:
@@ -242,9 +300,15 @@ def _heatmap(mutants: list[dict]) -> dict:
         for t in targets:
             members = cells.get((op, t), [])
             values = [m["metrics"]["top1_disagreement"] for m in members if m.get("metrics")]
+            where = urlencode({"operator": op, "target": t})
             row.append({"value": sum(values) / len(values) if values else None,
                         "compared": len(values),
-                        "statuses": ", ".join(sorted({m["status"] for m in members}))})
+                        "statuses": ", ".join(sorted({m["status"] for m in members})),
+                        "killed": sum(1 for m in members if m["killed"]),
+                        "survived": sum(1 for m in members
+                                        if m["status"] == "ok" and not m["killed"]),
+                        "all": f"#{where}", "killed_link": f"#{where}&killed=1",
+                        "survived_link": f"#{where}&status=ok&killed=0"})
         rows.append((op, row))
     return {"targets": targets, "rows": rows}
 
@@ -264,7 +328,7 @@ def _bars(categories: dict) -> dict:
             "label_w": label_w, "scale": scale, "rows": rows}
 
 
-def _render_report(result: dict, pages: dict[str, str]) -> str:
+def _render_report(result: dict) -> str:
     c, overall = result["campaign"], result["summary"]["overall"]
     score, seconds = overall["mutation_score"], c.get("seconds") or {}
     cards = [("mutants", overall["mutants"]), ("killed", overall["killed"]),
@@ -280,7 +344,7 @@ def _render_report(result: dict, pages: dict[str, str]) -> str:
                             else "")
                          for k, v in c["sampling"].items())
     return _ENV.get_template("report.html.j2").render(
-        result=result, cards=cards, sampling=sampling, pages=pages,
+        result=result, cards=cards, sampling=sampling,
         threshold=c["config"].get("fail_under"),
         gate=threshold_failure(overall, c["config"].get("fail_under")),
         ignore=result["ignore"], ignore_warnings=unmatched_warnings(result["ignore"]),
@@ -289,39 +353,167 @@ def _render_report(result: dict, pages: dict[str, str]) -> str:
         summary_columns=HTML_SUMMARY_COLUMNS,
         summary_rows=_summary_groups(result["summary"], ("category", "operator", "model",
                                                          "target")),
-        columns=[col for col in MUTANT_COLUMNS if col.html],
-        mutants=[(r, mutant_values(r)) for r in result["mutants"]])
+        data_file=REPORT_DATA, tables=_TABLES)
 
 
-def _write_mutant_pages(result: dict, diffs: dict, labels: dict, folder: Path
+# --- report-data.js: the long tables' rows --------------------------------------------------
+# A table is a list of (key, label, kind, filterable) columns and one list of cell values per
+# row (a value after the last cell is the row's key). The page's script renders a cell by its
+# kind: "text", "num" (formatted like `_fmt`), "bool" (yes / blank), "sites" ([indices, sites
+# found, descriptions]), "status" ([status, error, detail, duplicate?, ignore reason or null]),
+# "link" ([text, href]).
+
+def _num(v):
+    """A float as the page needs it: 6 significant digits, None when not finite."""
+    if isinstance(v, float):
+        return float(f"{v:.6g}") if math.isfinite(v) else None
+    return v
+
+
+def _sites(r: dict) -> list:
+    return [",".join(map(str, r["site_indices"])), r.get("sites_found"),
+            " | ".join(s.get("description", "") for s in r.get("sites") or [])[:500]]
+
+
+def _status(r: dict) -> list:
+    detail = f" ({r.get('signal') or r.get('exit_code')})" if r["status"] == "crashed" else ""
+    return [r["status"], (r.get("error") or "")[:400], detail, bool(r.get("duplicate_of")),
+            r.get("ignore_reason") if r.get("ignored") else None]
+
+
+def _mutant_cells(r: dict, pages: dict) -> list:
+    values = mutant_values(r)
+    special = {"site_indices": lambda: _sites(r), "status": lambda: _status(r),
+               "detail": lambda: ["view", pages.get(r["key"], "")]}
+    return [special[c.key]() if c.key in special else _num(values[c.key])
+            for c in _MUTANT_HTML] + [r["key"]]
+
+
+def _cross_cells(d: dict, pages: dict) -> list:
+    return [[d["operator"], pages.get(d["key"], "")], ",".join(map(str, d["site_indices"])),
+            d["model"], d["target_a"], d["target_b"], d["reason"],
+            *(_num(d[k]) for k in ("top1_disagreement", "rbo", "kendall_tau", "max_abs_diff",
+                                   "mean_abs_diff")),
+            ", ".join(d.get("top1_differs_images") or [])]
+
+
+def _dependent_cells(m: dict, pages: dict) -> list:
+    first = next(iter(m["keys"].values()), "")
+    return [[m["operator"], pages.get(first, "")], ",".join(map(str, m["site_indices"])),
+            m["model"], ", ".join(f"{k}: {v}" for k, v in m["statuses"].items()),
+            ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in m["killed"].items())]
+
+
+def _kind(key: str) -> str:
+    return {"site_indices": "sites", "status": "status", "detail": "link",
+            "killed": "bool", "degenerate": "bool"}.get(
+        key, "num" if key in METRICS or key in ("p_value", "build_s", "run_s") else "text")
+
+
+_MUTANT_HTML = [col for col in MUTANT_COLUMNS if col.html]
+_CROSS = [("operator", "operator", "link", True), ("sites", "sites", "text", False),
+          ("model", "model", "text", True), ("target_a", "target A", "text", True),
+          ("target_b", "target B", "text", True), ("reason", "differs in", "text", True),
+          ("top1_disagreement", "top-1 disagr.", "num", False), ("rbo", "RBO", "num", False),
+          ("kendall_tau", "Kendall τ", "num", False), ("max_abs_diff", "max |Δ|", "num", False),
+          ("mean_abs_diff", "mean |Δ|", "num", False),
+          ("top1_differs_images", "images with other top-1", "text", False)]
+_DEPENDENT = [("operator", "operator", "link", True), ("sites", "sites", "text", False),
+              ("model", "model", "text", True), ("statuses", "status per target", "text", False),
+              ("kills", "killed per target", "text", False)]
+#: report-data.js's tables and their columns: (key, label, kind, filterable).
+_TABLES = {"mutants": [(c.key, c.label, _kind(c.key), c.filter) for c in _MUTANT_HTML],
+           "cross-mutants": _CROSS, "target-dependent": _DEPENDENT}
+
+
+def _report_data(result: dict, pages: dict[str, str]) -> str:
+    """report-data.js: ``window.MUTATENN_DATA`` = per table its columns and rows."""
+    cross = result["cross_target"]
+    rows = {"mutants": [_mutant_cells(r, pages) for r in result["mutants"]],
+            "cross-mutants": [_cross_cells(d, pages) for d in cross["discrepancies"]
+                              if d["kind"] == "mutant"],
+            "target-dependent": [_dependent_cells(m, pages) for m in cross["mutants"]
+                                 if m["target_dependent"]]}
+    data = {name: {"columns": [{"key": k, "label": label, "kind": kind, "filter": f}
+                               for k, label, kind, f in columns], "rows": rows[name]}
+            for name, columns in _TABLES.items()}
+    return "window.MUTATENN_DATA = " + _dumps(data) + ";\n"
+
+
+def _write_mutant_pages(result: dict, diffs: dict, names: dict, folder: Path
                         ) -> dict[str, str]:
     """One page per mutant; returns each mutant's page, relative to the output folder.
-    Pages of mutants no longer planned are removed."""
+    Pages of mutants no longer planned are removed. Each distinct IR diff is rendered once (a
+    graph-level mutant has the same diff on every target). A thread writes the pages while
+    the next ones render: creating a file costs about as much as rendering it, mostly in the
+    kernel, which runs beside the interpreter."""
     pages_dir = folder / MUTANT_PAGES
-    shutil.rmtree(pages_dir, ignore_errors=True)
-    pages_dir.mkdir(parents=True)
+    pages_dir.mkdir(parents=True, exist_ok=True)
     back = "../" * len(Path(MUTANT_PAGES).parts) + "report.html"
     originals = {(o["model_index"], o["target"]): o["images"] for o in result["originals"]}
     template = _ENV.get_template("mutant.html.j2")
+    css = _ENV.get_template("report.css").render()
+    render_diff = _ENV.get_template("macros.html.j2").module.diff
+    rendered: dict[str, str] = {}
     pages = {}
-    for r in result["mutants"]:
-        images = _flips(r["images"], originals.get((r["model_index"], r["target"])) or [],
-                        labels.get(r["model_index"]))
-        (pages_dir / f"{r['key']}.html").write_text(template.render(
-            r=r, images=images, flipped=sum(i["flipped"] for i in images),
-            diff_text=diffs.get(r["key"], ""), back=back), encoding="utf-8")
-        pages[r["key"]] = f"{MUTANT_PAGES}/{r['key']}.html"
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending: deque = deque()
+        for r in result["mutants"]:
+            images = _flips(r["images"], originals.get((r["model_index"], r["target"])) or [],
+                            names.get(r["model_index"]) or _ClassNames(None))
+            text = diffs.get(r["key"], "")
+            if text not in rendered:
+                rendered[text] = render_diff(text) if text else ""
+            pending.append(writer.submit(
+                _write_if_changed, pages_dir / f"{r['key']}.html", template.render(
+                    r=r, images=images, flipped=sum(i["flipped"] for i in images),
+                    diff_html=rendered[text], back=back, css=css, metric_rows=_metric_rows)))
+            pages[r["key"]] = f"{MUTANT_PAGES}/{r['key']}.html"
+            while len(pending) > _PAGES_IN_FLIGHT:
+                pending.popleft().result()
+        for done in pending:
+            done.result()
+    for stale in set(os.listdir(pages_dir)) - {f"{k}.html" for k in pages}:
+        (pages_dir / stale).unlink()
     return pages
 
 
-def _flips(mutant: list[dict], original: list[dict], labels: list | None) -> list[dict]:
-    """Per image: the original's and the mutant's top-1 (with labels when known), whether it
-    flipped, and both top-5 lists."""
-    def name(c: int) -> str:
-        return f"{c} {labels[c]}" if labels and 0 <= c < len(labels) else str(c)
+def _metric_rows(r: dict) -> list[tuple[str, object]]:
+    """A mutant page's metrics: (label, value), the Fisher test's p last."""
+    return [(k.replace("_", " "), r["metrics"][k]) for k in METRICS] + \
+        [(f"Fisher p ({r.get('reference')})", r["p_value"])]
 
-    return [{"image": m["image"], "original": name(o["classes"][0]),
-             "mutant": name(m["classes"][0]), "flipped": m["classes"][0] != o["classes"][0],
-             "original_top5": [name(c) for c in o["classes"]],
-             "mutant_top5": [name(c) for c in m["classes"]]}
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` unless the file holds it already: `mutatenn report` rewrites thousands
+    of pages, mostly unchanged, and replacing a file's content (or deleting the file) costs
+    ~3 ms on a file system that discards freed blocks (ext4 ``-o discard``), reading it 0.05 ms."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except FileNotFoundError:
+        pass
+    path.write_text(text, encoding="utf-8")
+
+
+class _ClassNames(dict):
+    """Class index -> "index label" (the index alone without labels), made once per class."""
+
+    def __init__(self, labels: list | None):
+        super().__init__()
+        self.labels = labels
+
+    def __missing__(self, c: int) -> str:
+        labels = self.labels
+        self[c] = name = f"{c} {labels[c]}" if labels and 0 <= c < len(labels) else str(c)
+        return name
+
+
+def _flips(mutant: list[dict], original: list[dict], names: _ClassNames) -> list[dict]:
+    """Per image: the original's and the mutant's top-1 (with labels when known), whether it
+    flipped, and both top-5 lists (as text)."""
+    return [{"image": m["image"], "original": names[o["classes"][0]],
+             "mutant": names[m["classes"][0]], "flipped": m["classes"][0] != o["classes"][0],
+             "original_top5": ", ".join([names[c] for c in o["classes"]]),
+             "mutant_top5": ", ".join([names[c] for c in m["classes"]])}
             for m, o in zip(mutant, original)]

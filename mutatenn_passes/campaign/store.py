@@ -47,6 +47,9 @@ _TASK_COLUMNS = ("key", "kind", "model", "model_index", "model_digest", "target"
                  "planned_status", "duplicate_of", "diff", "note", "report")
 _JSON_TASK_FIELDS = {"params", "sites", "site_indices", "report"}
 
+#: Keys bound in one query (SQLite allows 32766 parameters since 3.32, 999 before).
+_KEYS_PER_QUERY = 900
+
 #: Statuses a worker (or the planner) can record; see docs/campaign.md.
 STATUSES = ("ok", "not_applicable", "equivalent", "build_failed", "crashed", "timeout",
             "cannot_run_here", "device_lost")
@@ -108,17 +111,23 @@ class Store:
 
     def tasks(self, keys=None) -> list[dict]:
         """Task rows (in plan order when ``keys`` is given)."""
-        cur = self.db.execute(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks")
-        rows = {}
-        for values in cur:
-            row = dict(zip(_TASK_COLUMNS, values))
-            for c in _JSON_TASK_FIELDS:
-                row[c] = json.loads(row[c]) if row[c] is not None else None
+        rows = [dict(zip(_TASK_COLUMNS, values)) for values in self.db.execute(
+            f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks")]
+        for c in _JSON_TASK_FIELDS:  # one JSON document per column: a call per row costs more
+            decoded = json.loads("[" + ",".join(r[c] or "null" for r in rows) + "]")
+            for row, value in zip(rows, decoded):
+                row[c] = value
+        for row in rows:
             row["group"] = row.pop("grp")
-            rows[row["key"]] = row
+        rows = {row["key"]: row for row in rows}
         if keys is None:
             return list(rows.values())
         return [rows[k] for k in keys if k in rows]
+
+    def diffs(self) -> dict[str, str]:
+        """Each planned mutant's IR diff, by key (mutants without one are absent)."""
+        return dict(self.db.execute("SELECT key, diff FROM tasks WHERE kind = 'mutant' "
+                                    "AND diff IS NOT NULL AND diff != ''"))
 
     # -- results ----------------------------------------------------------------------------
     def finished(self) -> dict[str, dict]:
@@ -166,9 +175,24 @@ class Store:
         return (row[0] or "") if row else ""
 
     def outputs(self, key: str) -> list[dict]:
-        cur = self.db.execute("SELECT idx, image, classes, scores, digest, latency_ms, vector "
-                              "FROM outputs WHERE key = ? ORDER BY idx", (key,))
-        return [{"image": image, "classes": json.loads(classes), "scores": json.loads(scores),
-                 "digest": digest, "latency_ms": latency,
-                 "vector": np.frombuffer(vector, dtype=np.float32)}
-                for _, image, classes, scores, digest, latency, vector in cur]
+        """One task's per-image results, in image order."""
+        return self.outputs_of([key]).get(key, [])
+
+    def outputs_of(self, keys) -> dict[str, list[dict]]:
+        """Per-image results of many tasks, by key (tasks without any are absent), read in
+        queries of at most `_KEYS_PER_QUERY` keys; each query's classes and scores are
+        decoded as one JSON document (a call per row costs more than the query)."""
+        keys, out = list(keys), {}
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start:start + _KEYS_PER_QUERY]
+            rows = self.db.execute(
+                "SELECT key, image, classes, scores, digest, latency_ms, vector FROM outputs "
+                f"WHERE key IN ({', '.join('?' * len(chunk))}) ORDER BY key, idx",
+                chunk).fetchall()
+            classes = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+            scores = json.loads("[" + ",".join(r[3] for r in rows) + "]")
+            for (key, image, _, _, digest, latency, vector), c, s in zip(rows, classes, scores):
+                out.setdefault(key, []).append(
+                    {"image": image, "classes": c, "scores": s, "digest": digest,
+                     "latency_ms": latency, "vector": np.frombuffer(vector, dtype=np.float32)})
+        return out
