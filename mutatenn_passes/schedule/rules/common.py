@@ -132,12 +132,12 @@ def parallel_vectorize(sch: s_tir.Schedule, block, unit: VectorUnit) -> None:
 def tile_sizes(v_extent: int, r_extent: int | None, unit: VectorUnit) -> tuple[int, int]:
     """(vector tile, register tile), each dividing its axis.
 
-    The vector tile covers a 64-byte cache line (16 float32) where the axis allows: a tile of
-    half a line reads every weight line twice and measured 2-10x slower on ResNet50's 1x1
-    convolutions. The register tile then takes as many pixels as the accumulators allow
-    (all vector registers but two, which hold the weights being multiplied)."""
-    line = max(16, unit.lanes)
-    v_tile = divisor_at_most(v_extent, line)
+    The vector tile is two vectors where the axis allows (one otherwise): one vector per
+    pixel measured 2-10x slower on ResNet50's 1x1 convolutions with AVX2, and four (a 64-byte
+    line with SSE2) left room for too few pixels. The register tile then takes as many pixels
+    as the accumulators allow: all vector registers but two, which hold the weights being
+    multiplied (7 pixels of two vectors with 16 registers)."""
+    v_tile = divisor_at_most(v_extent, 2 * unit.lanes)
     if v_tile % unit.lanes and v_extent >= unit.lanes:
         v_tile = divisor_at_most(v_extent, unit.lanes)
     vectors = max(v_tile // unit.lanes, 1)
