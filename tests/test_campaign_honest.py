@@ -193,6 +193,7 @@ def stopped(tmp_path_factory):
     tiny_classifier(folder / "tiny.onnx")
     tiny_classifier(folder / "constant.onnx", seed=1, ignores_input=True)
     write_images(folder / "images", 4)
+    (folder / "images" / "README.txt").write_text("where the images come from")
     (folder / "labels.txt").write_text("\n".join(CLASSES) + "\n")
     (folder / "image_labels.csv").write_text("img0,3\nimg1,4\nimg2,5\n")  # 3 of 4 images
     path = folder / "campaign.toml"
@@ -303,6 +304,9 @@ def test_resume_reports_both_wall_times_and_the_honest_flags(stopped):
     assert "<td>tiny</td>" in tested and "<td>constant</td>" in tested
     assert tested.count("<td>from the file</td>") == 2
     assert "Images (4): img0, img1, img2, img3." in tested
+    skipped = "skipped 1 folder entry that is not an image file (README.txt)"
+    assert "Skipped (not images): " in tested and f"note: {skipped}" in done["out"]
+    assert campaign["images_skipped"] == [str(stopped["folder"] / "images" / "README.txt")]
     assert "<td>llvm-x86-64</td>" in tested and "unscheduled" in tested
     assert "<code>exp_before_conv2d_dense</code>" in tested
     for term in ("killed", "survived", "equivalent", "not applicable"):

@@ -18,12 +18,11 @@ Per mutant and target (images in the same order):
   assessed) and a note says so.
 
 Mutation score = killed / (mutants − equivalent − not_applicable − not assessed − ignored −
-pending), where "pending" are the mutants of a partial campaign (interrupted, or still
-running) whose result is not stored yet: the score is over finished mutants only, and
-``partial_note`` says how many finished;
-"not assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs to compare
-on this machine) and "ignored" are those the campaign's ignore list names (`ignore`; they keep
-their status and metrics, and count in no kill or failure). ``score_with_failures`` also
+pending), where "not assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs
+to compare on this machine), "ignored" are those the campaign's ignore list names (`ignore`;
+they keep their status and metrics, and count in no kill or failure), and "pending" are the
+mutants of a partial campaign (stopped, or still running) without a stored result: the score
+is over finished mutants, and `partial_note` says how many finished. ``score_with_failures`` also
 counts ``build_failed``, ``crashed`` and ``timeout`` mutants as killed (detected by the compiler
 or at run time), as Mull and PIT do. Scores are given per operator, category, model, target,
 and overall. Cross-target (the paper's device

@@ -5,8 +5,9 @@ point, validates and then calls it). It first checks what the campaign's files h
 (`inputs.check_inputs`: every image decoded, every model imported, label files read; the
 campaign file itself was validated by `config`), then takes a lock on the output folder,
 records the run in its history (`run_history`), checks that remote (RPC) targets have servers,
-starts the workers (which import the models while the campaign plans), plans, records the plan and every decision that needs no build (``not_applicable``,
-``equivalent``), then feeds the remaining builds to the workers, originals first. Each result
+starts the workers (which import the models while the campaign plans), plans, records the
+plan and every decision that needs no build (``not_applicable``, ``equivalent``), then feeds
+the remaining builds to the workers, originals first. Each result
 is committed to the database before the worker gets its next task; a worker that crashes is
 recorded ``crashed`` (with its exit code or signal and its log's tail) and replaced; one that
 exceeds the per-mutant timeout is killed, recorded ``timeout`` and replaced. A rerun of the

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..ui import console, errors, words_column
 from .ignore import unmatched_warnings
+from .run_history import wall_text
 
 
 class CampaignUI:
@@ -161,19 +162,6 @@ def _score_line(name: str, g: dict) -> str:
               ("ignored", g["ignored"]), ("pending", g.get("pending", 0))]
     return (f"  {name}: score {score}; {g['mutants']} mutant(s): "
             + ", ".join(f"{n} {what}" for what, n in counts if n))
-
-
-def wall_text(campaign: dict) -> str:
-    """The wall time of the last run, and of all runs together after a resume: ``12 s`` or
-    ``12 s (last run; 40 s over 3 runs)``; '' when unknown."""
-    wall = campaign.get("wall_time") or {}
-    last = wall.get("last_run_s")
-    if last is None:
-        last = (campaign.get("seconds") or {}).get("total_wall")
-        return f"{last:.0f} s" if last else ""
-    if wall["runs"] > 1:
-        return f"{last:.0f} s (last run; {wall['total_s']:.0f} s over {wall['runs']} runs)"
-    return f"{last:.0f} s"
 
 
 def _wall(campaign: dict) -> str:

@@ -21,6 +21,7 @@ import jinja2
 from .analysis import analyse, partial_note
 from .gate import threshold_failure
 from .ignore import unmatched_warnings
+from .run_history import wall_text
 from .store import Store
 
 #: Where the per-mutant pages go, relative to the output folder (and to report.html).
@@ -330,8 +331,6 @@ def _tested(result: dict) -> dict:
 
 
 def _render_report(result: dict, pages: dict[str, str]) -> str:
-    from .progress import wall_text
-
     c, overall = result["campaign"], result["summary"]["overall"]
     score = overall["mutation_score"]
     cards = [

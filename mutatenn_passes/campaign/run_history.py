@@ -5,7 +5,7 @@ meta value: when it started and ended, and how it ended (``finished`` or ``inter
 run killed outright (SIGKILL, a lost machine) never records its end; its entry stays open and
 is closed with the time of its last stored result, by the next run or by whoever reads it
 while no campaign holds the folder (`lock.campaign_running`). Reports show the last run's
-wall time and the total over all runs (`wall_times`).
+wall time and the total over all runs (`wall_times`, `wall_text`).
 """
 
 from __future__ import annotations
@@ -59,3 +59,17 @@ def _closed(history: list[dict], finish_times: list[float], running: bool) -> li
         during = [t for t in finish_times if e["started_at"] <= t < until]
         e.update(ended_at=max(during, default=e["started_at"]), state="killed")
     return out
+
+
+def wall_text(campaign: dict) -> str:
+    """An analysis's ``campaign`` wall time as the reports show it: ``12 s``, or after a
+    resume ``12 s (last run; 40 s over 3 runs)``; '' when unknown (a database older than the
+    history falls back to its last run's seconds)."""
+    wall = campaign.get("wall_time") or {}
+    last = wall.get("last_run_s")
+    if last is None:
+        last = (campaign.get("seconds") or {}).get("total_wall")
+        return f"{last:.0f} s" if last else ""
+    if wall["runs"] > 1:
+        return f"{last:.0f} s (last run; {wall['total_s']:.0f} s over {wall['runs']} runs)"
+    return f"{last:.0f} s"
