@@ -34,8 +34,8 @@ def _from_file(key: str, what: str, form: str = "{}") -> str:
     shown = {None: "no threshold", True: "on", False: "off"}.get(default) \
         if default is None or isinstance(default, bool) else \
         ",".join(default) if isinstance(default, list) else form.format(default)
-    return (f"{what} (without the flag: the campaign file's [campaign] {key}, else {shown})"
-            .replace("%", "%%"))
+    return (f"{what} (default, without the flag: the campaign file's [campaign] {key}, else "
+            f"{shown})").replace("%", "%%")
 
 
 def register(subparsers) -> None:
@@ -63,7 +63,8 @@ def register(subparsers) -> None:
                                    "(0 to 1) is below SCORE"))
     r.add_argument("--junit", metavar="FILE",
                    help="also write a JUnit XML file: one test case per mutant (killed = "
-                        "passed, survived = failed, not run or ignored = skipped)")
+                        "passed, survived = failed, not run or ignored = skipped; default: "
+                        "none)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     r.add_argument("--check", action="store_true",
                    help="validate the campaign file and what it names (decode every image, "
@@ -73,14 +74,15 @@ def register(subparsers) -> None:
     i = subparsers.add_parser("init", help="write a commented example campaign file",
                               description="Write a commented example campaign file (the "
                                           "embedded default campaign).")
-    i.add_argument("path", nargs="?", default="campaign.toml", metavar="PATH")
+    i.add_argument("path", nargs="?", default="campaign.toml", metavar="PATH",
+                   help="file to write (default: campaign.toml)")
     i.add_argument("--force", action="store_true", help="overwrite an existing file")
     i.set_defaults(func=init_command)
 
     p = subparsers.add_parser("report", help="regenerate a campaign's reports from its database",
                               description="Regenerate results.json, mutants.csv, summary.csv "
                                           "and report.html from OUTDIR/results.db.")
-    p.add_argument("outdir", metavar="OUTDIR")
+    p.add_argument("outdir", metavar="OUTDIR", help="the campaign's output folder")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=report_command)
 
