@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         except MutateNNError as exc:
             errors.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             return 2
-        except KeyboardInterrupt:
-            errors.print("interrupted")
+        except KeyboardInterrupt as exc:  # a campaign's says what was saved
+            errors.print(escape(str(exc)) or "interrupted", soft_wrap=True)
             return 130
 
 

@@ -54,6 +54,12 @@ class MissingDependencyError(MutateNNError, ImportError):
     installed."""
 
 
+class CampaignInterrupted(KeyboardInterrupt):
+    """A campaign stopped by Ctrl-C. A `KeyboardInterrupt` still (so that whatever stops on
+    Ctrl-C stops on it), whose message says how many results were saved and that rerunning
+    resumes; the CLI prints it and exits with code 130."""
+
+
 # Errors raised inside a pass cross TVM's FFI on their way out of `Sequential`/`tvm.compile`;
 # registering each class by name makes them arrive as themselves, not as RuntimeError.
 for _cls in (MutateNNError, ModelLoadError, ImageLoadError, TargetError, OperatorError,

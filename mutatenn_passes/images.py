@@ -178,6 +178,22 @@ def load_image(path: str | Path) -> Image:
     return Image(name=path.stem, path=str(path), pixels=pixels, mode=mode, notes=tuple(notes))
 
 
+def image_files(path: str | Path) -> tuple[list[Path], list[Path]]:
+    """The image files ``path`` names and the folder entries it skips: a folder's files whose
+    extension is in `IMAGE_EXTENSIONS`, in name order, and its other entries; a file is
+    itself, whatever its extension."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path], []
+    files, skipped = [], []
+    for entry in sorted(path.iterdir()):
+        if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            files.append(entry)
+        else:
+            skipped.append(entry)
+    return files, skipped
+
+
 def load_images(paths=None) -> ImageList:
     """Decode ``paths`` (files or folders of images); ``None`` means the default images.
 
@@ -189,15 +205,10 @@ def load_images(paths=None) -> ImageList:
         return ImageList(default_images())
     files: list[Path] = []
     skipped: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            for entry in sorted(p.iterdir()):
-                if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
-                    files.append(entry)
-                else:
-                    skipped.append(entry)
-        else:
-            files.append(p)
+    for p in paths:
+        found, passed = image_files(p)
+        files += found
+        skipped += passed
     if not files:
         raise ImageLoadError(f"no images found in {', '.join(map(str, paths))} (image "
                              f"extensions: {' '.join(IMAGE_EXTENSIONS)})")

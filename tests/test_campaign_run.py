@@ -265,14 +265,20 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tm
     assert json.loads(dict(sqlite3.connect(out / "results.db").execute(
         "SELECT key, value FROM meta"))["state"]) == "running"
     # The partial campaign reads as it stands: finished mutants with their results, the
-    # others pending.
+    # others pending; the database still says running, but nobody holds the folder's lock,
+    # so it reads interrupted.
     partial = mn.open_campaign(out)
-    assert partial.state == "running"
+    assert partial.state == "interrupted"
     statuses = {m["key"]: m["status"] for m in partial.mutants}
-    assert "pending" in statuses.values()
+    pending = list(statuses.values()).count("pending")
+    assert pending and partial.partial == f"partial: {7 - pending} of 7 finished"
+    assert partial.notes[0].startswith(partial.partial) and "was killed" in partial.notes[0]
     for key, status in statuses.items():
         assert len(partial.predictions(key)) == (3 if status == "ok" else 0)
     resumed = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
+    wall = resumed["analysis"]["campaign"]["wall_time"]  # the killed run counts, up to its
+    assert wall["runs"] == 2 and wall["killed_runs"] == 1  # last stored result
+    assert wall["total_s"] > wall["last_run_s"] > 0
     stats = resumed["stats"]
     assert stats.skipped >= done_before and stats.built <= 6 - done_before
     assert _comparable(resumed["analysis"]) == _comparable(outcome["analysis"])

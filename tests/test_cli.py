@@ -177,18 +177,25 @@ def test_a_mistyped_flag_prints_the_subcommands_usage(capsys):
     assert capsys.readouterr().err.startswith("usage: mutatenn mutants ")
 
 
-#: Subcommands whose parsers live outside this branch's modules (the campaign engine).
-CAMPAIGN_COMMANDS = {"run", "init", "report"}
-
-
 def test_every_help_states_its_defaults():
     for name, parser in cli.subcommand_parsers(cli.make_parser()).items():
-        if name in CAMPAIGN_COMMANDS:
-            continue
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
-            if action.nargs == 0:  # flags: off unless given
+            if action.nargs == 0 or action.required:  # flags: off unless given
                 continue
             help_text = " ".join(parser._get_formatter()._expand_help(action).split())
             assert "default" in help_text, f"{name} {action.option_strings or action.dest}"
             assert help_text in text
+
+
+def test_run_flags_say_what_applies_without_them():
+    """`mutatenn run`'s flags override [campaign] keys: each says which, and what applies
+    when the campaign file does not set it either."""
+    run = cli.subcommand_parsers(cli.make_parser())["run"]
+    text = " ".join(run.format_help().split())
+    for key, shown in (("output", "./mutatenn-campaign)"), ("workers", "2)"),
+                       ("timeout", "300;"), ("targets", "llvm-x86-64)"),
+                       ("keep_artifacts", "off)"), ("fail_under", "no threshold)")):
+        assert f"default, without the flag: the campaign file's [campaign] {key}, else " \
+               f"{shown}" in text, key
+    assert "else 300; the embedded default campaign says 120" in text

@@ -13,12 +13,16 @@ Per mutant and target (images in the same order):
 * ``stat_killed`` / ``p_value`` — DeepCrime-style statistical criterion: Fisher's exact test
   (two-sided, alpha 0.05) of the mutant's vs the original's agreement with a reference
   labelling: the campaign's image labels where given, otherwise the original's top-1 (then the
-  original agrees with itself on every image).
+  original agrees with itself on every image). With fewer reference images than the test
+  needs to reach alpha at all (`metrics.fisher_min_images`: 4), ``stat_killed`` is None (not
+  assessed) and a note says so.
 
-Mutation score = killed / (mutants − equivalent − not_applicable − not assessed − ignored),
-where "not assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs to compare
-on this machine) and "ignored" are those the campaign's ignore list names (`ignore`; they keep
-their status and metrics, and count in no kill or failure). ``score_with_failures`` also
+Mutation score = killed / (mutants − equivalent − not_applicable − not assessed − ignored −
+pending), where "not assessed" are ``cannot_run_here`` and ``device_lost`` mutants (no outputs
+to compare on this machine), "ignored" are those the campaign's ignore list names (`ignore`;
+they keep their status and metrics, and count in no kill or failure), and "pending" are the
+mutants of a partial campaign (stopped, or still running) without a stored result: the score
+is over finished mutants, and `partial_note` says how many finished. ``score_with_failures`` also
 counts ``build_failed``, ``crashed`` and ``timeout`` mutants as killed (detected by the compiler
 or at run time), as Mull and PIT do. Scores are given per operator, category, model, target,
 and overall. Cross-target (the paper's device
@@ -30,6 +34,11 @@ tau — and a list of only the pairs that differ (top-1, or max |output differen
 A paper-size campaign compares tens of thousands of mutants: `compare_many` measures many
 pairs at once with NumPy (`metrics.rankings`), with the one-pair definitions' arithmetic, and
 `_measure` reads the outputs of a batch of mutants at a time, so memory stays flat.
+
+Per original: the top-1 classes by label, and ``ignores_input``, why its outputs look
+independent of the input (`output_checks.ignores_input`; '' when nothing says so). The
+campaign's ``notes`` are what a reader must know before trusting the numbers (a partial
+campaign, such an original, a statistical test that cannot decide, ...), one line each.
 """
 
 from __future__ import annotations
@@ -43,8 +52,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import image_labels, metrics, run_history
 from .ignore import mark_ignored
+from .lock import campaign_running
 from .store import STATUSES, Store
 
 ALPHA = 0.05
@@ -65,24 +75,24 @@ def _finite(x):
     return x if math.isfinite(x) else None
 
 
+#: The status of a mutant whose result is not stored yet (a partial campaign).
+PENDING = "pending"
+
+
+def partial_note(scores: dict) -> str:
+    """``partial: N of M finished`` when some of the mutants ``scores`` count (`_score`) are
+    pending; '' when all finished. Every report says it in these words."""
+    if not scores.get("pending"):
+        return ""
+    return f"partial: {scores['mutants'] - scores['pending']} of {scores['mutants']} finished"
+
+
 def read_image_labels(path: str | None, model_labels: list | None) -> dict:
-    """``image_name,class`` lines (class = index or label text) -> {image: class index}."""
+    """``image_name,class`` lines (class = index or label text) -> {image: class index}
+    (`image_labels`; the file was checked before the campaign ran)."""
     if not path:
         return {}
-    out = {}
-    text = Path(path).read_text(encoding="utf-8")
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        sep = "," if "," in line else ("\t" if "\t" in line else None)
-        name, _, cls = line.partition(sep) if sep else line.rpartition(" ")
-        name, cls = Path(name.strip()).stem, cls.strip()
-        if cls.lstrip("-").isdigit():
-            out[name] = int(cls)
-        elif model_labels and cls in model_labels:
-            out[name] = model_labels.index(cls)
-    return out
+    return image_labels.reference(image_labels.read_rows(path), model_labels)
 
 
 def compare(mutant: list[dict], original: list[dict]) -> dict:
@@ -179,17 +189,21 @@ def _score(rows: list[dict]) -> dict:
     n = len(rows)
     excluded = counts["equivalent"] + counts["not_applicable"]
     not_assessed = sum(counts[s] for s in NOT_ASSESSED)
+    pending = counts[PENDING]  # not finished yet: out of the score until they are
     ignored = [r for r in rows if r.get("ignored")]
     counted = [r for r in rows if not r.get("ignored")]
-    denominator = n - excluded - not_assessed - sum(
-        1 for r in ignored if r["status"] not in ("equivalent", "not_applicable") + NOT_ASSESSED)
+    denominator = n - excluded - not_assessed - pending - sum(
+        1 for r in ignored
+        if r["status"] not in ("equivalent", "not_applicable", PENDING) + NOT_ASSESSED)
     killed = sum(1 for r in counted if r.get("killed"))
     failures = sum(1 for r in counted if r["status"] in FAILURES)
-    stat = sum(1 for r in counted if r.get("stat_killed"))
+    # None where Fisher's test cannot reach significance with so few images (`_stat_possible`)
+    stat = sum(1 for r in counted if r.get("stat_killed")) \
+        if any(r.get("stat_possible", True) for r in rows) or not rows else None
     dis = [r["metrics"]["top1_disagreement"] for r in rows if r.get("metrics")]
     rbos = [r["metrics"]["rbo"] for r in rows if r.get("metrics")]
     return {
-        "mutants": n, **{s: counts.get(s, 0) for s in STATUSES},
+        "mutants": n, **{s: counts.get(s, 0) for s in STATUSES}, "pending": pending,
         "killed": killed, "survived": sum(1 for r in counted if r["status"] == "ok"
                                           and not r.get("killed")),
         "ignored": len(ignored),
@@ -334,8 +348,10 @@ def _analyse(store: Store) -> dict:
             res = results.get(t["key"], {})
             outs = store.outputs(t["key"]) if res.get("status") == "ok" else []
             originals[(t["model_index"], t["target"])] = outs
-            original_rows.append(_original_row(t, res, outs,
-                                               references.get(t["model_index"]) or {}))
+            row = _original_row(t, res, outs, references.get(t["model_index"]) or {})
+            row.update(_original_checks(outs, models.get(t["model_index"], {}),
+                                        meta.get("images", [])))
+            original_rows.append(row)
     rows = [_mutant_row(t, results.get(t["duplicate_of"] or t["key"]) or {})
             for t in tasks if t["kind"] == "mutant"]
     order = _target_order(originals, rows)
@@ -349,16 +365,28 @@ def _analyse(store: Store) -> dict:
             groups[r[field]].append(r)
         return {k: _score(v) for k, v in groups.items()}
 
+    statistics = _stat_possible(rows, references, meta.get("images", []), models)
     summary = {"overall": _score(rows), "operator": group_by("operator"),
                "category": group_by("category"), "model": group_by("model"),
                "target": group_by("target")}
     cross = _cross_target(original_rows, originals, across, order)
     reference = "image labels" if any(references.values()) else \
         "original top-1 (no image labels given)"
+    running = campaign_running(store.folder)
+    state = meta.get("state")
+    killed = state in ("planning", "running") and not running
+    state = "interrupted" if killed else state
+    finish_times = [r["finished_at"] for r in results.values() if r["finished_at"]]
+    wall = run_history.wall_times(meta.get(run_history.KEY, []), finish_times, running)
+    notes = _notes(summary["overall"], killed, original_rows, statistics, models.values(),
+                   meta.get("images_skipped", []))
     return {
         "campaign": {"name": config.get("name"), "config": config,
                      "config_text": meta.get("config_text", ""), "seed": meta.get("seed"),
-                     "versions": meta.get("versions", {}), "state": meta.get("state"),
+                     "versions": meta.get("versions", {}), "state": state,
+                     "partial": partial_note(summary["overall"]), "wall_time": wall,
+                     "statistics": statistics, "notes": notes,
+                     "images_skipped": meta.get("images_skipped", []),
                      "runs": meta.get("runs"), "sampling": meta.get("sampling", {}),
                      "started_at": meta.get("started_at"),
                      "finished_at": meta.get("finished_at"),
@@ -374,6 +402,77 @@ def _analyse(store: Store) -> dict:
         "cross_target": cross,
         "ignore": ignore,
     }
+
+
+def _original_checks(outs: list[dict], model: dict, images: list[dict]) -> dict:
+    """The original's top-1 classes by label (when the model has labels) and why its
+    outputs look independent of the input ('' when nothing says so;
+    `output_checks.ignores_input`). Images with the same pixels count once."""
+    from ..output_checks import ignores_input
+
+    labels = model.get("labels_list") or []
+    names = [labels[c] if 0 <= c < len(labels) else "" for c in
+             (o["classes"][0] for o in outs)] if labels else []
+    digests = {i["name"]: i.get("digest") or i["name"] for i in images}
+    distinct = {digests.get(o["image"], o["image"]): o["vector"] for o in outs}
+    why = ignores_input(np.stack(list(distinct.values()))) if distinct else ""
+    return {"top1_labels": names, "ignores_input": why}
+
+
+def _stat_possible(rows: list[dict], references: dict, images: list[dict],
+                   models: dict) -> dict:
+    """Whether Fisher's exact test can reach ``ALPHA`` on each model's reference images (all
+    images, or those the image labels name); where it cannot, the mutants' ``stat_killed``
+    is None (not assessed) instead of a false that no mutant could ever escape."""
+    needed = metrics.fisher_min_images(ALPHA)
+    names = [i["name"] for i in images]
+    counts = {}  # model index -> its reference images
+    for index in models:
+        ref = references.get(index) or {}
+        counts[index] = sum(1 for n in names if n in ref) if ref else len(names)
+    short = {index: n for index, n in counts.items() if n < needed}
+    for r in rows:
+        r["stat_possible"] = r["model_index"] not in short
+        if not r["stat_possible"]:
+            r["stat_killed"] = None
+    note = ""
+    if short:
+        having = "; ".join(f"{n} for {models[index]['name']}" for index, n in short.items())
+        note = (f"statistical kills not assessed: Fisher's exact test (two-sided) cannot reach "
+                f"p < {ALPHA:g} with fewer than {needed} reference images ({having}); the "
+                "campaign needs more (labelled) images")
+    return {"test": "Fisher's exact test (two-sided)", "alpha": ALPHA,
+            "min_images": needed,
+            "reference_images": {models[i]["name"]: n for i, n in counts.items()},
+            "note": note}
+
+
+def _notes(overall: dict, killed: bool, originals: list[dict], statistics: dict, models,
+           skipped: list[str]) -> list[str]:
+    """What a reader must know before trusting the numbers, one line each, as every report
+    says it: a partial campaign, outputs that ignore the input, a statistical test that
+    cannot decide, labels used with an offset that still leaves a mismatch, skipped files."""
+    from ..images import skipped_summary
+
+    notes = []
+    partial = partial_note(overall)
+    if partial:
+        notes.append(f"{partial}: the {overall['pending']} pending mutant(s) are left out of "
+                     "the scores; rerun the campaign to resume"
+                     + (" (its last run was killed before it could record it)" if killed
+                        else ""))
+    for o in originals:
+        if o.get("ignores_input"):
+            notes.append(f"model {o['model']} on {o['target']}: {o['ignores_input']}; its "
+                         "mutants' kills and survivals say nothing about the compiler")
+    if statistics["note"]:
+        notes.append(statistics["note"])
+    for m in models:
+        if m.get("label_mismatch"):
+            notes.append(f"model {m['name']}: {m['label_mismatch']}")
+    if skipped:
+        notes.append(skipped_summary([Path(p) for p in skipped]))
+    return notes
 
 
 # Outputs of two targets "differ" beyond floating-point noise when their max |difference| is

@@ -59,7 +59,9 @@ def run_campaign(config=None, *, progress=None, quiet: bool = False,
     ``keep_artifacts``, ``fail_under``, ``seed``, ``incremental``, ``name``; None leaves a key
     as the campaign has it. ``quiet`` shows only the final summary; ``progress`` replaces the
     display (see `progress.CampaignUI`). The threshold does not raise: check
-    `CampaignResult.threshold_failure`.
+    `CampaignResult.threshold_failure`. Inputs the campaign cannot use (an undecodable image,
+    a label file that does not match its model, ...) raise `ConfigError` before any work;
+    Ctrl-C raises `errors.CampaignInterrupted` saying how many results were saved.
     """
     from .engine import execute_campaign
     from .progress import CampaignUI

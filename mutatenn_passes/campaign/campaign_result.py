@@ -56,9 +56,22 @@ class CampaignResult:
 
     @property
     def state(self) -> str:
-        """``finished``, ``running``, ``interrupted`` or ``planning`` (a campaign killed
-        outright stays ``running``)."""
+        """``finished``, ``running``, ``interrupted`` or ``planning``; a campaign killed
+        outright (SIGKILL), whose database still says ``running``, reads ``interrupted``."""
         return self.analysis["campaign"]["state"]
+
+    @property
+    def partial(self) -> str:
+        """``partial: N of M finished`` while some mutants are ``pending``; '' when all
+        finished. The scores count finished mutants only."""
+        return self.analysis["campaign"]["partial"]
+
+    @property
+    def notes(self) -> list[str]:
+        """What to know before trusting the numbers, one line each, as the reports say it (a
+        partial campaign, an original whose outputs ignore the input, a statistical test
+        that cannot decide with so few images, skipped image files)."""
+        return self.analysis["campaign"]["notes"]
 
     @property
     def score(self) -> float | None:
@@ -203,5 +216,6 @@ class CampaignResult:
 
     def __repr__(self) -> str:
         score = "n/a" if self.score is None else f"{self.score:.3f}"
-        return (f"<CampaignResult {self.name!r} in {self.folder}: {self.state}, "
+        partial = f" ({self.partial})" if self.partial else ""
+        return (f"<CampaignResult {self.name!r} in {self.folder}: {self.state}{partial}, "
                 f"{len(self.analysis['mutants'])} mutant(s), score {score}>")

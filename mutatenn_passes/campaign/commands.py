@@ -25,6 +25,19 @@ exit codes:
   other  mutatenn itself crashed (a bug; the traceback says where)"""
 
 
+def _from_file(key: str, what: str, form: str = "{}") -> str:
+    """A flag's help: what it sets, and what applies without it (the campaign file's
+    ``[campaign]`` key, else the key's default)."""
+    from .config import CAMPAIGN_KEYS
+
+    default = {k.name: k.default for k in CAMPAIGN_KEYS}[key]
+    shown = {None: "no threshold", True: "on", False: "off"}.get(default) \
+        if default is None or isinstance(default, bool) else \
+        ",".join(default) if isinstance(default, list) else form.format(default)
+    return (f"{what} (default, without the flag: the campaign file's [campaign] {key}, else "
+            f"{shown})").replace("%", "%%")
+
+
 def register(subparsers) -> None:
     r = subparsers.add_parser(
         "run", help="run a mutation campaign (the embedded default without a file)",
@@ -32,34 +45,44 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("campaign", nargs="?", metavar="CAMPAIGN.toml",
                    help="campaign file (default: the embedded default campaign)")
-    r.add_argument("-o", "--output", metavar="DIR", help="output folder")
-    r.add_argument("-j", "--workers", type=int, metavar="N", help="worker processes")
-    r.add_argument("--timeout", type=float, metavar="S", help="seconds per mutant")
+    r.add_argument("-o", "--output", metavar="DIR",
+                   help=_from_file("output", "output folder", "./{}"))
+    r.add_argument("-j", "--workers", type=int, metavar="N",
+                   help=_from_file("workers", "worker processes"))
+    r.add_argument("--timeout", type=float, metavar="S",
+                   help=_from_file("timeout", "seconds one mutant may take to build and run",
+                                   "{:g}; the embedded default campaign says 120"))
     r.add_argument("-t", "--targets", metavar="NAME[,NAME]",
-                   help="target profiles (comma-separated names or profile files)")
+                   help=_from_file("targets", "target profiles, comma-separated names or "
+                                   "profile files"))
     r.add_argument("--keep-artifacts", action="store_true",
-                   help="keep each mutant's library, Relax IR, TIR and sources")
+                   help=_from_file("keep_artifacts", "keep each mutant's library, Relax IR, "
+                                   "TIR and sources"))
     r.add_argument("--fail-under", type=float, metavar="SCORE",
-                   help="exit with code 3 when the mutation score (0 to 1) is below SCORE")
+                   help=_from_file("fail_under", "exit with code 3 when the mutation score "
+                                   "(0 to 1) is below SCORE"))
     r.add_argument("--junit", metavar="FILE",
                    help="also write a JUnit XML file: one test case per mutant (killed = "
-                        "passed, survived = failed, not run or ignored = skipped)")
+                        "passed, survived = failed, not run or ignored = skipped; default: "
+                        "none)")
     r.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
     r.add_argument("--check", action="store_true",
-                   help="validate the campaign file and exit")
+                   help="validate the campaign file and what it names (decode every image, "
+                        "import every model, read the label files), then exit")
     r.set_defaults(func=run_command)
 
     i = subparsers.add_parser("init", help="write a commented example campaign file",
                               description="Write a commented example campaign file (the "
                                           "embedded default campaign).")
-    i.add_argument("path", nargs="?", default="campaign.toml", metavar="PATH")
+    i.add_argument("path", nargs="?", default="campaign.toml", metavar="PATH",
+                   help="file to write (default: campaign.toml)")
     i.add_argument("--force", action="store_true", help="overwrite an existing file")
     i.set_defaults(func=init_command)
 
     p = subparsers.add_parser("report", help="regenerate a campaign's reports from its database",
                               description="Regenerate results.json, mutants.csv, summary.csv "
                                           "and report.html from OUTDIR/results.db.")
-    p.add_argument("outdir", metavar="OUTDIR")
+    p.add_argument("outdir", metavar="OUTDIR", help="the campaign's output folder")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=report_command)
 
@@ -79,9 +102,18 @@ def run_command(args) -> int:
 
     config = load_campaign(args.campaign, overrides=_overrides(args), override_labels=FLAGS)
     if args.check:
+        from ..images import skipped_summary
+        from ..ui import step
+        from .inputs import check_inputs
+
+        with step("decoding images and importing models"):
+            inputs = check_inputs(config)
         console.print(f"{config.source}: valid; {len(config.operators)} operator(s), "
-                      f"{len(config.models)} model(s), {len(config.targets)} target(s); "
-                      f"output {config.output}")
+                      f"{len(inputs.models)} model(s) imported, {len(inputs.images)} image(s) "
+                      f"decoded, {len(config.targets)} target(s); output {config.output}",
+                      soft_wrap=True)
+        if inputs.skipped:
+            console.print(f"note: {skipped_summary(inputs.skipped)}", soft_wrap=True)
         return 0
     result = run_campaign(config, progress=CampaignUI(quiet=args.quiet))
     if args.junit:

@@ -110,6 +110,8 @@ MODEL_KEYS = (
     Key("path"),
     Key("name", None, _nonempty_str, "a non-empty string"),
     Key("labels"),
+    Key("label_offset", None, _is_int,
+        "an integer (line n + label_offset of the labels file names class n)"),
     Key("preprocess", {}, lambda v: isinstance(v, dict), "a table"),
 )
 #: Checks of `images.Preprocess` fields (any field of it may be given).
@@ -157,6 +159,7 @@ class ModelConfig:
     name: str | None = None
     labels: str | None = None
     preprocess: dict = field(default_factory=dict)
+    label_offset: int | None = None  # None: not given (a label count mismatch is refused)
 
     def overrides(self) -> dict:
         out = dict(self.preprocess)
@@ -164,6 +167,8 @@ class ModelConfig:
             out["name"] = self.name
         if self.labels:
             out["labels"] = self.labels
+        if self.label_offset is not None:
+            out["label_offset"] = self.label_offset
         return out
 
     def as_dict(self) -> dict:
@@ -250,6 +255,14 @@ class CampaignConfig:
     incremental: bool = True
     fail_under: float | None = None
     ignore: list[IgnoreEntry] = field(default_factory=list)
+    #: Where the keys and array elements that `inputs.check_inputs` checks later are written:
+    #: key path (``("images", "paths", 0)``, ``("models", 1, "labels")``) -> (line, location
+    #: text), so that problems found in the files they name point into the campaign.
+    locations: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def locate(self, path: tuple) -> tuple[int, str]:
+        """Where key ``path`` is written (the campaign's source when it was not recorded)."""
+        return self.locations.get(tuple(path), (0, self.source))
 
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "output": str(self.output),
@@ -312,7 +325,11 @@ class _Overridden:
         return self.inner.where(path, value)
 
 
-class _Problems:
+#: Sort key offset of problems in other files than the campaign's: after all of its lines.
+_OTHER_FILE = 10 ** 9
+
+
+class Problems:
     """Every problem found in a campaign, each with where it is (see `_Lines`, `_KeyPaths`)."""
 
     def __init__(self, locator):
@@ -322,6 +339,11 @@ class _Problems:
     def add(self, path, message: str, value=None) -> None:
         """A problem at key ``path`` (at the element ``value`` of an array, when given)."""
         self.items.append((*self.locator.where(tuple(path or ()), value), message))
+
+    def add_in_file(self, path, line: int, message: str) -> None:
+        """A problem at ``line`` of another file (one the campaign names, such as the image
+        labels file), listed after the campaign's own problems, in line order."""
+        self.items.append((_OTHER_FILE + line, f"{path}:{line}", message))
 
     def unknown_keys(self, table: dict, known, path: tuple, where: str) -> None:
         for key in table:
@@ -365,7 +387,7 @@ class _Problems:
         raise ConfigError(f"{head}\n{body}")
 
 
-def _parse_sites(value, path, problems: _Problems):
+def _parse_sites(value, path, problems: Problems):
     """``"all"``, an index, a list of indices, or ``{start, stop, step}`` -> selection."""
     if value == "all":
         return "all"
@@ -404,8 +426,13 @@ class _Reader:
 
     def __init__(self, data: dict, locator, base: Path):
         self.data = data
-        self.problems = _Problems(locator)
+        self.problems = Problems(locator)
         self.base = base
+        self.locations: dict[tuple, tuple[int, str]] = {}
+
+    def remember(self, key: tuple, path: tuple, value=None) -> None:
+        """Record where ``path`` (the element ``value`` of an array) is, as ``key``."""
+        self.locations[key] = self.problems.locator.where(path, value)
         self.problems.unknown_keys(self.data, _TOP_KEYS, (), "the campaign file")
 
     def table(self, key: str) -> dict:
@@ -490,11 +517,13 @@ class _Reader:
                                      "[models.preprocess]", known=known_pre, defaults=False)
             pre |= {k: x for k, x in v["preprocess"].items()
                     if k in known_pre and k not in pre}
+            for key in ("path", "labels", "label_offset"):
+                self.remember(where + (key,), where + (key,) if key in m else where)
             models.append(ModelConfig(
                 path=self.file(where + ("path",), v["path"], "model") if "path" in m else None,
                 name=v["name"], preprocess=pre,
                 labels=self.file(where + ("labels",), v["labels"], "labels file")
-                if "labels" in m else None))
+                if "labels" in m else None, label_offset=v["label_offset"]))
         models = models or [ModelConfig()]
         if len({(m.path or "default", m.name) for m in models}) != len(models):
             self.problems.add(("models",), "the same model is listed twice")
@@ -506,6 +535,8 @@ class _Reader:
         v = self.problems.read(table, IMAGES_KEYS, ("images",), "[images]")
         labels = self.file(("images", "labels"), v["labels"], "image labels file") \
             if "labels" in table else None
+        self.remember(("images", "labels"), ("images", "labels"))
+        self.remember(("images", "paths"), ("images", "paths"))
         if "paths" not in table:
             return None, labels
         value, path = _as_list(v["paths"]), ("images", "paths")
@@ -522,6 +553,7 @@ class _Reader:
             if not p.exists():
                 self.value_problem(path, item, f"image path {item!r}: no such file or folder "
                                                f"({p})")
+            self.remember(path + (len(paths),), path, item)
             paths.append(str(p))
         return paths, labels
 
@@ -677,7 +709,7 @@ def _read(data: dict, text: str, source: str, locator, base_dir, overrides,
         images=images, image_labels=image_labels, operators=operators,
         operator_names=operator_names, incremental=c["incremental"],
         fail_under=None if c["fail_under"] is None else float(c["fail_under"]),
-        ignore=ignore)
+        ignore=ignore, locations=reader.locations)
 
 
 def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = None, *,

@@ -1,16 +1,19 @@
 """The campaign engine: plan, hand tasks to isolated workers, store each result as it arrives.
 
 `execute_campaign` runs a validated `CampaignConfig` (`api.run_campaign`, the public entry
-point, validates and then calls it). It validates nothing itself (that is the config module's
-job, done before any work): it takes a lock on the output folder, checks that remote (RPC)
-targets have servers, starts the workers (which import the models while the campaign plans),
-plans, records the plan and every decision that needs no build (``not_applicable``,
-``equivalent``), then feeds the remaining builds to the workers, originals first. Each result
+point, validates and then calls it). It first checks what the campaign's files hold
+(`inputs.check_inputs`: every image decoded, every model imported, label files read; the
+campaign file itself was validated by `config`), then takes a lock on the output folder,
+records the run in its history (`run_history`), checks that remote (RPC) targets have servers,
+starts the workers (which import the models while the campaign plans), plans, records the
+plan and every decision that needs no build (``not_applicable``, ``equivalent``), then feeds
+the remaining builds to the workers, originals first. Each result
 is committed to the database before the worker gets its next task; a worker that crashes is
 recorded ``crashed`` (with its exit code or signal and its log's tail) and replaced; one that
 exceeds the per-mutant timeout is killed, recorded ``timeout`` and replaced. A rerun of the
 same campaign skips every finished task (a ``timeout`` is retried only when the timeout was
-raised since).
+raised since). Ctrl-C stops the workers and raises `CampaignInterrupted`, whose message says
+how many mutants' results were saved.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from ..errors import CampaignInterrupted
+from . import run_history
 from .config import CampaignConfig
+from .inputs import check_inputs
 from .lock import OutputLock
 from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult, TaskSpec
 from .plan import Task, make_plan
@@ -82,23 +88,28 @@ def execute_campaign(config: CampaignConfig, *, progress=None,
                      keep_artifacts: bool | None = None, workers: int | None = None,
                      report: bool = True) -> dict:
     """Run (or resume) ``config``; returns the analysis (see `analysis.analyse`)."""
+    from ..images import skipped_summary
     from .progress import make_progress
 
+    started_at, wall0 = time.time(), time.perf_counter()
+    ui = progress or make_progress()
+    inputs = check_inputs(config, ui.phase)  # before any work: every image, model, label
+    if inputs.skipped:
+        ui.phase(skipped_summary(inputs.skipped))
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     keep = config.keep_artifacts if keep_artifacts is None else keep_artifacts
     n_workers = workers or config.workers
-    ui = progress or make_progress()
-    wall0 = time.perf_counter()
     with OutputLock(out):
         store = Store(out)
         try:
-            return _run_locked(config, store, ui, keep, n_workers, wall0, report)
+            run_history.begin(store, started_at)
+            return _run_locked(config, inputs, store, ui, keep, n_workers, wall0, report)
         finally:
             store.close()
 
 
-def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dict:
+def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report) -> dict:
     out = config.output
     log_dir = out / "logs"
     log_dir.mkdir(exist_ok=True)
@@ -126,16 +137,18 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
                                     "sample": o.sample,
                                     "seed": o.sample_seed(config.seed) if o.sample else None}
                              for o in config.operators})
+    planned = False
     try:
         ui.phase("planning")
         t0 = time.perf_counter()
-        plan = make_plan(config, progress=ui.phase)
+        plan = make_plan(config, progress=ui.phase, inputs=inputs)
         plan_wall = time.perf_counter() - t0
         profiles = _profiles(config)
         store.set_meta(models=plan.models, images=plan.images, image_digest=plan.image_digest,
-                       targets=[p.as_dict() for p in profiles],
+                       images_skipped=plan.skipped, targets=[p.as_dict() for p in profiles],
                        plan_seconds=plan.seconds)
         store.save_plan(plan.tasks)
+        planned = True
         finished = store.finished()
         for t in plan.tasks:
             if t.planned_status and t.key not in finished:
@@ -159,12 +172,15 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
         _execute(config, store, pool, spawn, todo, stats, ui,
                  (out / "artifacts") if keep else None)
         exec_wall = time.perf_counter() - t_exec
-    except BaseException:
+    except BaseException as exc:
         for w in pool:
             if w is not None:
                 w.kill()
         ui.stop()
         store.set_meta(state="interrupted")
+        run_history.end(store, "interrupted")
+        if isinstance(exc, KeyboardInterrupt):
+            raise CampaignInterrupted(_interrupted(store, planned)) from exc
         raise
     for w in pool:
         if w is not None:
@@ -174,6 +190,7 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
     seconds = {"plan_wall": plan_wall, "plan_import": plan.seconds.get("import", 0.0),
                "plan_lower": plan.seconds.get("lower", 0.0), "execute_wall": exec_wall}
     store.set_meta(state="finished", finished_at=time.time(), last_run_seconds=seconds)
+    run_history.end(store, "finished")
     result = None
     if report:
         from .analysis import analyse
@@ -187,6 +204,16 @@ def _run_locked(config, store: Store, ui, keep, n_workers, wall0, report) -> dic
         write_reports(result, store, out)
         ui.summary(result, out)
     return {"analysis": result, "seconds": seconds, "stats": stats}
+
+
+def _interrupted(store: Store, planned: bool) -> str:
+    """What a Ctrl-C left: how many mutants' results are saved, and how to go on."""
+    if not planned:
+        return (f"interrupted while planning (results saved before stay in {store.folder}); "
+                "rerun to resume")
+    done, total = store.mutants_finished()
+    return (f"interrupted: {done} of {total} mutant results saved in {store.folder}; rerun "
+            "to resume")
 
 
 def _profiles(config):

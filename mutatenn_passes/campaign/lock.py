@@ -31,3 +31,23 @@ class OutputLock:
     def __exit__(self, *exc):
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def campaign_running(folder: Path) -> bool:
+    """Whether a campaign holds the lock of ``folder`` now (in this process or another). A
+    database that says ``running`` while nobody holds the lock belongs to a campaign that was
+    killed (SIGKILL, a crash, a lost machine) before it could record that it stopped."""
+    path = Path(folder) / ".campaign.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

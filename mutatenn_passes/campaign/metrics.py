@@ -6,7 +6,8 @@
   it is written here.
 * `kendall_tau` — Kendall's tau-b (`scipy.stats.kendalltau`) of two top-k lists over the union
   of their items, an item missing from a list ranked after all of its items (tied).
-* `fisher_exact` — two-sided Fisher's exact test (`scipy.stats.fisher_exact`).
+* `fisher_exact` — two-sided Fisher's exact test (`scipy.stats.fisher_exact`), and
+  `fisher_min_images`, the fewest images with which it can reach a significance level.
 * `top_k_overlap` — the share of classes two top-k lists have in common.
 
 `rbo`, `kendall_tau` and `top_k_overlap` take one pair of lists and are the definitions;
@@ -165,3 +166,16 @@ def fisher_exact(table) -> float:
     empty table). Memoized: a campaign's tables repeat (counts out of the same images)."""
     (a, b), (c, d) = table
     return _fisher(int(a), int(b), int(c), int(d))
+
+
+def fisher_min_images(alpha: float) -> int:
+    """The fewest images with which `fisher_exact` can compare two agreement counts at
+    p < ``alpha``. With n images per row the most extreme table, [[n, 0], [0, n]] (one side
+    right on every image, the other on none), has the smallest p-value, 2 / C(2n, n): 4
+    images for alpha = 0.05 (p = 0.029; 3 give 0.1). With fewer, no mutant can be killed
+    statistically, whatever it does."""
+    n = 1
+    while fisher_exact([[n, 0], [0, n]]) >= alpha:
+        n += 1
+    return n
+

@@ -93,6 +93,7 @@ class Plan:
     images: list[dict]
     image_digest: str
     seconds: dict
+    skipped: list = field(default_factory=list)  # folder entries that are not images
 
     def originals(self) -> list[Task]:
         return [t for t in self.tasks if t.kind == "original"]
@@ -191,9 +192,13 @@ def _script_of(func) -> str:
         return f"# cannot print this function: {exc}"
 
 
-def make_plan(config: CampaignConfig, progress=None) -> Plan:
-    """Plan every task of ``config`` (see the module docstring)."""
-    planner = _Planner(config, progress or (lambda msg: None))
+def make_plan(config: CampaignConfig, progress=None, inputs=None) -> Plan:
+    """Plan every task of ``config`` (see the module docstring) on its checked ``inputs``
+    (`inputs.check_inputs`; checked here when not given)."""
+    from .inputs import check_inputs
+
+    say = progress or (lambda msg: None)
+    planner = _Planner(config, say, inputs or check_inputs(config, say))
     for index, model_config in enumerate(config.models):
         planner.plan_model(index, model_config)
     return planner.plan()
@@ -229,15 +234,13 @@ class _Planner:
     """Builds the plan model by model; holds what spans models (profiles, timings, the
     mutated modules already planned, the diff cache)."""
 
-    def __init__(self, config: CampaignConfig, say):
+    def __init__(self, config: CampaignConfig, say, inputs):
         from ..targets import get_profile
 
-        self.config, self.say = config, say
-        self.seconds = {"import": 0.0, "plan": 0.0}
-        start = time.perf_counter()
-        self.images = load_campaign_images(config)
+        self.config, self.say, self.inputs = config, say, inputs
+        self.seconds = {"import": inputs.seconds, "plan": 0.0}
+        self.images = inputs.images
         self.image_digest = images_digest(self.images)
-        self.seconds["import"] += time.perf_counter() - start
         self.profiles = {ref: get_profile(ref) for ref in config.targets}
         self.tasks: list[Task] = []
         self.models: list[dict] = []
@@ -247,18 +250,18 @@ class _Planner:
         self.seen: dict[tuple, list] = {}
 
     def plan(self) -> Plan:
-        images = [{"name": im.name, "path": im.path} for im in self.images]
+        images = [{"name": im.name, "path": im.path, "digest": images_digest([im]),
+                   "notes": list(im.notes)} for im in self.images]
         return Plan(tasks=self.tasks, models=self.models, images=images,
-                    image_digest=self.image_digest, seconds=self.seconds)
+                    image_digest=self.image_digest, seconds=self.seconds,
+                    skipped=[str(p) for p in self.inputs.skipped])
 
     def plan_model(self, index: int, cfg: ModelConfig) -> None:
-        self.say(f"importing model {cfg.path or 'embedded default'}")
-        t0 = time.perf_counter()
-        model = load_campaign_model(cfg)
-        self.seconds["import"] += time.perf_counter() - t0
+        model = self.inputs.models[index]
         t0 = time.perf_counter()
         self.models.append({**model.describe(), "index": index, "config": cfg.as_dict(),
-                            "labels_list": model.labels, "notes": list(model.notes)})
+                            "labels_list": model.labels, "labels_source": model.labels_source,
+                            "classes": model.classes, "notes": list(model.notes)})
         base = {"model_digest": model.digest, "model": model.name,
                 "preprocess": model.preprocess.as_dict(), "images": self.image_digest}
         mp = _ModelPlan(index=index, model=model, key_base=base,

@@ -8,13 +8,15 @@ from __future__ import annotations
 from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
-from ..ui import console, errors
+from ..ui import console, errors, words_column
 from .ignore import unmatched_warnings
+from .run_history import wall_text
 
 
 class CampaignUI:
@@ -101,15 +103,21 @@ class CampaignUI:
 
 
 def print_summary(result: dict, out) -> None:
-    s = result["summary"]
+    s, campaign = result["summary"], result["campaign"]
     ignored = s["overall"]["ignored"] > 0  # a column only when the ignore list matched
-    table = Table(title=f"campaign {result['campaign']['name']}: mutation score by category",
+    pending = s["overall"].get("pending", 0) > 0  # a column only in a partial campaign
+    partial = campaign.get("partial")
+    table = Table(title=f"campaign {campaign['name']}: mutation score by category"
+                        + (f" ({partial})" if partial else ""),
                   caption="failed = build failed + crashed + timeout; score = killed / "
                           "(mutants - equiv - n/a - can't run"
-                          + (" - ignored)" if ignored else ")"))
-    for col in ("category", "mutants", "killed", "survived", "equiv", "n/a", "failed",
-                "can't run") + (("ignored",) if ignored else ()) + ("score",):
-        table.add_column(col, justify="left" if col == "category" else "right")
+                          + (" - ignored" if ignored else "")
+                          + (" - pending" if pending else "") + ")")
+    words_column(table, "category", list(s["category"]) + ["all"])
+    for col in ("mutants", "killed", "survived", "equiv", "n/a", "failed", "can't run") \
+            + (("ignored",) if ignored else ()) + (("pending",) if pending else ()) \
+            + ("score",):
+        table.add_column(col, justify="right")
 
     def row(name, g, style=None):
         score = g["mutation_score"]
@@ -118,19 +126,47 @@ def print_summary(result: dict, out) -> None:
                       str(g["build_failed"] + g["crashed"] + g["timeout"]),
                       str(g["cannot_run_here"] + g["device_lost"]),
                       *((str(g["ignored"]),) if ignored else ()),
+                      *((str(g["pending"]),) if pending else ()),
                       "n/a" if score is None else f"{score:.2f}", style=style)
 
     for name, g in s["category"].items():
         row(name, g)
     row("all", s["overall"], style="bold")
-    console.print(table)
-    secs = result["campaign"].get("seconds") or {}
-    wall = f" in {secs['total_wall']:.0f} s" if secs.get("total_wall") else ""
-    console.print(f"reference labelling: {result['campaign']['reference']}; results{wall} "
+    # The table fits when its natural width, with the category names wrapped between words
+    # (their column at its min_width), fits; narrower, rich would cut headers or columns.
+    names = list(s["category"]) + ["category"]
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if natural - max(map(len, names)) + table.columns[0].min_width <= console.width:
+        console.print(table)
+    else:  # narrower, the table would cut headers or columns: one line per category
+        console.print(table.title, soft_wrap=True)
+        for name, g in [*s["category"].items(), ("all", s["overall"])]:
+            console.print(_score_line(name, g), soft_wrap=True)
+    console.print(f"reference labelling: {campaign['reference']}; results{_wall(campaign)} "
                   f"in {out} (report.html, results.json, results.jsonl, mutants.csv, "
-                  "summary.csv, results.db)", highlight=False)
+                  "summary.csv, results.db)", highlight=False, soft_wrap=True)
+    for note in campaign.get("notes", []):
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for warning in unmatched_warnings(result["ignore"]):
         errors.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
+def _score_line(name: str, g: dict) -> str:
+    """One category's scores on a line (for terminals too narrow for the table): the score,
+    then the counts that are not zero."""
+    score = "n/a" if g["mutation_score"] is None else f"{g['mutation_score']:.2f}"
+    counts = [("killed", g["killed"]), ("survived", g["survived"]),
+              ("equivalent", g["equivalent"]), ("not applicable", g["not_applicable"]),
+              ("failed", g["build_failed"] + g["crashed"] + g["timeout"]),
+              ("can't run", g["cannot_run_here"] + g["device_lost"]),
+              ("ignored", g["ignored"]), ("pending", g.get("pending", 0))]
+    return (f"  {name}: score {score}; {g['mutants']} mutant(s): "
+            + ", ".join(f"{n} {what}" for what, n in counts if n))
+
+
+def _wall(campaign: dict) -> str:
+    text = wall_text(campaign)
+    return f" in {text}" if text else ""
 
 
 class NotebookProgress:

@@ -29,9 +29,10 @@ from urllib.parse import urlencode
 
 import jinja2
 
-from .analysis import analyse
+from .analysis import analyse, partial_note
 from .gate import threshold_failure
 from .ignore import unmatched_warnings
+from .run_history import wall_text
 from .store import Store
 
 #: Where the per-mutant pages go, relative to the output folder (and to report.html).
@@ -101,7 +102,7 @@ SUMMARY_COLUMNS = ("group_by", "group", "mutants", "ok", "not_applicable", "equi
                    "build_failed", "crashed", "timeout", "cannot_run_here", "device_lost",
                    "ignored", "killed", "survived", "stat_killed", "denominator",
                    "mutation_score", "score_with_failures", "mean_top1_disagreement",
-                   "mean_rbo")
+                   "mean_rbo", "pending", "note")
 #: The summary columns report.html shows.
 HTML_SUMMARY_COLUMNS = ("mutants", "ok", "killed", "survived", "equivalent", "not_applicable",
                         "ignored", "build_failed", "crashed", "timeout", "cannot_run_here",
@@ -156,7 +157,8 @@ def _write_reports(result: dict, store: Store, folder: Path) -> None:
                 for r in result["mutants"]))
     summary = result["summary"]
     _write_csv(folder / "summary.csv", SUMMARY_COLUMNS,
-               [{"group_by": by, "group": name, **_blank(s)}
+               [{"group_by": by, "group": name, **_blank(s),
+                 "note": summary_note(s, result["campaign"])}
                 for by, name, s in _summary_groups(summary, ("operator", "category", "model",
                                                              "target"))])
     write_cross_target_csv(result["cross_target"], folder / "cross_target.csv")
@@ -221,6 +223,17 @@ def _json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
+
+
+def summary_note(scores: dict, campaign: dict) -> str:
+    """A summary row's note: ``partial: N of M finished`` when some of its mutants are
+    pending, and why ``stat_killed`` is empty when the test cannot decide."""
+    notes = [partial_note(scores)]
+    if scores.get("stat_killed") is None and scores.get("mutants"):
+        statistics = campaign.get("statistics") or {}
+        notes.append(f"stat_killed not assessed: Fisher's test needs at least "
+                     f"{statistics.get('min_images')} reference images")
+    return "; ".join(n for n in notes if n)
 
 
 def _blank(s: dict) -> dict:
@@ -328,17 +341,72 @@ def _bars(categories: dict) -> dict:
             "label_w": label_w, "scale": scale, "rows": rows}
 
 
+#: What the report's chips count, defined beside them.
+DEFINITIONS = (
+    ("killed", "built, ran on every image, and some image's top-1 class differs from the "
+               "original's on the same target"),
+    ("survived", "built, ran on every image, and every image's top-1 class equals the "
+                 "original's: the images did not detect the mutation"),
+    ("equivalent", "the mutated IR is structurally equal to the original's: nothing to "
+                   "detect; not built, left out of the score"),
+    ("not applicable", "the operator finds no site in the model; not built, left out of the "
+                       "score"),
+    ("failures", "the mutant failed to build, crashed or timed out (score_with_failures "
+                 "counts them as killed)"),
+    ("pending", "planned, not finished yet (a partial campaign): left out of the score"),
+)
+
+
+def _schedule(target: dict) -> str:
+    """How a target's kernels are scheduled: the profile's ``schedule`` where it has one,
+    else what TVM's default pipeline does for its device."""
+    if target.get("schedule"):
+        return target["schedule"]
+    if target.get("device") == "cuda":
+        return "dlight default rules (TVM's GPU pipeline)"
+    return "none (TVM's CPU default pipeline leaves kernels unscheduled)"
+
+
+def _tested(result: dict) -> dict:
+    """The report's opening section: the models (weights synthetic or from the file,
+    labels, outputs that ignore the input), images, targets and operators tested."""
+    c = result["campaign"]
+    flags: dict[int, list[str]] = {}
+    for o in result["originals"]:
+        if o.get("ignores_input"):
+            flags.setdefault(o["model_index"], []).append(
+                f"on {o['target']}: {o['ignores_input']}")
+    models = [{"name": m["name"], "source": m.get("source", ""), "format": m.get("format", ""),
+               "weights": "synthetic (seeded, not trained)" if m.get("synthetic_weights")
+               else "from the file", "classes": m.get("classes"),
+               "labels": m.get("labels_source") or ("yes" if m.get("labels") else "none"),
+               "label_offset": m.get("label_offset") or 0,
+               "label_mismatch": m.get("label_mismatch") or "",
+               "flags": flags.get(m.get("index"), [])} for m in c["models"]]
+    images = c["images"]
+    return {"models": models, "images": images[:20], "more_images": max(0, len(images) - 20),
+            "image_count": len(images),
+            "image_notes": [(i["name"], "; ".join(i["notes"])) for i in images
+                            if i.get("notes")],
+            "skipped": c.get("images_skipped", []),
+            "targets": [{"name": t["name"], "description": t.get("description", ""),
+                         "schedule": _schedule(t)} for t in c["targets"]],
+            "operators": c["config"].get("operators", [])}
+
+
 def _render_report(result: dict) -> str:
     c, overall = result["campaign"], result["summary"]["overall"]
-    score, seconds = overall["mutation_score"], c.get("seconds") or {}
-    cards = [("mutants", overall["mutants"]), ("killed", overall["killed"]),
-             ("survived", overall["survived"]), ("equivalent", overall["equivalent"]),
-             ("not applicable", overall["not_applicable"]),
-             ("ignored", overall["ignored"]),
-             ("failures", overall["build_failed"] + overall["crashed"] + overall["timeout"]),
-             ("mutation score", "n/a" if score is None else f"{score:.3f}"),
-             ("wall time", f"{seconds['total_wall']:.0f} s" if seconds.get("total_wall")
-              else "—")]
+    score = overall["mutation_score"]
+    cards = [
+        ("mutants", overall["mutants"]), ("killed", overall["killed"]),
+        ("survived", overall["survived"]), ("equivalent", overall["equivalent"]),
+        ("not applicable", overall["not_applicable"]),
+        ("ignored", overall["ignored"]),
+        ("failures", overall["build_failed"] + overall["crashed"] + overall["timeout"])] + (
+        [("pending", overall["pending"])] if overall.get("pending") else []) + [
+        ("mutation score" + (" (finished mutants)" if c.get("partial") else ""),
+         "n/a" if score is None else f"{score:.3f}"),
+        ("wall time", wall_text(c) or "—")]
     sampling = "; ".join(f"{k}: {v['mode']} sites={v['sites']}"
                          + (f" sample={v['sample']} (seed {v['seed']})" if v.get("sample")
                             else "")
@@ -350,7 +418,9 @@ def _render_report(result: dict) -> str:
         ignore=result["ignore"], ignore_warnings=unmatched_warnings(result["ignore"]),
         versions=", ".join(f"{k} {v}" for k, v in c["versions"].items() if v),
         heatmap=_heatmap(result["mutants"]), bars=_bars(result["summary"]["category"]),
-        summary_columns=HTML_SUMMARY_COLUMNS,
+        summary_columns=HTML_SUMMARY_COLUMNS + (("pending",) if overall.get("pending")
+                                                else ()),
+        definitions=DEFINITIONS, tested=_tested(result),
         summary_rows=_summary_groups(result["summary"], ("category", "operator", "model",
                                                          "target")),
         data_file=REPORT_DATA, tables=_TABLES)

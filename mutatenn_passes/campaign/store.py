@@ -134,6 +134,15 @@ class Store:
         cur = self.db.execute("SELECT key, status, timeout_s FROM results")
         return {k: {"status": s, "timeout_s": t} for k, s, t in cur}
 
+    def mutants_finished(self) -> tuple[int, int]:
+        """(finished, planned) mutants of the current plan; a duplicate is finished when the
+        mutant it duplicates is (the analysis counts the rest as ``pending``)."""
+        plan = set(self.meta().get("plan", []))
+        done = {k for (k,) in self.db.execute("SELECT key FROM results")}
+        mutants = [(key, dup) for key, dup in self.db.execute(
+            "SELECT key, duplicate_of FROM tasks WHERE kind = 'mutant'") if key in plan]
+        return sum((dup or key) in done for key, dup in mutants), len(mutants)
+
     def record(self, key: str, status: str, *, error: str = "", stage: str = "",
                exit_code: int | None = None, signal: str = "", build_s: float | None = None,
                load_s: float | None = None, run_s: float | None = None, prepare_s: float | None = None,

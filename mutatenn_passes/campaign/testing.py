@@ -14,7 +14,10 @@ import numpy as np
 
 
 def tiny_classifier(path: str | Path, seed: int = 0, size: int = 32,
-                    classes: int = 10) -> Path:
+                    classes: int = 10, ignores_input: bool = False) -> Path:
+    """Write the classifier; with ``ignores_input`` its dense layer's weights are zero, so
+    that every image gets the same scores (the bias's softmax), as an untrained or broken
+    model's would."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -33,7 +36,7 @@ def tiny_classifier(path: str | Path, seed: int = 0, size: int = 32,
         const("bn_v", rng.uniform(0.5, 1.5, (ch,))),
         const("w2", rng.normal(0, 0.3, (ch, ch, 3, 3))),
         const("b2", rng.normal(0, 0.1, (ch,))),
-        const("wd", rng.normal(0, 0.5, (classes, ch))),
+        const("wd", rng.normal(0, 0.5, (classes, ch)) * (0.0 if ignores_input else 1.0)),
         const("bd", rng.normal(0, 0.1, (classes,))),
     ]
     nodes = [

@@ -68,11 +68,14 @@ if(typeof x==='string')x=x.toLowerCase();if(typeof y==='string')y=y.toLowerCase(
 if(typeof x!==typeof y)return (typeof x==='number'?-1:1)*d;return (x<y?-1:x>y?1:0)*d;});}
 function render(){var pages=Math.max(1,Math.ceil(shown.length/PAGE_ROWS));
 state.page=Math.min(Math.max(state.page,0),pages-1);var start=state.page*PAGE_ROWS;
-var killed=index.killed,n=cols.length;
+var killed=index.killed,status=index.status,n=cols.length;
+function rowClass(r){if(killed===undefined)return '';if(r[killed])return ' class="killed"';
+// a survivor: ran on every image, no top-1 changed, and not on the ignore list
+var st=status===undefined?null:r[status];
+return st&&st[0]==='ok'&&!st[4]?' class="survived"':'';}
 table.tBodies[0].innerHTML=shown.slice(start,start+PAGE_ROWS).map(function(r){
-return '<tr'+(r.length>n?' data-key="'+esc(r[n])+'"':'')+(killed!==undefined&&r[killed]?
-' class="killed"':'')+'>'+cols.map(function(c,i){return cellHtml(c.kind,r[i]);}).join('')+
-'</tr>';}).join('');
+return '<tr'+(r.length>n?' data-key="'+esc(r[n])+'"':'')+rowClass(r)+'>'+
+cols.map(function(c,i){return cellHtml(c.kind,r[i]);}).join('')+'</tr>';}).join('');
 var i=index[state.sort];ths.forEach(function(th,j){th.classList.remove('asc','desc');
 if(j===i)th.classList.add(state.dir>0?'asc':'desc');});
 if(i!==undefined)table.setAttribute('data-sorted',state.sort+':'+(state.dir>0?'asc':'desc'));
