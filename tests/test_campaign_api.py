@@ -150,8 +150,8 @@ def test_ignored_mutant_is_reported_with_its_reason_and_left_out_of_the_score(ga
     # the reason (report.js renders it as an "ignored" tag)
     data = (out / "report_files" / "report-data.js").read_text()
     rows = json.loads(data.removeprefix("window.MUTATENN_DATA = ").rstrip().rstrip(";"))
-    reasons = {row[-1]: next(c[4] for c in row if isinstance(c, list) and len(c) == 5)
-               for row in rows["mutants"]["rows"]}
+    status = [c["key"] for c in rows["mutants"]["columns"]].index("status")
+    reasons = {row[-1]: row[status][4] for row in rows["mutants"]["rows"]}
     assert sorted(r for r in reasons.values() if r) == ["accepted survivor"]
     assert "warning: ignore entry &#39;relu_to_sigmoid:no/such/site&#39; matches no mutant" in html
     key = next(m["key"] for m in result["mutants"] if m["operator"] == "add_to_subtract")

@@ -358,13 +358,12 @@ DEFINITIONS = (
 
 
 def _schedule(target: dict) -> str:
-    """How a target's kernels are scheduled: the profile's ``schedule`` where it has one,
-    else what TVM's default pipeline does for its device."""
-    if target.get("schedule"):
-        return target["schedule"]
+    """How a target's kernels are scheduled, in words (the profile's ``schedule``)."""
     if target.get("device") == "cuda":
-        return "dlight default rules (TVM's GPU pipeline)"
-    return "none (TVM's CPU default pipeline leaves kernels unscheduled)"
+        return "default: TVM's dlight GPU rules"
+    if target.get("schedule", "default") == "default":
+        return "default: fused, tiled, vectorized and parallel by mutatenn's CPU rules"
+    return "none: TVM's CPU default build, unscheduled naive loops"
 
 
 def _tested(result: dict) -> dict:
@@ -430,8 +429,8 @@ def _render_report(result: dict) -> str:
 # A table is a list of (key, label, kind, filterable) columns and one list of cell values per
 # row (a value after the last cell is the row's key). The page's script renders a cell by its
 # kind: "text", "num" (formatted like `_fmt`), "bool" (yes / blank), "sites" ([indices, sites
-# found, descriptions]), "status" ([status, error, detail, duplicate?, ignore reason or null]),
-# "link" ([text, href]).
+# found, descriptions]), "status" ([status, error, detail, duplicate?, ignore reason or null,
+# survived?]), "link" ([text, href]).
 
 def _num(v):
     """A float as the page needs it: 6 significant digits, None when not finite."""
@@ -447,8 +446,9 @@ def _sites(r: dict) -> list:
 
 def _status(r: dict) -> list:
     detail = f" ({r.get('signal') or r.get('exit_code')})" if r["status"] == "crashed" else ""
+    survived = r["status"] == "ok" and not r.get("killed") and not r.get("ignored")
     return [r["status"], (r.get("error") or "")[:400], detail, bool(r.get("duplicate_of")),
-            r.get("ignore_reason") if r.get("ignored") else None]
+            r.get("ignore_reason") if r.get("ignored") else None, survived]
 
 
 def _mutant_cells(r: dict, pages: dict) -> list:

@@ -181,7 +181,9 @@ def fill_store(folder: str | Path, mutants: int, examples: list[dict], *, seed: 
     store.db.execute("PRAGMA synchronous=OFF")  # a throwaway store: no fsync per result
     config = {"name": f"synthetic-{mutants}", "source": str(folder / "campaign.toml"),
               "seed": seed, "targets": list(targets), "image_labels": None,
-              "operators": [op.id for op in operators]}
+              "operators": [{"id": op.id, "level": op.level, "category": op.category,
+                             "mode": "each", "sites": "all", "sample": 0, "kernels": None,
+                             "phase": None, "params": {}} for op in operators]}
     if image_labels:
         labels = folder / "labels.csv"
         top1 = gen.logits[models[0]].argmax(axis=1)

@@ -30,7 +30,8 @@ case 'sites':return '<td'+dv+' title="'+esc(v[2])+'">'+(esc(v[0])||'—')+
 '<span class="muted"> / '+esc(v[1])+'</span></td>';
 case 'status':return '<td class="st-'+esc(v[0])+'"'+dv+' title="'+esc(v[1])+'">'+esc(v[0]+v[2])+
 (v[3]?' <span class="muted">dup</span>':'')+
-(v[4]?' <span class="muted ignored" title="'+esc(v[4])+'">ignored</span>':'')+'</td>';
+(v[4]?' <span class="muted ignored" title="'+esc(v[4])+'">ignored</span>':'')+
+(v[5]?' <span class="survived-tag">survived</span>':'')+'</td>';
 case 'link':return '<td'+dv+'>'+(v[1]?'<a href="'+esc(v[1])+'">'+esc(v[0])+'</a>':esc(v[0]))+'</td>';
 default:return '<td'+dv+'>'+esc(v)+'</td>';}}
 function empty(x){return x===null||x===undefined||x==='';}
@@ -69,10 +70,9 @@ if(typeof x!==typeof y)return (typeof x==='number'?-1:1)*d;return (x<y?-1:x>y?1:
 function render(){var pages=Math.max(1,Math.ceil(shown.length/PAGE_ROWS));
 state.page=Math.min(Math.max(state.page,0),pages-1);var start=state.page*PAGE_ROWS;
 var killed=index.killed,status=index.status,n=cols.length;
-function rowClass(r){if(killed===undefined)return '';if(r[killed])return ' class="killed"';
-// a survivor: ran on every image, no top-1 changed, and not on the ignore list
-var st=status===undefined?null:r[status];
-return st&&st[0]==='ok'&&!st[4]?' class="survived"':'';}
+function rowClass(r){if(killed!==undefined&&r[killed])return ' class="killed"';
+var st=status===undefined?null:r[status];  // [.., survived?]: ran, no top-1 changed, not ignored
+return st&&st[5]?' class="survived"':'';}
 table.tBodies[0].innerHTML=shown.slice(start,start+PAGE_ROWS).map(function(r){
 return '<tr'+(r.length>n?' data-key="'+esc(r[n])+'"':'')+rowClass(r)+'>'+
 cols.map(function(c,i){return cellHtml(c.kind,r[i]);}).join('')+'</tr>';}).join('');
