@@ -4,7 +4,8 @@ This is the seam every mutation uses. Graph-level passes run on the imported Rel
 before the target's default Relax pipeline (so they see `batch_norm`, `matmul`, ... as the
 frontend emitted them). Kernel-level passes run inside the target's TIR pipeline, through a
 wrapping pipeline registered with `tvm.tirx.register_tir_pipeline`: passes of phase ``s_tir``
-run on the legalized (and, for GPUs, scheduled) S-TIR kernels before TVM's own TIR lowering,
+run on the legalized (and, for GPUs, scheduled, with cross-thread reductions lowered: see
+`kernel_ir.lower_cross_thread_reductions`) S-TIR kernels before TVM's own TIR lowering,
 passes of phase ``lowered`` run after it, just before host/device finalization and code
 generation. TVM's pass list itself is never copied.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import tvm
 
 from .errors import BuildError
-from .kernel_ir import lower_relax
+from .kernel_ir import lower_cross_thread_reductions, lower_relax
 from .model import Model
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
@@ -52,6 +53,7 @@ def _wrapping_tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildR
 
         @tvm.transform.module_pass(opt_level=0, name="mutatenn.WrappedTIRPipeline")
         def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+            mod = lower_cross_thread_reductions(mod, target)  # GPUs only; see kernel_ir
             mod = tvm.transform.Sequential(by_phase["s_tir"])(mod)
             record.tir["s_tir"] = mod
             mod = lower(mod)

@@ -35,6 +35,7 @@ from .params import NonZeroInt, PositiveInt
 
 CATEGORY = "Kernel Variables & Stores"
 THREAD_EXTENT = "thread_extent"
+ALLREDUCE = "tirx.tvm_thread_allreduce"
 
 
 def offset(expr, amount: int):
@@ -98,10 +99,26 @@ class ExtentDec(_LoopBound):
         return loop.min, offset(loop.extent, -amount)
 
 
+def _encloses_allreduce(loop) -> bool:
+    """Whether ``loop`` holds a GPU cross-thread reduction (a ``tvm_thread_allreduce`` call,
+    made by ``LowerCrossThreadReduction`` before the ``s_tir`` phase on GPUs)."""
+    def probe(call):
+        if isinstance(call.op, tvm.ir.Op) and call.op.name == ALLREDUCE:
+            return tvm_ffi.VisitInterrupt(True)
+        return None
+
+    return tvm_ffi.structural_walk(loop.body, (tvm.ir.Call, probe), order="pre") is not None
+
+
 class ExtentInc(_LoopBound):
     """``loop_extent_inc``: ``amount`` iterations run past the end."""
 
     def new_range(self, loop, amount):
+        if _encloses_allreduce(loop):
+            # e.g. the unit loop around avg_pool2d3's allreduce on ShuffleNet: TVM unrolls
+            # it, and LowerThreadAllreduce leaves the copies' red_buf undefined
+            raise SkipSite("the loop holds a GPU cross-thread reduction: TVM may unroll a "
+                           "longer one into copies of the reduction, which it cannot lower")
         return loop.min, offset(loop.extent, amount)
 
 
