@@ -7,7 +7,8 @@ wrapping pipeline registered with `tvm.tirx.register_tir_pipeline`: passes of ph
 run on the legalized (and, for GPUs, scheduled, with cross-thread reductions lowered: see
 `kernel_ir.lower_cross_thread_reductions`) S-TIR kernels before TVM's own TIR lowering,
 passes of phase ``lowered`` run after it, just before host/device finalization and code
-generation. TVM's pass list itself is never copied.
+generation. TVM's pass list itself is never copied. A CUDA build ends with nvcc compiling the
+generated kernels (`device_code`), which TVM itself defers to loading on a GPU.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import tvm
 
+from .device_code import compile_device_code
 from .errors import BuildError
 from .kernel_ir import lower_cross_thread_reductions, lower_relax
 from .model import Model
@@ -93,9 +95,13 @@ def _compile(mod: tvm.IRModule, profile: TargetProfile, tir_passes, record: Buil
     try:
         # GPU kernels are scheduled (dlight) by the target's own Relax pipeline here.
         relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
-        return tvm.compile(relax_lowered, target, relax_pipeline=None, tir_pipeline=name)
+        executable = tvm.compile(relax_lowered, target, relax_pipeline=None,
+                                 tir_pipeline=name)
     finally:
         compilation_pipeline.PIPELINE_MAP.pop(name, None)
+    if profile.device == "cuda":  # TVM leaves the kernels as CUDA source: see device_code
+        compile_device_code(executable, target)
+    return executable
 
 
 def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,

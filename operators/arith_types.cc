@@ -13,12 +13,17 @@
  *  - bfloat16: the same rounding, written out on the float32 bits as TVM's own bf16
  *    legalization does (``(bits + 0x7FFF + lsb) & 0xFFFF0000``, NaN kept), because after
  *    lowering bf16 storage is already legalized and a bf16 cast no longer reaches codegen.
+ *    A stored constant is rounded here, to a constant: TVM's CUDA backend reads a value's bits
+ *    through its address (``*(uint*)&x``), which a literal does not have.
  *  - int8/int16/int32: a bare ``fptosi`` of an out-of-range or NaN value is poison in LLVM and
  *    undefined behaviour in C, so the result would depend on the backend. The value is
  *    saturated first, with the semantics of LLVM's ``llvm.fptosi.sat`` and Rust's ``as``:
  *    truncation toward zero, clamping to T's range (for int32 to 2147483520, the largest
  *    float32 not above INT32_MAX), NaN to 0.
- * ``v`` is bound once with a ``Let`` wherever it is used twice.
+ * ``v`` is bound once with a ``Let`` wherever it is used twice. In a function built for CUDA,
+ * a vector store (float32x2, x4: vectorized loops after lowering) is skipped for the integer
+ * and bfloat16 round trips: TVM's CUDA backend writes their NaN test ``v != v`` on the vector
+ * type, which CUDA's float2/float4 do not define, so nvcc rejects the kernel.
  *
  * Sites are numbered in pre-order over the kernel code (see tir_ffi.h), per PrimFunc.
  *
@@ -40,6 +45,9 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -118,6 +126,11 @@ std::string SkipReason(const ffi::ObjectRef& value, const RoundTripType& target,
   if (target.narrowing == Narrowing::kFloatCast && target_kind == "c") {
     return "TVM's C backend writes a float16 cast as (half), a type C does not have";
   }
+  if (target.narrowing != Narrowing::kFloatCast && target_kind == "cuda" &&
+      DTypeOf(value).lanes > 1) {
+    return "TVM's CUDA backend writes the NaN test of a vector value as v != v, which "
+           "CUDA's vector types do not define";
+  }
   if (target.narrowing == Narrowing::kFloatCast && float_imm.Holds(value)) {
     double constant = imm_value(value).cast<double>();
     if (!(constant >= target.lowest && constant <= target.highest)) {
@@ -149,6 +162,18 @@ ffi::Any BFloat16Rounded(const ffi::Any& v, DLDataType wide) {
   return CallGlobal("prim.Select", CallGlobal("tirx.isnan", v, nullptr), v, back, nullptr);
 }
 
+/*! \brief The float32 constant \p value rounded to bfloat16 precision as `BFloat16Rounded`
+ *         rounds a variable (NaN kept). */
+double BFloat16RoundedConstant(double value) {
+  float f = static_cast<float>(value);
+  if (std::isnan(f)) return value;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
 /*! \brief float32 \p v clamped to [lowest, highest], NaN to 0. */
 ffi::Any Saturated(const ffi::Any& v, DLDataType wide, const RoundTripType& target) {
   ffi::Any clamped = CallGlobal(
@@ -166,6 +191,11 @@ ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& targe
     ffi::Any narrowed = CallGlobal("prim.Cast", WithLanes(target.dtype, wide.lanes), value,
                                    nullptr);
     return CallGlobal("prim.Cast", wide, narrowed, nullptr).cast<ffi::ObjectRef>();
+  }
+  static const NodeType float_imm("ir.FloatImm");
+  static const Field imm_value("ir.FloatImm", "value");
+  if (target.narrowing == Narrowing::kBFloat16Bits && float_imm.Holds(value)) {
+    return FloatConstant(wide, BFloat16RoundedConstant(imm_value(value).cast<double>()), 1);
   }
   ffi::Any v = CallGlobal("ir.Var", ffi::String("v"), CallGlobal("ir.PrimType", wide), nullptr);
   ffi::Any body;
