@@ -1,13 +1,17 @@
 """Benchmark: build the paper's mutants for CUDA targets and check the GPU build figures.
 
     PYTHONPATH=. python bench/cuda_builds.py [--model default|PATH]... [--target NAME]...
-        [--sample 0] [--workers 2] [--timeout 600] [--output DIR] [--explain]
+        [--sample 0] [--operators paper] [--mode each|together] [--phase s_tir|lowered]
+        [--workers 2] [--timeout 600] [--output DIR] [--explain]
 
 Runs one campaign over the models (``default``: the embedded ShuffleNet; repeat ``--model``
 for several) and CUDA targets (default ``cuda-sm90``; repeat ``--target``) with the paper's
-operators. Site selection: ``--sample 0`` (the default) takes the first site of every
-operator (``sites = [0]``); ``--sample N`` the campaign's seeded sample of N sites per
-operator. Every mutant is built here: TVM's CUDA code generation, then nvcc compiling the
+operators (``--operators``: IDs, categories or presets, e.g. ``kernel``). Site selection:
+``--sample 0`` (the default) takes the first site of every operator (``sites = [0]``);
+``--sample N`` the campaign's seeded sample of N sites per operator. ``--mode together``
+makes one mutant per operator rewriting all its sites at once (every site's code then meets
+nvcc); ``--phase`` runs every kernel operator at that phase instead of its default one.
+Every mutant is built here: TVM's CUDA code generation, then nvcc compiling the
 kernels (`mutatenn_passes.device_code`). With no GPU, running is refused and each built mutant
 is recorded ``cannot_run_here`` (its build time is kept); a mutant TVM or nvcc rejects is
 ``build_failed``.
@@ -41,26 +45,31 @@ BUILT = ("cannot_run_here", "ok")
 FAILED = ("build_failed", "timeout", "crashed")
 
 
-def campaign_text(models: list[str], targets: list[str], sample: int, workers: int,
-                  timeout: float, output: Path) -> str:
-    sites = '"all"' if sample else "[0]"
-    tables = "".join(f"\n[[models]]\npath = {json.dumps(str(Path(m).resolve()))}\n"
-                     for m in models if m != "default")
+def campaign_text(args, output: Path) -> str:
+    from mutatenn_passes.registry import resolve_operator_names
+
+    sites = '"all"' if args.sample or args.mode == "together" else "[0]"
+    tables = "".join("\n[[models]]\n" if m == "default"  # no path: the embedded model
+                     else f"\n[[models]]\npath = {json.dumps(str(Path(m).resolve()))}\n"
+                     for m in args.model)
+    phases = "".join(f"\n[operators.{spec.id}]\nphase = {json.dumps(args.phase)}\n"
+                     for spec in resolve_operator_names(args.operators)
+                     if args.phase and spec.level == "kernel")
     return f"""[campaign]
 name = "cuda-builds"
 output = {json.dumps(str(output))}
 seed = 0
-workers = {workers}
-timeout = {timeout}
+workers = {args.workers}
+timeout = {args.timeout}
 incremental = true
-targets = {json.dumps(targets)}
+targets = {json.dumps(args.target)}
 {tables}
 [operators]
-use = ["paper"]
-mode = "each"
+use = {json.dumps(args.operators.split(","))}
+mode = "{args.mode}"
 sites = {sites}
-sample = {sample}
-"""
+sample = {args.sample}
+{phases}"""
 
 
 def kernels_without_launch_sites(model, target: str) -> tuple[int, list[str]]:
@@ -113,14 +122,19 @@ def main(argv=None) -> int:
     ap.add_argument("--target", action="append", default=None,
                     help="a CUDA target profile (default cuda-sm90); repeatable")
     ap.add_argument("--sample", type=int, default=0)
+    ap.add_argument("--operators", default="paper",
+                    help="comma list of operator IDs, categories or presets (default paper)")
+    ap.add_argument("--mode", choices=("each", "together"), default="each")
+    ap.add_argument("--phase", choices=("s_tir", "lowered"), default=None,
+                    help="run every kernel operator at this phase")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--output", default=None)
     ap.add_argument("--explain", action="store_true",
                     help="rebuild each failed mutant here and print the cause TVM gives")
     args = ap.parse_args(argv)
-    models = args.model or ["default"]
-    targets = args.target or ["cuda-sm90"]
+    args.model = args.model or ["default"]
+    args.target = args.target or ["cuda-sm90"]
 
     from mutatenn_passes.campaign.config import parse_config
     from mutatenn_passes.campaign.engine import run_campaign
@@ -128,7 +142,7 @@ def main(argv=None) -> int:
     from mutatenn_passes.campaign.progress import CampaignUI
     from mutatenn_passes.targets import get_profile
 
-    for target in targets:
+    for target in args.target:
         profile = get_profile(target)
         can_build, why = profile.can_build()
         can_run, why_not_run = profile.can_run()
@@ -137,7 +151,7 @@ def main(argv=None) -> int:
         if not can_build:
             return 1
     output = Path(args.output or tempfile.mkdtemp(prefix="mutatenn-cuda-builds-"))
-    text = campaign_text(models, targets, args.sample, args.workers, args.timeout, output)
+    text = campaign_text(args, output)
     config = parse_config(text, source="<bench/cuda_builds.py>", base_dir=Path.cwd())
     t0 = time.perf_counter()
     result = run_campaign(config, progress=CampaignUI(quiet=True))["analysis"]
@@ -152,7 +166,7 @@ def main(argv=None) -> int:
     ok = True
     for model_config in config.models:
         model = load_campaign_model(model_config)
-        for target in targets:
+        for target in args.target:
             rows = [r for r in result["mutants"]
                     if r["model"] == model.name and r["target"] == target]
             ok &= report(rows, model, target)

@@ -13,8 +13,10 @@
  *  - bfloat16: the same rounding, written out on the float32 bits as TVM's own bf16
  *    legalization does (``(bits + 0x7FFF + lsb) & 0xFFFF0000``, NaN kept), because after
  *    lowering bf16 storage is already legalized and a bf16 cast no longer reaches codegen.
- *    A stored constant is rounded here, to a constant: TVM's CUDA backend reads a value's bits
- *    through its address (``*(uint*)&x``), which a literal does not have.
+ *    In a function built for CUDA a stored constant is rounded here, to a constant: TVM's
+ *    CUDA backend reads a value's bits through its address (``*(uint*)&x``), which a literal
+ *    does not have. (Elsewhere it stays a round trip: TVM's C backend cannot print the
+ *    infinity that -FLT_MAX rounds to.)
  *  - int8/int16/int32: a bare ``fptosi`` of an out-of-range or NaN value is poison in LLVM and
  *    undefined behaviour in C, so the result would depend on the backend. The value is
  *    saturated first, with the semantics of LLVM's ``llvm.fptosi.sat`` and Rust's ``as``:
@@ -184,8 +186,10 @@ ffi::Any Saturated(const ffi::Any& v, DLDataType wide, const RoundTripType& targ
                     FloatConstant(wide, 0.0, wide.lanes), clamped, nullptr);
 }
 
-/*! \brief The value \p value takes after the round trip through \p target. */
-ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& target) {
+/*! \brief The value \p value takes after the round trip through \p target, in a function
+ *         for target kind \p target_kind. */
+ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& target,
+                         const std::string& target_kind) {
   DLDataType wide = DTypeOf(value);
   if (target.narrowing == Narrowing::kFloatCast) {
     ffi::Any narrowed = CallGlobal("prim.Cast", WithLanes(target.dtype, wide.lanes), value,
@@ -194,7 +198,8 @@ ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& targe
   }
   static const NodeType float_imm("ir.FloatImm");
   static const Field imm_value("ir.FloatImm", "value");
-  if (target.narrowing == Narrowing::kBFloat16Bits && float_imm.Holds(value)) {
+  if (target.narrowing == Narrowing::kBFloat16Bits && target_kind == "cuda" &&
+      float_imm.Holds(value)) {
     return FloatConstant(wide, BFloat16RoundedConstant(imm_value(value).cast<double>()), 1);
   }
   ffi::Any v = CallGlobal("ir.Var", ffi::String("v"), CallGlobal("ir.PrimType", wide), nullptr);
@@ -276,8 +281,9 @@ ffi::ObjectRef WalkStores(const ffi::ObjectRef& func, const RoundTripType& targe
       sites->push_back({kind, DescribeStore(store, kind), skip});
     }
     if (!skip.empty() || !(all || positions.count(position))) return store;
-    return CallGlobal("tirx.BufferStore", store_buffer(store), RoundTrip(value, target),
-                      store_indices(store), stmt_span(store))
+    return CallGlobal("tirx.BufferStore", store_buffer(store),
+                      RoundTrip(value, target, target_kind), store_indices(store),
+                      stmt_span(store))
         .cast<ffi::ObjectRef>();
   });
 }
