@@ -45,8 +45,8 @@ def lower_cross_thread_reductions(tir_mod: tvm.IRModule,
     ``tvm_thread_allreduce``. A mutated store there fails the build ("No matched reducer"),
     and a mutated predicate leaves a racing reduction over shared memory that fails later
     ("Cannot insert syncs inside condition"). After the pass the same code is an in-thread
-    reduction, the allreduce call and a write-back store, all ordinary stores and predicates
-    that every mutation keeps buildable. TVM's lowering begins with this pass anyway (after
+    reduction, the allreduce call and a write-back store: ordinary stores and predicates whose
+    mutants build (docs/gpu.md). TVM's lowering begins with this pass anyway (after
     ``CanonicalizeLoop``, a no-op on scheduled kernels) and the pass is idempotent, so the
     kernels TVM's lowering makes of the result, and the built original, are the same
     (tested).
