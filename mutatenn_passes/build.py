@@ -4,9 +4,11 @@ This is the seam every mutation uses. Graph-level passes run on the imported Rel
 before the target's default Relax pipeline (so they see `batch_norm`, `matmul`, ... as the
 frontend emitted them). Kernel-level passes run inside the target's TIR pipeline, through a
 wrapping pipeline registered with `tvm.tirx.register_tir_pipeline`: passes of phase ``s_tir``
-run on the legalized (and, for GPUs, scheduled) S-TIR kernels before TVM's own TIR lowering,
+run on the legalized (and, for GPUs, scheduled, with cross-thread reductions lowered: see
+`kernel_ir.lower_cross_thread_reductions`) S-TIR kernels before TVM's own TIR lowering,
 passes of phase ``lowered`` run after it, just before host/device finalization and code
-generation. TVM's pass list itself is never copied.
+generation. TVM's pass list itself is never copied. A CUDA build ends with nvcc compiling the
+generated kernels (`device_code`), which TVM itself defers to loading on a GPU.
 
 `build_incremental` builds a mutant against an `OriginalBuild` (`prepare_original`): only the
 kernels the passes changed are compiled, and the executable calls the original's
@@ -27,8 +29,10 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from .device_code import compile_device_code
 from .errors import BuildError, MutateNNError, OperatorError
-from .kernel_ir import bind_target, lower_kernels, lower_relax, tir_part
+from .kernel_ir import (bind_target, lower_cross_thread_reductions, lower_kernels,
+                        lower_relax, tir_part)
 from .model import Model
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
@@ -85,6 +89,7 @@ def _tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildRecord, *,
         @tvm.transform.module_pass(opt_level=0, name="mutatenn.WrappedTIRPipeline")
         def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
             if not kernels_lowered:
+                mod = lower_cross_thread_reductions(mod, target)  # GPUs only; see kernel_ir
                 mod = tvm.transform.Sequential(by_phase["s_tir"])(mod)
                 record.tir["s_tir"] = mod
                 mod = lower(mod)
@@ -160,6 +165,8 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
                 relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
                 executable = tvm.compile(relax_lowered, target, relax_pipeline=None,
                                          tir_pipeline=pipeline)
+            if profile.device == "cuda":  # TVM leaves the kernels as CUDA source: see device_code
+                compile_device_code(executable, target)
     except MutateNNError:  # a bad selection or a misplaced pass: the user's error, as it is
         raise
     except Exception as exc:  # TVM raises many types; to the user all are build failures

@@ -5,12 +5,15 @@ lowering, so the module `kernel_module(model, target, "s_tir")` returns is the o
 TIR pipeline hands to ``s_tir``-phase passes, and ``"lowered"`` is what TVM's TIR lowering
 makes of it. Listing sites, or checking a kernel mutant for equivalence, then costs a Relax
 lowering instead of a full build.
+
+On GPUs the ``s_tir`` kernels have been through one pass of TVM's TIR lowering,
+``LowerCrossThreadReduction`` (see `lower_cross_thread_reductions`).
 """
 
 from __future__ import annotations
 
 import tvm
-from tvm import relax
+from tvm import relax, s_tir
 
 from .errors import OperatorError
 from .targets import TargetProfile, get_profile
@@ -36,6 +39,33 @@ def lower_relax(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
     schedules, as `tvm.compile` would before its TIR pipeline."""
     with profile.tvm_target():
         return relax_pipeline(profile)(mod)
+
+
+def is_gpu(target: tvm.target.Target) -> bool:
+    """Whether ``target`` compiles GPU kernels (TVM gives GPU target kinds the key ``gpu``)."""
+    return "gpu" in target.keys
+
+
+def lower_cross_thread_reductions(tir_mod: tvm.IRModule,
+                                  target: tvm.target.Target) -> tvm.IRModule:
+    """The kernels as ``s_tir``-phase passes see them: on GPUs, after TVM's
+    ``LowerCrossThreadReduction``; on CPUs ``tir_mod`` itself.
+
+    A reduction that dlight spreads over ``threadIdx`` is an S-TIR block whose init and update
+    stores must keep the exact reducer form (``x = 0``; ``x = x + v``), and whose predicate
+    must keep its loop bindings affine, for that pass to turn it into a
+    ``tvm_thread_allreduce``. A mutated store there fails the build ("No matched reducer"),
+    and a mutated predicate leaves a racing reduction over shared memory that fails later
+    ("Cannot insert syncs inside condition"). After the pass the same code is an in-thread
+    reduction, the allreduce call and a write-back store: ordinary stores and predicates whose
+    mutants build (docs/gpu.md). TVM's lowering begins with this pass anyway (after
+    ``CanonicalizeLoop``, a no-op on scheduled kernels) and the pass is idempotent, so the
+    kernels TVM's lowering makes of the result, and the built original, are the same
+    (tested).
+    """
+    if not is_gpu(target):
+        return tir_mod
+    return s_tir.transform.LowerCrossThreadReduction()(tir_mod)
 
 
 def bind_target(tir_mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
@@ -66,4 +96,6 @@ def kernel_module(model_or_mod, target="llvm-x86-64", phase: str = "s_tir") -> t
     mod = getattr(model_or_mod, "mod", model_or_mod)
     with tvm.transform.PassContext(opt_level=3):
         tir = bind_target(tir_part(lower_relax(mod, profile)), profile)
-    return tir if phase == "s_tir" else lower_kernels(tir, profile)
+    if phase == "s_tir":
+        return lower_cross_thread_reductions(tir, profile.tvm_target())
+    return lower_kernels(tir, profile)

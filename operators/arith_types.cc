@@ -13,12 +13,19 @@
  *  - bfloat16: the same rounding, written out on the float32 bits as TVM's own bf16
  *    legalization does (``(bits + 0x7FFF + lsb) & 0xFFFF0000``, NaN kept), because after
  *    lowering bf16 storage is already legalized and a bf16 cast no longer reaches codegen.
+ *    In a function built for CUDA a stored constant is rounded here, to a constant: TVM's
+ *    CUDA backend reads a value's bits through its address (``*(uint*)&x``), which a literal
+ *    does not have. (Elsewhere it stays a round trip: TVM's C backend cannot print the
+ *    infinity that -FLT_MAX rounds to.)
  *  - int8/int16/int32: a bare ``fptosi`` of an out-of-range or NaN value is poison in LLVM and
  *    undefined behaviour in C, so the result would depend on the backend. The value is
  *    saturated first, with the semantics of LLVM's ``llvm.fptosi.sat`` and Rust's ``as``:
  *    truncation toward zero, clamping to T's range (for int32 to 2147483520, the largest
  *    float32 not above INT32_MAX), NaN to 0.
- * ``v`` is bound once with a ``Let`` wherever it is used twice.
+ * ``v`` is bound once with a ``Let`` wherever it is used twice. In a function built for CUDA,
+ * a vector store (float32x2, x4: vectorized loops after lowering) is skipped for the integer
+ * and bfloat16 round trips: TVM's CUDA backend writes their NaN test ``v != v`` on the vector
+ * type, which CUDA's float2/float4 do not define, so nvcc rejects the kernel.
  *
  * Sites are numbered in pre-order over the kernel code (see tir_ffi.h), per PrimFunc.
  *
@@ -40,6 +47,9 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -118,6 +128,11 @@ std::string SkipReason(const ffi::ObjectRef& value, const RoundTripType& target,
   if (target.narrowing == Narrowing::kFloatCast && target_kind == "c") {
     return "TVM's C backend writes a float16 cast as (half), a type C does not have";
   }
+  if (target.narrowing != Narrowing::kFloatCast && target_kind == "cuda" &&
+      DTypeOf(value).lanes > 1) {
+    return "TVM's CUDA backend writes the NaN test of a vector value as v != v, which "
+           "CUDA's vector types do not define";
+  }
   if (target.narrowing == Narrowing::kFloatCast && float_imm.Holds(value)) {
     double constant = imm_value(value).cast<double>();
     if (!(constant >= target.lowest && constant <= target.highest)) {
@@ -149,6 +164,18 @@ ffi::Any BFloat16Rounded(const ffi::Any& v, DLDataType wide) {
   return CallGlobal("prim.Select", CallGlobal("tirx.isnan", v, nullptr), v, back, nullptr);
 }
 
+/*! \brief The float32 constant \p value rounded to bfloat16 precision as `BFloat16Rounded`
+ *         rounds a variable (NaN kept). */
+double BFloat16RoundedConstant(double value) {
+  float f = static_cast<float>(value);
+  if (std::isnan(f)) return value;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
 /*! \brief float32 \p v clamped to [lowest, highest], NaN to 0. */
 ffi::Any Saturated(const ffi::Any& v, DLDataType wide, const RoundTripType& target) {
   ffi::Any clamped = CallGlobal(
@@ -159,13 +186,21 @@ ffi::Any Saturated(const ffi::Any& v, DLDataType wide, const RoundTripType& targ
                     FloatConstant(wide, 0.0, wide.lanes), clamped, nullptr);
 }
 
-/*! \brief The value \p value takes after the round trip through \p target. */
-ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& target) {
+/*! \brief The value \p value takes after the round trip through \p target, in a function
+ *         for target kind \p target_kind. */
+ffi::ObjectRef RoundTrip(const ffi::ObjectRef& value, const RoundTripType& target,
+                         const std::string& target_kind) {
   DLDataType wide = DTypeOf(value);
   if (target.narrowing == Narrowing::kFloatCast) {
     ffi::Any narrowed = CallGlobal("prim.Cast", WithLanes(target.dtype, wide.lanes), value,
                                    nullptr);
     return CallGlobal("prim.Cast", wide, narrowed, nullptr).cast<ffi::ObjectRef>();
+  }
+  static const NodeType float_imm("ir.FloatImm");
+  static const Field imm_value("ir.FloatImm", "value");
+  if (target.narrowing == Narrowing::kBFloat16Bits && target_kind == "cuda" &&
+      float_imm.Holds(value)) {
+    return FloatConstant(wide, BFloat16RoundedConstant(imm_value(value).cast<double>()), 1);
   }
   ffi::Any v = CallGlobal("ir.Var", ffi::String("v"), CallGlobal("ir.PrimType", wide), nullptr);
   ffi::Any body;
@@ -246,8 +281,9 @@ ffi::ObjectRef WalkStores(const ffi::ObjectRef& func, const RoundTripType& targe
       sites->push_back({kind, DescribeStore(store, kind), skip});
     }
     if (!skip.empty() || !(all || positions.count(position))) return store;
-    return CallGlobal("tirx.BufferStore", store_buffer(store), RoundTrip(value, target),
-                      store_indices(store), stmt_span(store))
+    return CallGlobal("tirx.BufferStore", store_buffer(store),
+                      RoundTrip(value, target, target_kind), store_indices(store),
+                      stmt_span(store))
         .cast<ffi::ObjectRef>();
   });
 }

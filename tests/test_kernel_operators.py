@@ -313,6 +313,21 @@ def test_arith_type_skips_out_of_range_constants_for_float16():
     _assert_same(out["kernel"], ARITH.pool_init_f16)
 
 
+def test_arith_type_bf16_rounds_a_stored_constant_at_mutation_time_for_cuda():
+    # a literal has no address for CUDA to read its bits through: the constant is rounded here
+    cuda = tvm.target.Target({"kind": "cuda", "arch": "sm_90"})
+    out, report = _mutate(ARITH.pool_init.with_attr("target", cuda), "store_f32_to_bf16",
+                          sites=0)
+    _assert_same(out["kernel"], ARITH.pool_init_bf16.with_attr("target", cuda))
+    assert [s.index for s in report.applied] == [0]
+    # elsewhere the constant stays a round trip (TVM's C backend cannot print -inf)
+    out, _ = _mutate(ARITH.pool_init, "store_f32_to_bf16", sites=0)
+    assert "T.reinterpret" in out["kernel"].script()
+    bits = np.float32(-ARITH.FLT_MAX).view(np.uint32)
+    rounded = np.uint32((int(bits) + 0x7FFF + ((int(bits) >> 16) & 1)) & 0xFFFF0000)
+    assert rounded.view(np.float32) == -np.inf  # the same rounding on the bits, by numpy
+
+
 def test_arith_type_vector_store_and_second_application():
     out, _ = _mutate(ARITH.vector, "store_f32_to_f16")
     _assert_same(out["kernel"], ARITH.vector_f16)

@@ -35,6 +35,9 @@ from .params import NonZeroInt, PositiveInt
 
 CATEGORY = "Kernel Variables & Stores"
 THREAD_EXTENT = "thread_extent"
+ALLREDUCE = "tirx.tvm_thread_allreduce"
+#: The loop annotation that bounds TVM's automatic unrolling inside a loop (0: none).
+NO_UNROLL = "pragma_auto_unroll_max_step"
 
 
 def offset(expr, amount: int):
@@ -66,6 +69,10 @@ class _LoopBound(KernelOperatorBase):
     def new_range(self, loop, amount: int):
         raise NotImplementedError
 
+    def rewrite(self, loop, amount: int):
+        """``loop`` with its new range."""
+        return _with_range(loop, *self.new_range(loop, amount))
+
     def scan(self, func, params, scan):
         amount = params["amount"]
 
@@ -74,8 +81,7 @@ class _LoopBound(KernelOperatorBase):
                 kind = tirx.ForKind(loop.kind).name.lower()
                 low, extent = _show(loop.min), _show(loop.extent)
                 description = f"for {loop.loop_var.name} in [{low}, {low} + {extent}) ({kind})"
-                loop = scan.site(kind, description, loop,
-                                 lambda n: _with_range(n, *self.new_range(n, amount)))
+                loop = scan.site(kind, description, loop, lambda n: self.rewrite(n, amount))
             return mutator.default_mutate(loop)
 
         return map_kernel(func, {tirx.For: on_for})
@@ -104,11 +110,37 @@ class ExtentDec(_LoopBound):
         return loop.min, offset(loop.extent, -amount)
 
 
+def _encloses_allreduce(loop) -> bool:
+    """Whether ``loop`` holds a GPU cross-thread reduction (a ``tvm_thread_allreduce`` call,
+    made by ``LowerCrossThreadReduction`` before the ``s_tir`` phase on GPUs)."""
+    def probe(call):
+        if isinstance(call.op, tvm.ir.Op) and call.op.name == ALLREDUCE:
+            return tvm_ffi.VisitInterrupt(True)
+        return None
+
+    return tvm_ffi.structural_walk(loop.body, (tvm.ir.Call, probe), order="pre") is not None
+
+
 class ExtentInc(_LoopBound):
-    """``loop_extent_inc``: ``amount`` iterations run past the end."""
+    """``loop_extent_inc``: ``amount`` iterations run past the end.
+
+    A loop around a GPU cross-thread reduction is also kept rolled: dlight leaves such loops
+    (one iteration) under a thread binding's ``pragma_auto_unroll_max_step``, TVM would unroll
+    the longer loop into copies of the reduction, and its ``LowerThreadAllreduce`` cannot lower
+    copies (undefined ``red_buf``; seen on ShuffleNet's ``avg_pool2d3``). Unrolling is a code
+    generation choice, so the mutant means the same either way.
+    """
 
     def new_range(self, loop, amount):
         return loop.min, offset(loop.extent, amount)
+
+    def rewrite(self, loop, amount):
+        grown = super().rewrite(loop, amount)
+        if not _encloses_allreduce(loop):
+            return grown
+        return tirx.For(grown.loop_var, grown.min, grown.extent, grown.kind, grown.body,
+                        grown.thread_binding, {**grown.annotations, NO_UNROLL: 0}, grown.step,
+                        grown.span)
 
 
 class MinInc(_LoopBound):

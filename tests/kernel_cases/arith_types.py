@@ -74,3 +74,11 @@ def vector(A: T.Buffer((8,), "float32"), B: T.Buffer((8,), "float32")):
 @T.prim_func
 def vector_f16(A: T.Buffer((8,), "float32"), B: T.Buffer((8,), "float32")):
     B[T.Ramp(0, 1, 4)] = T.Cast("float32x4", T.Cast("float16x4", A[T.Ramp(0, 1, 4)]))
+
+
+@T.prim_func
+def pool_init_bf16(B: T.Buffer((4,), "float32")):
+    # bfloat16 rounding of -FLT_MAX, done at mutation time: -infinity
+    for i in range(4):
+        B[i] = T.float32("-inf")
+        B[i] = T.max(B[i], T.float32(1))
