@@ -4,6 +4,7 @@ killed by a signal, and a hanging mutant under a short timeout are recorded as `
 `cannot_run_here`."""
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -126,21 +127,33 @@ def test_rpc_target_runs_through_the_remote_runner(tmp_path, capsys):
     assert db.execute("SELECT COUNT(*) FROM tasks").fetchone() == (0,)
 
 
-def test_a_real_tvm_build_failure_is_recorded_with_its_reason(tmp_path):
-    """TVM 0.27 cannot schedule a reduction whose stores round-trip through int8 for CUDA
-    ("No matched reducer"): the mutant is `build_failed` with TVM's reason, the rest go on."""
+def test_a_real_compiler_failure_is_recorded_with_its_reason(tmp_path, monkeypatch):
+    """nvcc rejects an architecture it does not know: each CUDA build (the original's and every
+    mutant's) is `build_failed` with nvcc's own reason, and the CPU target's builds go on. (TVM
+    0.27 now builds every mutant mutatenn makes for CUDA, so the compiler that fails is nvcc.)"""
     from mutatenn_passes.targets import get_profile
 
     can_build, why = get_profile("cuda-sm80").can_build()
     if not can_build:
         pytest.skip(f"cannot build CUDA here: {why}")
+    (tmp_path / "targets").mkdir()
+    shipped = Path(get_profile("cuda-sm80").path).read_text()
+    (tmp_path / "targets" / "cuda-sm10.toml").write_text(
+        shipped.replace("cuda-sm80", "cuda-sm10").replace('"sm_80"', '"sm_10"'))
+    monkeypatch.chdir(tmp_path)
     path = tiny_campaign(tmp_path, workers=1, operators='use = ["store_f32_to_i8", '
-                                                         '"cond_lt_to_le"]\nmode = "together"')
+                                                         '"relu_to_sigmoid"]\nmode = "together"')
     path.write_text(path.read_text().replace('targets = ["llvm-x86-64"]',
-                                             'targets = ["cuda-sm80"]'))
+                                             'targets = ["cuda-sm10", "llvm-x86-64"]'))
     outcome = execute_campaign(load_config(path), progress=CampaignUI(quiet=True))
-    rows = {m["operator"]: m for m in outcome["analysis"]["mutants"]}
-    failed = rows["store_f32_to_i8"]
-    assert failed["status"] == "build_failed" and failed["stage"] == "build"
-    assert "No matched reducer" in failed["error"]
-    assert rows["cond_lt_to_le"]["status"] in ("cannot_run_here", "ok")
+    rows = {(m["operator"], m["target"]): m for m in outcome["analysis"]["mutants"]}
+    assert len(rows) == 4
+    for op in ("store_f32_to_i8", "relu_to_sigmoid"):
+        failed = rows[(op, "cuda-sm10")]
+        assert failed["status"] == "build_failed" and failed["stage"] == "build"
+        assert "Unsupported gpu architecture 'compute_10'" in failed["error"], failed["error"]
+        assert rows[(op, "llvm-x86-64")]["status"] == "ok"
+    originals = {o["target"]: o for o in outcome["analysis"]["originals"]}
+    assert originals["cuda-sm10"]["status"] == "build_failed"
+    assert "nvcc rejects" in originals["cuda-sm10"]["error"]
+    assert originals["llvm-x86-64"]["status"] == "ok"

@@ -107,9 +107,9 @@ def local_targets(tmp_path, monkeypatch):
     (folder / "broken.toml").write_text("name = 'broken'\n[target\n")
     (folder / "typo.toml").write_text("name = 'typo'\n[target]\nkind = 'llvm'\n"
                                       "mcpu = 'haswel'\n")
+    monkeypatch.chdir(tmp_path)  # first: from the repository root, ./targets is the shipped one
     shipped = mn.get_profile("llvm-x86-64").path
     shutil.copy(shipped, folder / "llvm-x86-64.toml")
-    monkeypatch.chdir(tmp_path)
     return {"folder": folder, "shipped": shipped}
 
 
