@@ -187,6 +187,13 @@ def load_images(paths=None) -> ImageList:
     """
     if paths is None:
         return ImageList(default_images())
+    files, skipped = image_files(paths)
+    return ImageList([load_image(f) for f in files], skipped)
+
+
+def image_files(paths) -> tuple[list[Path], list[Path]]:
+    """The image files ``paths`` name, in the order `load_images` reads them, and the folder
+    entries it skips. No image at all is an `ImageLoadError`."""
     files: list[Path] = []
     skipped: list[Path] = []
     for p in map(Path, paths):
@@ -201,7 +208,7 @@ def load_images(paths=None) -> ImageList:
     if not files:
         raise ImageLoadError(f"no images found in {', '.join(map(str, paths))} (image "
                              f"extensions: {' '.join(IMAGE_EXTENSIONS)})")
-    return ImageList([load_image(f) for f in files], skipped)
+    return files, skipped
 
 
 def skipped_summary(skipped: list[Path], shown: int = 5) -> str:

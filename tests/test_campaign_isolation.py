@@ -144,3 +144,20 @@ def test_a_real_tvm_build_failure_is_recorded_with_its_reason(tmp_path):
     assert failed["status"] == "build_failed" and failed["stage"] == "build"
     assert "No matched reducer" in failed["error"]
     assert rows["cond_lt_to_le"]["status"] in ("cannot_run_here", "ok")
+
+
+def test_a_run_over_its_timeout_is_killed_and_its_worker_lives_on():
+    """Given a timeout (as a Ray actor gives it), the sandbox kills a hanging run's child
+    itself and reports ``timeout``; the calling process goes on, and a run that ends in time
+    is unaffected."""
+    import os
+    import time
+
+    from mutatenn_passes.campaign.sandbox import RunOutcome, run_in_child
+
+    t0 = time.monotonic()
+    hung = run_in_child(lambda: time.sleep(60) or RunOutcome("ok"), timeout=0.5)
+    assert hung.status == "timeout" and hung.signal == "SIGKILL"
+    assert "0.5 s" in hung.error and time.monotonic() - t0 < 10
+    done = run_in_child(lambda: RunOutcome("ok", outputs=os.getpid()), timeout=30)
+    assert done.status == "ok" and done.outputs != os.getpid()  # it ran in a child
