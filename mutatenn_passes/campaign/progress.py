@@ -63,8 +63,10 @@ class CampaignUI:
         self.progress.update(self.task_id, completed=s.done,
                              description=f"built {s.built} · run {s.ran} · "
                                          f"remaining {remaining}")
-        lines = [Text(f"  worker {w}: {label}", style="dim")
-                 for w, label in sorted(s.current.items())]
+        lines = [Text(f"  {w}: {label}", style="dim") for w, label in sorted(s.current.items())]
+        if s.nodes:
+            lines.insert(0, Text("  done per node: " + " · ".join(
+                f"{node} {n}" for node, n in sorted(s.nodes.items())), style="dim"))
         return Group(self.progress, *lines)
 
     def update(self, stats) -> None:
