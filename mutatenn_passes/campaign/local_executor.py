@@ -4,7 +4,7 @@ An executor hands a campaign's build tasks to workers and reports each result to
 engine's `engine.ResultSink` as it arrives; the engine plans, stores and reports. This one
 keeps ``workers`` `pool.WorkerProcess` processes, started before planning so that they import
 the first model meanwhile. A worker that crashes is recorded ``crashed`` (with its exit code
-or signal and its log's tail) and replaced; one that exceeds the per-mutant timeout is
+or signal and an excerpt of its log) and replaced; one that exceeds the per-mutant timeout is
 killed, recorded ``timeout`` and replaced. `ray_executor.RayExecutor` is the other one.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult
 from .pool import PREPARE_TIMEOUT, WorkerProcess
-from .processes import log_tail, signal_name
+from .processes import log_excerpt, signal_name
 
 
 class LocalExecutor:
@@ -108,7 +108,7 @@ class LocalExecutor:
         if w.busy and not w.alive():
             # Died without a result: a crash in generated code, an abort, the OOM killer.
             code = w.exitcode
-            tail = log_tail(w.log_path, w.log_offset)
+            tail = log_excerpt(w.log_path, w.log_offset)
             sig = signal_name(-code) if code is not None and code < 0 else ""
             stage = "build" if w.stage == "prepare" else w.stage
             what = f"worker died with {sig}" if sig else f"worker exited with code {code}"

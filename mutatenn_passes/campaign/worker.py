@@ -22,7 +22,7 @@ import traceback
 
 from .faults import maybe_fault
 from .messages import Assign, Built, Done, Prepare, Started, Stop, TaskResult, TaskSpec
-from .processes import die_with_parent, error_text, log_tail
+from .processes import die_with_parent, error_text, log_excerpt
 from .worker_cache import WorkerCache
 
 
@@ -142,7 +142,7 @@ def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
     result.status, result.error, result.load_s = outcome.status, outcome.error, outcome.load_s
     result.run_s = time.perf_counter() - t0 - outcome.load_s
     if outcome.status == "crashed":
-        tail = log_tail(log_path, log_offset)
+        tail = log_excerpt(log_path, log_offset)
         result.stage, result.exit_code, result.signal = "run", outcome.exit_code, outcome.signal
         result.error += f"\n{tail}" if tail else ""
     elif outcome.status == "timeout":  # as the campaign words its own timeouts
