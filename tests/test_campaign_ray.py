@@ -216,3 +216,11 @@ def test_without_ray_the_ray_executor_is_one_line_and_exit_2(tmp_path, monkeypat
     assert len(err.splitlines()) == 1
     assert main(["cluster"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_an_address_where_nothing_answers_is_one_line_and_exit_2(tmp_path, capsys):
+    path = tiny_campaign(tmp_path)
+    assert main(["run", str(path), "-q", "--ray", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot connect to the Ray cluster at 127.0.0.1:1")
+    assert len(err.splitlines()) == 1

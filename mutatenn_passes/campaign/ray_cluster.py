@@ -7,6 +7,7 @@ names ``executor = "ray"`` or `mutatenn cluster` runs, and its absence is one cl
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 
 from ..errors import MissingDependencyError, MutateNNError
@@ -31,6 +32,8 @@ def connect(address: str | None, cpus: int) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
+    if address not in (None, "auto"):
+        _check_reachable(address)
     # Actors write their own logs on their nodes; Ray's copies would flood the terminal.
     options = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
@@ -44,6 +47,18 @@ def connect(address: str | None, cpus: int) -> bool:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise MutateNNError(f"cannot {where}: {first}") from None
     return True
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail at once when nothing listens at ``address`` (HOST:PORT): Ray itself would retry
+    connecting for ever."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise MutateNNError(f"cannot connect to the Ray cluster at {address}: nothing answers "
+                            f"there ({exc.strerror or exc}); is `ray start --head` running?") \
+            from None
 
 
 def disconnect() -> None:
