@@ -44,6 +44,12 @@ sites = [0]
 [operators.store_mul_epsilon]
 params = {epsilon = 0.5}
 """
+# Fewer, for the test that runs them twice on two targets: graph level, and kernel level.
+FEWER_OPERATORS = """use = ["relu_to_sigmoid", "add_to_subtract", "store_mul_epsilon"]
+sites = [0]
+[operators.store_mul_epsilon]
+params = {epsilon = 0.5}
+"""
 
 
 def _ray_children() -> list[psutil.Process]:
@@ -101,18 +107,26 @@ def _executor(out) -> dict:
 
 
 def test_results_equal_the_local_executor(cluster, tmp_path, capsys):
+    """Also for an RPC target: the cluster builds, the runs go to the tracker's server."""
     from mutatenn_passes import run_campaign
+    from mutatenn_passes.remote.farm import LocalFarm
 
     c, worker = cluster
-    path = tiny_campaign(tmp_path, operators=OPERATORS)
-    local = run_campaign(path, quiet=True, output=str(tmp_path / "local"))
-    on_ray = run_campaign(path, quiet=True, output=str(tmp_path / "ray"), executor="ray",
-                          ray_address=c.address)
+    path = tiny_campaign(tmp_path, operators=FEWER_OPERATORS)
+    with LocalFarm(key="ray-test", servers=1) as farm:
+        rpc = farm.write_profile(tmp_path / "rpc-loop.toml", timeout_s=60, wait_s=2)
+        targets = ["llvm-x86-64", str(rpc)]
+        local = run_campaign(path, quiet=True, output=str(tmp_path / "local"),
+                             targets=targets)
+        on_ray = run_campaign(path, quiet=True, output=str(tmp_path / "ray"), targets=targets,
+                              executor="ray", ray_address=c.address)
     expected = _results(local.folder)
     assert _results(on_ray.folder) == expected
     statuses = [status for status, _ in expected.values()]
-    assert statuses.count("ok") >= 5 and set(statuses) <= {"ok", "equivalent",
+    assert statuses.count("ok") >= 6 and set(statuses) <= {"ok", "equivalent",
                                                           "not_applicable"}
+    by_target = {m["target"] for m in on_ray.mutants if m["status"] == "ok"}
+    assert by_target == {"llvm-x86-64", "rpc-loop"}
     record = _executor(on_ray.folder)
     assert record["kind"] == "ray" and record["address"] == c.address
     assert sorted(n["cpus"] for n in record["nodes"].values()) == [1, 1]

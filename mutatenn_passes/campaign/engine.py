@@ -107,7 +107,7 @@ def make_executor(config: CampaignConfig, log_dir: Path, workers: int, keep: boo
             raise ConfigError('keep_artifacts needs executor = "local": with "ray" each '
                               "mutant's artifacts would stay on the node that built it")
 
-        return RayExecutor(config, log_dir)
+        return RayExecutor(config)
     from .local_executor import LocalExecutor
 
     return LocalExecutor(workers, log_dir, config.timeout)

@@ -1,5 +1,6 @@
 """Campaign progress: on a terminal (rich), counts built / run / remaining, the mutants being
-worked on, an ETA, and a summary table at the end; the CLI without a terminal prints one plain
+worked on (and on a Ray cluster, the results each node has given), an ETA, and a summary table
+at the end; the CLI without a terminal prints one plain
 line per finished task instead. A campaign run from Python without a terminal (a notebook)
 gets a `tqdm.auto` bar: a widget in Jupyter, a text bar elsewhere."""
 

@@ -26,7 +26,6 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import MutateNNError
 from .faults import FAULT_ENV
@@ -81,7 +80,7 @@ class _Record:
 class RayExecutor:
     """Run a campaign's tasks on the Ray cluster ``config.ray_address`` names."""
 
-    def __init__(self, config, log_dir: Path):
+    def __init__(self, config):
         self.ray = import_ray()
         self.config = config
         self.timeout = config.timeout
@@ -94,6 +93,7 @@ class RayExecutor:
         self.alive: set[str] = set()
         self.connected = False
         self.actor_class = None
+        self.profiles: dict = {}  # target name or file -> TargetProfile
         self.shipment = None
         self.first = None
 
