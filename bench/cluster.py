@@ -1,13 +1,15 @@
 """Benchmark: campaigns on Ray vs the local executor, and a simulated scale-out, in one run.
 
-    PYTHONPATH=. python bench/cluster.py [--campaign FILE] [--nodes 1,2,3]
+    PYTHONPATH=. python bench/cluster.py [--campaign FILE] [--repeat 2] [--nodes 1,2,3]
                                          [--scale-sample 2] [--json out.json]
 
 1. Overhead: the campaign (the embedded default unless --campaign) from scratch on the local
-   executor (``workers`` processes), then from scratch on Ray on this machine (a private Ray
-   instance of ``workers`` CPUs: one actor per CPU), back to back. Both must give the same
-   statuses; it prints both wall times (start to reports, Ray's start-up included) and Ray's
-   overhead as a share of the local wall time (the goal: at most 15%).
+   executor (``workers`` processes) and from scratch on Ray on this machine (a private Ray
+   instance of ``workers`` CPUs: one actor per CPU), ``--repeat`` times each, alternated
+   (local, ray, ray, local, ...) so that a drift in the machine's load biases neither side.
+   All runs must give the same statuses; it prints each wall time (start to reports, Ray's
+   start-up included) and Ray's overhead, median against median, as a share of the local
+   wall time (the goal: at most 15%).
 2. Scale-out: the same model with ``--scale-sample`` sites per operator on N Ray nodes of one
    CPU each, all on this machine (`ray.cluster_utils.Cluster` on loopback), for each N of
    --nodes: builds per second of the execution phase (planning runs once on the driver and
@@ -23,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -54,22 +57,32 @@ def timed(config) -> dict:
             "statuses": statuses(outcome)}
 
 
-def overhead(config, root: Path) -> dict:
-    local = dataclasses.replace(config, output=root / "local", executor="local")
-    on_ray = dataclasses.replace(config, output=root / "ray", executor="ray", ray_address=None)
-    print(f"== overhead: {config.name!r}, {config.workers} worker(s) / CPU(s)", flush=True)
-    a = timed(local)
-    print(f"  local: {a['wall_s']:.1f} s wall ({a['execute_s']:.1f} s executing), "
-          f"{a['builds']} builds", flush=True)
-    b = timed(on_ray)
-    print(f"  ray:   {b['wall_s']:.1f} s wall ({b['execute_s']:.1f} s executing), "
-          f"{b['builds']} builds", flush=True)
-    if a["statuses"] != b["statuses"]:
-        raise SystemExit(f"statuses differ: local {a['statuses']}, ray {b['statuses']}")
-    share = (b["wall_s"] - a["wall_s"]) / a["wall_s"]
-    print(f"  Ray overhead: {100 * share:+.1f}% of the local wall time (goal: <= 15%); "
-          f"statuses {a['statuses']}", flush=True)
-    return {"local": a, "ray": b, "overhead_share": share}
+def overhead(config, root: Path, repeat: int) -> dict:
+    """Local and Ray runs alternated (local, ray, ray, local, ...) so that a drift in the
+    machine's load biases neither side; the overhead compares the medians."""
+    print(f"== overhead: {config.name!r}, {config.workers} worker(s) / CPU(s), "
+          f"{repeat} run(s) each", flush=True)
+    runs: dict[str, list] = {"local": [], "ray": []}
+    for i in range(repeat):
+        for kind in ("local", "ray") if i % 2 == 0 else ("ray", "local"):
+            changes = {"executor": kind, "ray_address": None}
+            run = timed(dataclasses.replace(config, output=root / f"{kind}-{i}", **changes))
+            runs[kind].append(run)
+            print(f"  {kind:<5} {run['wall_s']:6.1f} s wall ({run['execute_s']:.1f} s "
+                  f"executing), {run['builds']} builds, load average "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+    statuses_seen = {json.dumps(r["statuses"], sort_keys=True)
+                     for r in runs["local"] + runs["ray"]}
+    if len(statuses_seen) != 1:
+        raise SystemExit(f"statuses differ between runs: {statuses_seen}")
+    local = statistics.median(r["wall_s"] for r in runs["local"])
+    on_ray = statistics.median(r["wall_s"] for r in runs["ray"])
+    share = (on_ray - local) / local
+    print(f"  median wall: local {local:.1f} s, ray {on_ray:.1f} s; Ray overhead "
+          f"{100 * share:+.1f}% of the local wall time (goal: <= 15%); statuses "
+          f"{runs['local'][0]['statuses']}", flush=True)
+    return {"runs": runs, "median_local_s": local, "median_ray_s": on_ray,
+            "overhead_share": share}
 
 
 def scale_out(config, root: Path, counts: list[int]) -> list[dict]:
@@ -108,6 +121,9 @@ def main() -> int:
                         help="node counts of the scale-out (default 1,2,3; empty: skip it)")
     parser.add_argument("--scale-sample", type=int, default=2, metavar="K",
                         help="sites per operator in the scale-out campaign (default 2)")
+    parser.add_argument("--repeat", type=int, default=2, metavar="R",
+                        help="runs of each executor for the overhead, alternated "
+                             "(default 2)")
     parser.add_argument("--skip-overhead", action="store_true",
                         help="only the scale-out")
     parser.add_argument("--json", help="also write the figures to this JSON file")
@@ -123,7 +139,7 @@ def main() -> int:
         tempfile.tempdir = None
         root = Path(tmp)
         if not args.skip_overhead:
-            figures["overhead"] = overhead(config, root)
+            figures["overhead"] = overhead(config, root, args.repeat)
         counts = [int(x) for x in args.nodes.split(",") if x.strip()]
         if counts:
             sampled = dataclasses.replace(config, operators=[
