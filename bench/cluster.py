@@ -16,7 +16,9 @@
    does not scale), and the speedup over one node. On one machine, nodes beyond its cores
    share them: the curve flattens there, as it would on a cluster at its core count.
 
-Everything stays on 127.0.0.1 (Ray is told to bind there; usage reporting is off).
+Everything stays on 127.0.0.1 (Ray is told to bind there; usage reporting is off). Ray's
+workers run at the local workers' priority (``RAY_worker_niceness=0``; Ray's default, 15,
+would make them yield to every other process of a shared machine).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# Before Ray is imported: loopback only, nothing reported.
+# Before Ray is imported: loopback only, nothing reported, and Ray's workers at the priority
+# of the local executor's (Ray lowers its workers' by default, niceness 15: on a machine shared
+# with other work, that measures the scheduler, not Ray).
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ["RAY_worker_niceness"] = "0"
 
 
 def statuses(outcome) -> dict:

@@ -162,11 +162,14 @@ class RayExecutor:
         env = dict(SINGLE_THREAD_ENV, TVM_NUM_THREADS="1")
         if os.environ.get(FAULT_ENV):  # deliberate faults reach the actors as local workers
             env[FAULT_ENV] = os.environ[FAULT_ENV]
-        self.alive = set()
-        for node in nodes():
+        found = nodes()
+        self.alive = {node.id for node in found if node.alive}
+        for a in [a for a in self.actors if a.task is None and a.node_id not in self.alive]:
+            self.actors.remove(a)  # idle on a lost node: nothing to retry
+            self.record.actors_lost += 1
+        for node in found:
             if not node.alive:
                 continue
-            self.alive.add(node.id)
             self.record.nodes.setdefault(node.label, {"cpus": node.cpus,
                                                       "hostname": node.hostname})
             have = sum(a.node_id == node.id for a in self.actors)

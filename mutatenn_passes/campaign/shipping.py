@@ -40,11 +40,6 @@ class Shipment:
     files: dict[str, ShippedFile]
     images: list[str] | None
 
-    @property
-    def size(self) -> int:
-        """How many files travel."""
-        return len(self.files)
-
     # -- on the driver --------------------------------------------------------------------
     def remote_spec(self, spec: TaskSpec, profiles: dict, timeout: float) -> TaskSpec:
         """``spec`` as a node can read it: image files instead of folders, the target
