@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "mutatenn_passes.commands.operators",
     "mutatenn_passes.campaign.commands",
     "mutatenn_passes.commands.devices",
+    "mutatenn_passes.commands.cluster",
 )
 
 

@@ -178,7 +178,7 @@ def load_image(path: str | Path) -> Image:
     return Image(name=path.stem, path=str(path), pixels=pixels, mode=mode, notes=tuple(notes))
 
 
-def image_files(path: str | Path) -> tuple[list[Path], list[Path]]:
+def path_images(path: str | Path) -> tuple[list[Path], list[Path]]:
     """The image files ``path`` names and the folder entries it skips: a folder's files whose
     extension is in `IMAGE_EXTENSIONS`, in name order, and its other entries; a file is
     itself, whatever its extension."""
@@ -203,16 +203,23 @@ def load_images(paths=None) -> ImageList:
     """
     if paths is None:
         return ImageList(default_images())
+    files, skipped = image_files(paths)
+    return ImageList([load_image(f) for f in files], skipped)
+
+
+def image_files(paths) -> tuple[list[Path], list[Path]]:
+    """The image files ``paths`` name, in the order `load_images` reads them, and the folder
+    entries it skips. No image at all is an `ImageLoadError`."""
     files: list[Path] = []
     skipped: list[Path] = []
     for p in paths:
-        found, passed = image_files(p)
+        found, passed = path_images(p)
         files += found
         skipped += passed
     if not files:
         raise ImageLoadError(f"no images found in {', '.join(map(str, paths))} (image "
                              f"extensions: {' '.join(IMAGE_EXTENSIONS)})")
-    return ImageList([load_image(f) for f in files], skipped)
+    return files, skipped
 
 
 def skipped_summary(skipped: list[Path], shown: int = 5) -> str:

@@ -157,3 +157,20 @@ def test_a_real_compiler_failure_is_recorded_with_its_reason(tmp_path, monkeypat
     assert originals["cuda-sm10"]["status"] == "build_failed"
     assert "nvcc rejects" in originals["cuda-sm10"]["error"]
     assert originals["llvm-x86-64"]["status"] == "ok"
+
+
+def test_a_run_over_its_timeout_is_killed_and_its_worker_lives_on():
+    """Given a timeout (as a Ray actor gives it), the sandbox kills a hanging run's child
+    itself and reports ``timeout``; the calling process goes on, and a run that ends in time
+    is unaffected."""
+    import os
+    import time
+
+    from mutatenn_passes.campaign.sandbox import RunOutcome, run_in_child
+
+    t0 = time.monotonic()
+    hung = run_in_child(lambda: time.sleep(60) or RunOutcome("ok"), timeout=0.5)
+    assert hung.status == "timeout" and hung.signal == "SIGKILL"
+    assert "0.5 s" in hung.error and time.monotonic() - t0 < 10
+    done = run_in_child(lambda: RunOutcome("ok", outputs=os.getpid()), timeout=30)
+    assert done.status == "ok" and done.outputs != os.getpid()  # it ran in a child

@@ -23,7 +23,7 @@ from .config import CampaignConfig, config_from_dict, load_config, parse_config
 #: may override any ``[campaign]`` key).
 FLAGS = {"output": "--output", "workers": "--workers", "timeout": "--timeout",
          "targets": "--targets", "keep_artifacts": "--keep-artifacts",
-         "fail_under": "--fail-under"}
+         "fail_under": "--fail-under", "executor": "--ray", "ray_address": "--ray"}
 
 
 def load_campaign(config=None, *, overrides: dict | None = None,
@@ -56,8 +56,9 @@ def run_campaign(config=None, *, progress=None, quiet: bool = False,
 
     ``overrides`` replace ``[campaign]`` keys: ``output`` (a relative one is resolved against
     the current folder, like ``--output``), ``workers``, ``timeout``, ``targets``,
-    ``keep_artifacts``, ``fail_under``, ``seed``, ``incremental``, ``name``; None leaves a key
-    as the campaign has it. ``quiet`` shows only the final summary; ``progress`` replaces the
+    ``keep_artifacts``, ``fail_under``, ``seed``, ``incremental``, ``name``, ``executor``
+    (``"local"`` or ``"ray"``) and ``ray_address`` (``"auto"`` or ``HOST:PORT``; see
+    docs/cluster.md); None leaves a key as the campaign has it. ``quiet`` shows only the final summary; ``progress`` replaces the
     display (see `progress.CampaignUI`). The threshold does not raise: check
     `CampaignResult.threshold_failure`. Inputs the campaign cannot use (an undecodable image,
     a label file that does not match its model, ...) raise `ConfigError` before any work;

@@ -55,6 +55,10 @@ def register(subparsers) -> None:
     r.add_argument("-t", "--targets", metavar="NAME[,NAME]",
                    help=_from_file("targets", "target profiles, comma-separated names or "
                                    "profile files"))
+    r.add_argument("--ray", metavar="ADDRESS",
+                   help='build and run on a Ray cluster: "auto" (the cluster this machine '
+                        'belongs to) or HOST:PORT (sets executor = "ray" and ray_address; '
+                        "docs/cluster.md)")
     r.add_argument("--keep-artifacts", action="store_true",
                    help=_from_file("keep_artifacts", "keep each mutant's library, Relax IR, "
                                    "TIR and sources"))
@@ -92,7 +96,8 @@ def _overrides(args) -> dict:
     targets = args.targets.split(",") if args.targets is not None else None
     return {"output": args.output, "workers": args.workers, "timeout": args.timeout,
             "targets": targets, "keep_artifacts": True if args.keep_artifacts else None,
-            "fail_under": args.fail_under}
+            "fail_under": args.fail_under, "executor": "ray" if args.ray else None,
+            "ray_address": args.ray}
 
 
 def run_command(args) -> int:

@@ -80,6 +80,15 @@ def _fraction(v) -> bool:
     return _is_number(v) and 0 <= v <= 1
 
 
+def is_ray_address(v) -> bool:
+    """``auto`` or ``HOST:PORT`` (a Ray head's GCS address, as `ray start --head` prints)."""
+    if v == "auto":
+        return True
+    host, _, port = v.rpartition(":") if isinstance(v, str) else ("", "", "")
+    return bool(host) and not any(c.isspace() or c == "/" for c in host) \
+        and port.isdigit() and 0 < int(port) < 65536
+
+
 @dataclass(frozen=True)
 class Key:
     """One key of a campaign table: its default and what a given value must be.
@@ -105,6 +114,9 @@ CAMPAIGN_KEYS = (
     Key("incremental", True, lambda v: isinstance(v, bool), "true or false"),
     Key("targets", ["llvm-x86-64"]),
     Key("fail_under", None, _fraction, "a mutation score between 0 and 1"),
+    Key("executor", "local", _one_of("local", "ray"), '"local" or "ray"'),
+    Key("ray_address", None, is_ray_address,
+        'a Ray cluster address: "auto" or HOST:PORT (what `ray start --head` prints)'),
 )
 MODEL_KEYS = (
     Key("path"),
@@ -255,6 +267,8 @@ class CampaignConfig:
     incremental: bool = True
     fail_under: float | None = None
     ignore: list[IgnoreEntry] = field(default_factory=list)
+    executor: str = "local"
+    ray_address: str | None = None
     #: Where the keys and array elements that `inputs.check_inputs` checks later are written:
     #: key path (``("images", "paths", 0)``, ``("models", 1, "labels")``) -> (line, location
     #: text), so that problems found in the files they name point into the campaign.
@@ -269,6 +283,7 @@ class CampaignConfig:
                 "seed": self.seed, "workers": self.workers, "timeout": self.timeout,
                 "keep_artifacts": self.keep_artifacts, "incremental": self.incremental,
                 "targets": list(self.targets), "fail_under": self.fail_under,
+                "executor": self.executor, "ray_address": self.ray_address,
                 "models": [m.as_dict() for m in self.models],
                 "images": self.images, "image_labels": self.image_labels,
                 "operator_names": list(self.operator_names),
@@ -464,6 +479,9 @@ class _Reader:
         values = self.problems.read(self.table("campaign"), CAMPAIGN_KEYS, ("campaign",),
                                     "[campaign]")
         values["targets"] = self.targets(values["targets"])
+        if values["ray_address"] is not None and values["executor"] != "ray":
+            self.problems.add(("campaign", "ray_address"),
+                              'ray_address applies to executor = "ray" only')
         return values
 
     def targets(self, targets) -> list[str]:
@@ -709,7 +727,8 @@ def _read(data: dict, text: str, source: str, locator, base_dir, overrides,
         images=images, image_labels=image_labels, operators=operators,
         operator_names=operator_names, incremental=c["incremental"],
         fail_under=None if c["fail_under"] is None else float(c["fail_under"]),
-        ignore=ignore, locations=reader.locations)
+        ignore=ignore, locations=reader.locations, executor=c["executor"],
+        ray_address=c["ray_address"])
 
 
 def parse_config(text: str, source: str = "<campaign>", base_dir: Path | None = None, *,

@@ -4,38 +4,34 @@
 point, validates and then calls it). It first checks what the campaign's files hold
 (`inputs.check_inputs`: every image decoded, every model imported, label files read; the
 campaign file itself was validated by `config`), then takes a lock on the output folder,
-records the run in its history (`run_history`), checks that remote (RPC) targets have servers,
-starts the workers (which import the models while the campaign plans), plans, records the
-plan and every decision that needs no build (``not_applicable``, ``equivalent``), then feeds
-the remaining builds to the workers, originals first. Each result
-is committed to the database before the worker gets its next task; a worker that crashes is
-recorded ``crashed`` (with its exit code or signal and its log's tail) and replaced; one that
-exceeds the per-mutant timeout is killed, recorded ``timeout`` and replaced. A rerun of the
-same campaign skips every finished task (a ``timeout`` is retried only when the timeout was
-raised since). Ctrl-C stops the workers and raises `CampaignInterrupted`, whose message says
-how many mutants' results were saved.
+records the run in its history (`run_history`), checks that remote (RPC) targets have servers, starts the workers (which import the models while the campaign plans),
+plans, records the plan and every decision that needs no build (``not_applicable``,
+``equivalent``), then has an executor feed the remaining builds to the workers, originals
+first, and records each result as the executor reports it (`ResultSink`). Each result is
+committed to the database before the worker gets its next task. The executor is this
+machine's worker processes (`local_executor`, the default: a crashed worker is recorded
+``crashed`` and replaced, one over the per-mutant timeout is killed, recorded ``timeout`` and
+replaced) or actors on a Ray cluster (`ray_executor`); planning, the database and the reports
+are the same for both. A rerun of the same campaign skips every finished task (a ``timeout``
+is retried only when the timeout was raised since). Ctrl-C stops the workers and raises
+`CampaignInterrupted`, whose message says how many mutants' results were saved.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 
-from ..errors import CampaignInterrupted
+from ..errors import CampaignInterrupted, ConfigError
 from . import run_history
 from .config import CampaignConfig
 from .inputs import check_inputs
 from .lock import OutputLock
-from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult, TaskSpec
+from .messages import ModelSpec, TaskResult, TaskSpec
 from .plan import Task, make_plan
-from .pool import PREPARE_TIMEOUT, WorkerProcess
-from .processes import log_tail, signal_name
 from .store import Store
 
 
@@ -71,7 +67,8 @@ class RunStats:
     skipped: int = 0  # finished in an earlier run
     statuses: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
-    current: dict = field(default_factory=dict)  # worker id -> label
+    current: dict = field(default_factory=dict)  # worker (as progress shows it) -> task label
+    nodes: dict = field(default_factory=dict)  # cluster node -> results it gave (Ray only)
 
 
 def _task_spec(task: Task, config: CampaignConfig, keep_root: Path | None) -> TaskSpec:
@@ -109,6 +106,66 @@ def execute_campaign(config: CampaignConfig, *, progress=None,
             store.close()
 
 
+def make_executor(config: CampaignConfig, log_dir: Path, workers: int, keep: bool):
+    """The executor ``config`` names: this machine's worker processes (the default), or
+    actors on a Ray cluster (``executor = "ray"``)."""
+    if config.executor == "ray":
+        from .ray_executor import RayExecutor
+
+        if keep:
+            raise ConfigError('keep_artifacts needs executor = "local": with "ray" each '
+                              "mutant's artifacts would stay on the node that built it")
+
+        return RayExecutor(config)
+    from .local_executor import LocalExecutor
+
+    return LocalExecutor(workers, log_dir, config.timeout)
+
+
+class ResultSink:
+    """Where an executor reports: a task handed to a worker, a build done, a result. Each
+    result is committed to the database before the executor gives that worker another task."""
+
+    def __init__(self, store: Store, stats: RunStats, ui, timeout: float):
+        self.store, self.stats, self.ui, self.timeout = store, stats, ui, timeout
+
+    def assigned(self, worker: str, task: Task) -> None:
+        self.stats.current[worker] = task.label
+        self.ui.update(self.stats)
+
+    def released(self, worker: str) -> None:
+        """``worker`` gave up its task without a result (the executor retries it)."""
+        self.stats.current.pop(worker, None)
+        self.ui.update(self.stats)
+
+    def built(self) -> None:
+        self.stats.built += 1
+        self.ui.update(self.stats)
+
+    def update(self) -> None:
+        self.ui.update(self.stats)
+
+    def note(self, message: str) -> None:
+        """Something the executor did that the user should see (a retry, a lost node)."""
+        self.ui.phase(message)
+
+    def finished(self, task: Task, result: TaskResult, *, worker: int, label: str,
+                 ran: bool, node: str | None = None) -> None:
+        """Store ``task``'s result (``worker`` is the number the database records, ``label``
+        the worker as progress shows it, ``node`` the cluster node it ran on)."""
+        stats = self.stats
+        self.store.record(task.key, worker=worker, timeout_s=self.timeout,
+                          **result.as_record())
+        stats.done += 1
+        stats.statuses[result.status] = stats.statuses.get(result.status, 0) + 1
+        if ran:
+            stats.ran += 1
+        if node is not None:
+            stats.nodes[node] = stats.nodes.get(node, 0) + 1
+        stats.current.pop(label, None)
+        self.ui.result(task, result.status, result.error, stats)
+
+
 def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report) -> dict:
     out = config.output
     log_dir = out / "logs"
@@ -119,16 +176,9 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
 
             ui.phase(f"checking remote devices of {profile.name}")
             remote.check(profile)
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    pool: list[WorkerProcess | None] = [None] * n_workers
-
-    def spawn(i: int) -> WorkerProcess:
-        pool[i] = WorkerProcess(i, log_dir, threads)
-        return pool[i]
-
+    executor = make_executor(config, log_dir, n_workers, keep)
     # Start the workers now: they import the first model while the campaign plans.
-    for i in range(n_workers):
-        spawn(i).send(Prepare(model_spec(config, 0), config.images))
+    executor.start(model_spec(config, 0), config.images)
     previous = store.meta()
     store.set_meta(config=config.as_dict(), config_text=config.text, seed=config.seed,
                    versions=versions(), state="planning", started_at=time.time(),
@@ -169,27 +219,25 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
         store.set_meta(state="running")
         ui.start(stats, plan)
         t_exec = time.perf_counter()
-        _execute(config, store, pool, spawn, todo, stats, ui,
-                 (out / "artifacts") if keep else None)
+        keep_root = (out / "artifacts") if keep else None
+        executor.run(todo, lambda task: _task_spec(task, config, keep_root),
+                     ResultSink(store, stats, ui, config.timeout))
         exec_wall = time.perf_counter() - t_exec
     except BaseException as exc:
-        for w in pool:
-            if w is not None:
-                w.kill()
+        executor.abort()
         ui.stop()
-        store.set_meta(state="interrupted")
+        store.set_meta(state="interrupted", executor=executor.describe())
         run_history.end(store, "interrupted")
         if isinstance(exc, KeyboardInterrupt):
             raise CampaignInterrupted(_interrupted(store, planned)) from exc
         raise
-    for w in pool:
-        if w is not None:
-            w.stop()
+    executor.close()
     ui.stop()
     t0 = time.perf_counter()
     seconds = {"plan_wall": plan_wall, "plan_import": plan.seconds.get("import", 0.0),
                "plan_lower": plan.seconds.get("lower", 0.0), "execute_wall": exec_wall}
-    store.set_meta(state="finished", finished_at=time.time(), last_run_seconds=seconds)
+    store.set_meta(state="finished", finished_at=time.time(), last_run_seconds=seconds,
+                   executor=executor.describe())
     run_history.end(store, "finished")
     result = None
     if report:
@@ -204,6 +252,12 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
         write_reports(result, store, out)
         ui.summary(result, out)
     return {"analysis": result, "seconds": seconds, "stats": stats}
+
+
+def _profiles(config):
+    from ..targets import get_profile
+
+    return [get_profile(t) for t in config.targets]
 
 
 def _interrupted(store: Store, planned: bool) -> str:

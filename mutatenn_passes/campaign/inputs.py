@@ -79,7 +79,7 @@ def check_inputs(config: CampaignConfig, say=None) -> CampaignInputs:
 def _images(config: CampaignConfig, problems: Problems) -> tuple[list, set[str], list[Path]]:
     """The decoded images, the names of every image file found (decodable or not), and the
     skipped folder entries."""
-    from ..images import default_images, image_files, load_image
+    from ..images import default_images, load_image, path_images
 
     if config.images is None:
         try:
@@ -93,7 +93,7 @@ def _images(config: CampaignConfig, problems: Problems) -> tuple[list, set[str],
         where = ("images", "paths", k)
         if not Path(entry).exists():  # `config` has reported it
             continue
-        found, passed = image_files(entry)
+        found, passed = path_images(entry)
         skipped += passed
         for path in found:
             real = path.resolve()

@@ -9,8 +9,12 @@ Campaign to worker: `Prepare` (import a model and its images ahead of its tasks;
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from .definition import MutantDefinition
+
+if TYPE_CHECKING:
+    from ..targets import TargetProfile
 
 
 @dataclass(frozen=True)
@@ -25,18 +29,25 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything a worker needs for one task; ``definition`` is None for an original."""
+    """Everything a worker needs for one task; ``definition`` is None for an original.
+
+    ``target_ref`` is a profile's name or file, or the `targets.TargetProfile` itself (a
+    cluster node cannot read the campaign's files). ``timeout``, when given, is enforced by
+    the worker on the run (it kills the run's child and lives on); without it the campaign
+    enforces the timeout by killing the worker.
+    """
 
     key: str
     label: str
     model: ModelSpec
-    target_ref: str
+    target_ref: str | TargetProfile
     images: list[str] | None
     definition: MutantDefinition | None = None
     ir_hash: str = ""
     incremental: bool = True
     keep_dir: str | None = None
     top_k: int = 5
+    timeout: float | None = None
 
     @property
     def operator(self) -> str:

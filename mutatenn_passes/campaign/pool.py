@@ -13,7 +13,8 @@ from pathlib import Path
 from .messages import Assign, Stop, TaskSpec
 from .plan import Task
 
-_SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+#: Keeps BLAS and OpenMP to one thread in a worker (TVM's own pool is sized apart).
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                       "MKL_NUM_THREADS": "1"}
 
 #: Seconds a fresh worker may take to import a model and lower it before a task starts.
@@ -34,7 +35,7 @@ class WorkerProcess:
         self.log_path = log_dir / f"worker-{wid}.log"
         parent, child = mp.Pipe(duplex=True)
         package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, **_SINGLE_THREAD_ENV, TVM_NUM_THREADS=str(threads))
+        env = dict(os.environ, **SINGLE_THREAD_ENV, TVM_NUM_THREADS=str(threads))
         # The worker must import this very package: `python -c` puts the working directory
         # first on sys.path, and a source checkout there (without the built C++ extension)
         # would otherwise shadow the installed mutatenn.

@@ -1,4 +1,4 @@
-"""Process helpers both sides of a campaign use: log tails, signal names, error text, and
+"""Process helpers both sides of a campaign use: log excerpts, signal names, error text, and
 dying with the parent process."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ import signal
 import sys
 
 
-def log_tail(path, offset: int, lines: int = 25) -> str:
-    """The last ``lines`` lines written to the log at ``path`` after byte ``offset`` (quoted
-    as a crashed or failed mutant's error)."""
+def log_excerpt(path, offset: int, head: int = 15, tail: int = 10) -> str:
+    """What was written to the log at ``path`` after byte ``offset`` (quoted as a crashed or
+    failed mutant's error): all of it when short, else its first ``head`` lines (the cause: a
+    crash handler prints its message before its stack) and its last ``tail`` lines."""
     if not path:
         return ""
     try:
@@ -18,7 +19,11 @@ def log_tail(path, offset: int, lines: int = 25) -> str:
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    lines = text.strip().splitlines()
+    if len(lines) <= head + tail:
+        return "\n".join(lines)
+    skipped = f"... ({len(lines) - head - tail} line(s) left out; the whole log: {path})"
+    return "\n".join(lines[:head] + [skipped] + lines[-tail:])
 
 
 def signal_name(signum: int) -> str:

@@ -1,5 +1,6 @@
 """Campaign progress: on a terminal (rich), counts built / run / remaining, the mutants being
-worked on, an ETA, and a summary table at the end; the CLI without a terminal prints one plain
+worked on (and on a Ray cluster, the results each node has given), an ETA, and a summary table
+at the end; the CLI without a terminal prints one plain
 line per finished task instead. A campaign run from Python without a terminal (a notebook)
 gets a `tqdm.auto` bar: a widget in Jupyter, a text bar elsewhere."""
 
@@ -65,8 +66,10 @@ class CampaignUI:
         self.progress.update(self.task_id, completed=s.done,
                              description=f"built {s.built} · run {s.ran} · "
                                          f"remaining {remaining}")
-        lines = [Text(f"  worker {w}: {label}", style="dim")
-                 for w, label in sorted(s.current.items())]
+        lines = [Text(f"  {w}: {label}", style="dim") for w, label in sorted(s.current.items())]
+        if s.nodes:
+            lines.insert(0, Text("  done per node: " + " · ".join(
+                f"{node} {n}" for node, n in sorted(s.nodes.items())), style="dim"))
         return Group(self.progress, *lines)
 
     def update(self, stats) -> None:

@@ -9,14 +9,15 @@ import time
 from .sandbox import RunOutcome, run_in_child
 
 
-def run_artifact(art, profile, batch) -> RunOutcome:
-    """Run the preprocessed ``batch`` on ``art`` where ``profile`` says."""
+def run_artifact(art, profile, batch, timeout: float | None = None) -> RunOutcome:
+    """Run the preprocessed ``batch`` on ``art`` where ``profile`` says; a run still going
+    after ``timeout`` seconds (when given) is killed: a ``timeout`` outcome."""
     if profile.runner == "rpc":
-        return run_in_child(lambda: _run_remote(art, profile, batch))
+        return run_in_child(lambda: _run_remote(art, profile, batch), timeout)
     ok, why = profile.can_run()
     if not ok:
         return RunOutcome("cannot_run_here", why)
-    return run_in_child(lambda: _run_local(art, batch))
+    return run_in_child(lambda: _run_local(art, batch), timeout)
 
 
 def _run_local(art, batch) -> RunOutcome:

@@ -7,9 +7,10 @@ image paths and the mutation's definition. It keeps each model, its preprocessed
 Relax side lowered per target and its original build (`worker_cache`). Per task it rebuilds
 the mutation pass from its definition, builds the mutant — incrementally against the original
 when it can (`build.build_incremental`) — checks the built IR's hash against the plan's, runs
-it in a forked child (`runners`, `sandbox`) and sends the result back. A worker that dies (a
-segfaulting build) or hangs (killed at the timeout) is replaced by the campaign; its log
-(stdout/stderr, TVM's messages included) stays in the output folder.
+it in a forked child (`runners`, `sandbox`) and sends the result back (`task_messages`, which
+a Ray actor runs as it is: `ray_worker`). A worker that dies (a segfaulting build) or hangs
+(killed at the timeout) is replaced by the campaign; its log (stdout/stderr, TVM's messages
+included) stays in the output folder.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import traceback
 
 from .faults import maybe_fault
 from .messages import Assign, Built, Done, Prepare, Started, Stop, TaskResult, TaskSpec
-from .processes import die_with_parent, error_text, log_tail
+from .processes import die_with_parent, error_text, log_excerpt
 from .worker_cache import WorkerCache
 
 
@@ -35,7 +36,7 @@ def main_from_fd(fd: str, worker_id: str, log_path: str, threads: str) -> None:
 def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> None:
     """The message loop of a worker process."""
     die_with_parent()
-    _redirect_output(log_path)
+    redirect_output(log_path)
     os.environ["TVM_NUM_THREADS"] = str(threads)  # read when a run creates TVM's pool
     threads_now = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") \
         else 0
@@ -51,24 +52,16 @@ def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> Non
             return
         try:
             if isinstance(msg, Prepare):  # ahead of its tasks; a failure shows there
-                cache.batch(msg.model, msg.images)
+                prepare(cache, msg.model, msg.images)
             elif isinstance(msg, Assign):
                 print(f"task {msg.task.key} {msg.task.label}", flush=True)
-                run_task(conn, msg.task, cache, log_path)
-        except (BrokenPipeError, EOFError):
+                for reply in task_messages(msg.task, cache, log_path):
+                    conn.send(reply)
+        except (BrokenPipeError, EOFError, OSError):
             return
-        except Exception as exc:  # an infrastructure failure: report it, stay alive
-            traceback.print_exc()
-            if isinstance(msg, Assign):
-                try:
-                    conn.send(Done(msg.task.key, TaskResult(
-                        "build_failed", stage="prepare",
-                        error="worker failed preparing the task: " + error_text(exc))))
-                except (BrokenPipeError, OSError):
-                    return
 
 
-def _redirect_output(log_path: str | None) -> None:
+def redirect_output(log_path: str | None) -> None:
     """Send the process's own stdout/stderr (C++ writes included) to the worker log."""
     if not log_path:
         return
@@ -80,8 +73,29 @@ def _redirect_output(log_path: str | None) -> None:
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
 
 
-def run_task(conn, task: TaskSpec, cache: WorkerCache, log_path: str | None) -> None:
-    """Prepare, build, (keep,) run one task, sending `Started`, `Built` and `Done`."""
+def prepare(cache: WorkerCache, model, images) -> None:
+    """Import ``model`` and its images ahead of its tasks; a failure is only logged here (it
+    shows again, reported, in the first task that needs them)."""
+    try:
+        cache.batch(model, images)
+    except Exception:
+        traceback.print_exc()
+
+
+def task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
+    """Prepare, build, (keep,) run one task, yielding `Started`, `Built` and `Done`. A
+    failure of the worker's own (not of the mutant's build or run) ends the task as
+    ``build_failed`` in the prepare stage, and the worker stays alive."""
+    try:
+        yield from _task_messages(task, cache, log_path)
+    except Exception as exc:
+        traceback.print_exc()
+        yield Done(task.key, TaskResult("build_failed", stage="prepare",
+                                        error="worker failed preparing the task: "
+                                              + error_text(exc)))
+
+
+def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
     from ..targets import get_profile
     from .results import image_rows
 
@@ -94,7 +108,8 @@ def run_task(conn, task: TaskSpec, cache: WorkerCache, log_path: str | None) -> 
     if d is None or _incremental(task, profile):
         cache.original(task.model, profile)  # built once per worker, reused after
     result = TaskResult("", prepare_s=time.perf_counter() - start)
-    conn.send(Started(task.key, result.prepare_s))
+    deadline = None if task.timeout is None else time.monotonic() + task.timeout
+    yield Started(task.key, result.prepare_s)
 
     maybe_fault(task.operator, "build")
     t0 = time.perf_counter()
@@ -103,13 +118,13 @@ def run_task(conn, task: TaskSpec, cache: WorkerCache, log_path: str | None) -> 
     except Exception as exc:
         result.status, result.stage, result.error = "build_failed", "build", error_text(exc)
         result.build_s = time.perf_counter() - t0
-        conn.send(Done(task.key, result))
+        yield Done(task.key, result)
         return
     # an original was compiled while preparing: its build time is the build's own
     result.build_s = art.build_seconds if d is None else time.perf_counter() - t0
     result.build_mode = art.record.mode
     result.ir_verified = d.ir_matches(art.record, task.ir_hash) if d else None
-    conn.send(Built(task.key, result.build_s))
+    yield Built(task.key, result.build_s)
     if task.keep_dir:
         result.artifact = _keep(art, task.keep_dir)
 
@@ -120,18 +135,22 @@ def run_task(conn, task: TaskSpec, cache: WorkerCache, log_path: str | None) -> 
     t0 = time.perf_counter()
     log_offset = _size(log_path)
     try:
-        outcome = run_artifact(art, profile, batch)
+        left = None if deadline is None else max(0.1, deadline - time.monotonic())
+        outcome = run_artifact(art, profile, batch, timeout=left)
     except Exception as exc:
         outcome = RunOutcome("crashed", "run raised: " + error_text(exc))
     result.status, result.error, result.load_s = outcome.status, outcome.error, outcome.load_s
     result.run_s = time.perf_counter() - t0 - outcome.load_s
     if outcome.status == "crashed":
-        tail = log_tail(log_path, log_offset)
+        tail = log_excerpt(log_path, log_offset)
         result.stage, result.exit_code, result.signal = "run", outcome.exit_code, outcome.signal
         result.error += f"\n{tail}" if tail else ""
+    elif outcome.status == "timeout":  # as the campaign words its own timeouts
+        result.stage, result.signal = "run", outcome.signal
+        result.error = f"killed after {task.timeout:g} s in the run stage"
     if outcome.outputs is not None:
         result.outputs = image_rows(names, outcome.outputs, outcome.latencies, task.top_k)
-    conn.send(Done(task.key, result))
+    yield Done(task.key, result)
 
 
 def _incremental(task: TaskSpec, profile) -> bool:

@@ -1,0 +1,134 @@
+"""The embedded default executor: worker processes on this machine.
+
+An executor hands a campaign's build tasks to workers and reports each result to the
+engine's `engine.ResultSink` as it arrives; the engine plans, stores and reports. This one
+keeps ``workers`` `pool.WorkerProcess` processes, started before planning so that they import
+the first model meanwhile. A worker that crashes is recorded ``crashed`` (with its exit code
+or signal and an excerpt of its log) and replaced; one that exceeds the per-mutant timeout is
+killed, recorded ``timeout`` and replaced. `ray_executor.RayExecutor` is the other one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult
+from .pool import PREPARE_TIMEOUT, WorkerProcess
+from .processes import log_excerpt, signal_name
+
+
+class LocalExecutor:
+    """``workers`` worker processes on this machine, their logs in ``log_dir``."""
+
+    def __init__(self, workers: int, log_dir: Path, timeout: float):
+        self.timeout = timeout
+        self.log_dir = log_dir
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self.pool: list[WorkerProcess | None] = [None] * workers
+
+    def describe(self) -> dict:
+        """What ran the campaign (recorded in the database)."""
+        return {"kind": "local", "workers": len(self.pool), "threads": self.threads}
+
+    def _spawn(self, i: int) -> WorkerProcess:
+        self.pool[i] = WorkerProcess(i, self.log_dir, self.threads)
+        return self.pool[i]
+
+    def start(self, first: ModelSpec, images: list[str] | None) -> None:
+        """Start the workers: they import ``first`` while the campaign plans."""
+        for i in range(len(self.pool)):
+            self._spawn(i).send(Prepare(first, images))
+
+    def run(self, tasks: list, spec_of, sink) -> None:
+        """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`."""
+        queue = deque(sorted(tasks, key=lambda t: t.kind != "original"))
+        pool = self.pool
+        while queue or any(w is not None and w.busy for w in pool):
+            for i, w in enumerate(pool):
+                if queue and (w is None or not w.busy):
+                    if w is None or not w.alive():
+                        if w is not None:
+                            w.kill()
+                        w = self._spawn(i)
+                    task = queue.popleft()
+                    w.assign(task, spec_of(task))
+                    sink.assigned(_label(w), task)
+            busy = [w for w in pool if w is not None and w.busy]
+            if not busy:
+                continue
+            now = time.monotonic()
+            wait_for = max(0.05, min(w.deadline - now for w in busy))
+            ready = wait([w.conn for w in busy], timeout=min(wait_for, 1.0))
+            for w in busy:
+                if w.conn in ready or not w.alive():
+                    self._drain(w, sink)
+                if w.busy and w.deadline is not None and time.monotonic() > w.deadline:
+                    # A last look: the result may have arrived just now.
+                    self._drain(w, sink)
+                    if w.busy:
+                        w.kill()
+                        stage = w.stage
+                        limit = PREPARE_TIMEOUT if stage == "prepare" else self.timeout
+                        self._finish(w, sink, TaskResult(
+                            "timeout", stage=stage, signal="SIGKILL",
+                            error=f"killed after {limit:g} s in the {stage} stage"))
+            sink.update()
+
+    def _finish(self, w: WorkerProcess, sink, result: TaskResult) -> None:
+        if result.prepare_s is None:
+            result.prepare_s = w.prepare_s
+        if result.build_s is None:
+            result.build_s = w.build_s
+        sink.finished(w.task, result, worker=w.wid, label=_label(w), ran=w.stage == "run")
+        w.task = None
+        w.deadline = None
+
+    def _drain(self, w: WorkerProcess, sink) -> None:
+        """Act on every message the worker has sent; detect its death."""
+        for msg in w.messages():
+            if not w.task or msg.key != w.task.key:
+                continue
+            if isinstance(msg, Started):
+                w.prepare_s = msg.prepare_s
+                w.stage = "build"
+                w.deadline = time.monotonic() + self.timeout
+            elif isinstance(msg, Built):
+                w.build_s = msg.build_s
+                w.stage = "run"
+                sink.built()
+            elif isinstance(msg, Done):
+                if msg.result.status == "build_failed":
+                    sink.built()
+                self._finish(w, sink, msg.result)
+                return
+        if w.busy and not w.alive():
+            # Died without a result: a crash in generated code, an abort, the OOM killer.
+            code = w.exitcode
+            tail = log_excerpt(w.log_path, w.log_offset)
+            sig = signal_name(-code) if code is not None and code < 0 else ""
+            stage = "build" if w.stage == "prepare" else w.stage
+            what = f"worker died with {sig}" if sig else f"worker exited with code {code}"
+            self._finish(w, sink, TaskResult(
+                "crashed", stage=stage, exit_code=code, signal=sig,
+                error=f"{what} during {stage}" + (f"\n{tail}" if tail else "")))
+            w.kill()
+
+    def close(self) -> None:
+        """Stop the workers at the end of a campaign."""
+        for w in self.pool:
+            if w is not None:
+                w.stop()
+
+    def abort(self) -> None:
+        """Kill the workers (the campaign was interrupted)."""
+        for w in self.pool:
+            if w is not None:
+                w.kill()
+
+
+def _label(w: WorkerProcess) -> str:
+    return f"worker {w.wid}"
