@@ -102,13 +102,13 @@ def test_mutants_lists_sites_with_their_kernel(monkeypatch, tiny_file, width, ca
 @pytest.fixture
 def local_targets(tmp_path, monkeypatch):
     """A ./targets folder with two bad profiles and one that shadows a shipped profile."""
+    monkeypatch.chdir(tmp_path)  # first: from the repository root, ./targets is the shipped one
+    shipped = mn.get_profile("llvm-x86-64").path  # before the bad files: no warning yet
     folder = tmp_path / "targets"
     folder.mkdir()
     (folder / "broken.toml").write_text("name = 'broken'\n[target\n")
     (folder / "typo.toml").write_text("name = 'typo'\n[target]\nkind = 'llvm'\n"
                                       "mcpu = 'haswel'\n")
-    monkeypatch.chdir(tmp_path)  # first: from the repository root, ./targets is the shipped one
-    shipped = mn.get_profile("llvm-x86-64").path
     shutil.copy(shipped, folder / "llvm-x86-64.toml")
     return {"folder": folder, "shipped": shipped}
 

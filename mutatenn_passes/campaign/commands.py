@@ -58,7 +58,8 @@ def register(subparsers) -> None:
     r.add_argument("--ray", metavar="ADDRESS",
                    help='build and run on a Ray cluster: "auto" (the cluster this machine '
                         'belongs to) or HOST:PORT (sets executor = "ray" and ray_address; '
-                        "docs/cluster.md)")
+                        "docs/cluster.md; default: the campaign file's executor, else this "
+                        "machine's worker processes)")
     r.add_argument("--keep-artifacts", action="store_true",
                    help=_from_file("keep_artifacts", "keep each mutant's library, Relax IR, "
                                    "TIR and sources"))

@@ -4,9 +4,9 @@
 point, validates and then calls it). It first checks what the campaign's files hold
 (`inputs.check_inputs`: every image decoded, every model imported, label files read; the
 campaign file itself was validated by `config`), then takes a lock on the output folder,
-records the run in its history (`run_history`), checks that remote (RPC) targets have servers, starts the workers (which import the models while the campaign plans),
-plans, records the plan and every decision that needs no build (``not_applicable``,
-``equivalent``), then has an executor feed the remaining builds to the workers, originals
+records the run in its history (`run_history`), checks that remote (RPC) targets have servers,
+starts the workers (which import the models while the campaign plans), plans, records the
+plan and every decision that needs no build (``not_applicable``, ``equivalent``), then has an executor feed the remaining builds to the workers, originals
 first, and records each result as the executor reports it (`ResultSink`). Each result is
 committed to the database before the worker gets its next task. The executor is this
 machine's worker processes (`local_executor`, the default: a crashed worker is recorded
@@ -268,94 +268,3 @@ def _interrupted(store: Store, planned: bool) -> str:
     done, total = store.mutants_finished()
     return (f"interrupted: {done} of {total} mutant results saved in {store.folder}; rerun "
             "to resume")
-
-
-def _profiles(config):
-    from ..targets import get_profile
-
-    return [get_profile(t) for t in config.targets]
-
-
-def _execute(config, store: Store, pool, spawn, todo: list[Task], stats: RunStats, ui,
-             keep_root) -> None:
-    queue = deque(sorted(todo, key=lambda t: t.kind != "original"))
-    timeout = config.timeout
-
-    def finish(w: WorkerProcess, result: TaskResult) -> None:
-        task = w.task
-        if result.prepare_s is None:
-            result.prepare_s = w.prepare_s
-        if result.build_s is None:
-            result.build_s = w.build_s
-        store.record(task.key, worker=w.wid, timeout_s=timeout, **result.as_record())
-        stats.done += 1
-        stats.statuses[result.status] = stats.statuses.get(result.status, 0) + 1
-        if w.stage == "run":
-            stats.ran += 1
-        stats.current.pop(w.wid, None)
-        ui.result(task, result.status, result.error, stats)
-        w.task = None
-        w.deadline = None
-
-    while queue or any(w is not None and w.busy for w in pool):
-        for i, w in enumerate(pool):
-            if queue and (w is None or not w.busy):
-                if w is None or not w.alive():
-                    if w is not None:
-                        w.kill()
-                    w = spawn(i)
-                task = queue.popleft()
-                w.assign(task, _task_spec(task, config, keep_root))
-                stats.current[w.wid] = task.label
-                ui.update(stats)
-        busy = [w for w in pool if w is not None and w.busy]
-        if not busy:
-            continue
-        now = time.monotonic()
-        wait_for = max(0.05, min(w.deadline - now for w in busy))
-        ready = wait([w.conn for w in busy], timeout=min(wait_for, 1.0))
-        for w in busy:
-            if w.conn in ready or not w.alive():
-                _drain(w, finish, stats, ui, timeout)
-            if w.busy and w.deadline is not None and time.monotonic() > w.deadline:
-                # A last look: the result may have arrived just now.
-                _drain(w, finish, stats, ui, timeout)
-                if w.busy:
-                    w.kill()
-                    stage = w.stage
-                    limit = PREPARE_TIMEOUT if stage == "prepare" else timeout
-                    finish(w, TaskResult("timeout", stage=stage, signal="SIGKILL",
-                                         error=f"killed after {limit:g} s in the {stage} "
-                                               "stage"))
-        ui.update(stats)
-
-
-def _drain(w: WorkerProcess, finish, stats: RunStats, ui, timeout: float) -> None:
-    """Act on every message the worker has sent; detect its death."""
-    for msg in w.messages():
-        if not w.task or msg.key != w.task.key:
-            continue
-        if isinstance(msg, Started):
-            w.prepare_s = msg.prepare_s
-            w.stage = "build"
-            w.deadline = time.monotonic() + timeout
-        elif isinstance(msg, Built):
-            w.build_s = msg.build_s
-            w.stage = "run"
-            stats.built += 1
-            ui.update(stats)
-        elif isinstance(msg, Done):
-            if msg.result.status == "build_failed":
-                stats.built += 1
-            finish(w, msg.result)
-            return
-    if w.busy and not w.alive():
-        # Died without a result: a crash in generated code, an abort, the OOM killer.
-        code = w.exitcode
-        tail = log_tail(w.log_path, w.log_offset)
-        sig = signal_name(-code) if code is not None and code < 0 else ""
-        stage = "build" if w.stage == "prepare" else w.stage
-        what = f"worker died with {sig}" if sig else f"worker exited with code {code}"
-        finish(w, TaskResult("crashed", stage=stage, exit_code=code, signal=sig,
-                             error=f"{what} during {stage}" + (f"\n{tail}" if tail else "")))
-        w.kill()
