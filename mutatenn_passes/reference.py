@@ -49,7 +49,7 @@ def _run_onnxruntime(model, batch: np.ndarray) -> ReferenceRun:
         outputs = [session.run(None, {name: x[None]})[0].reshape(-1) for x in batch]
     except Exception as exc:  # onnxruntime raises its own exception types, unexported
         raise ReferenceUnavailableError(
-            f"{runtime} cannot run {model.name}: {_first_line(exc)}") from None
+            f"{runtime} cannot run {model.name}: {first_line(exc)}") from None
     return ReferenceRun(runtime, np.stack(outputs))
 
 
@@ -74,7 +74,7 @@ def _run_litert(model, batch: np.ndarray) -> ReferenceRun:
             outputs.append(interpreter.get_tensor(sink["index"]).reshape(-1).copy())
     except Exception as exc:  # LiteRT raises ValueError/RuntimeError from its C++ core
         raise ReferenceUnavailableError(
-            f"{runtime} cannot run {model.name}: {_first_line(exc)}") from None
+            f"{runtime} cannot run {model.name}: {first_line(exc)}") from None
     scale, zero_point = sink["quantization"]
     quantized = np.issubdtype(sink["dtype"], np.integer) and scale > 0
     return ReferenceRun(runtime, np.stack(outputs),
@@ -85,7 +85,8 @@ def _run_litert(model, batch: np.ndarray) -> ReferenceRun:
 RUNTIMES = {"onnx": _run_onnxruntime, "tflite": _run_litert}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message (its type's name when it has none)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
 

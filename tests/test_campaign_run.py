@@ -13,12 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mutatenn_passes as mn
 from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
-from mutatenn_passes.campaign.progress import CampaignUI, NotebookProgress, make_progress
+from mutatenn_passes.campaign.engine import execute_campaign, model_spec
+from mutatenn_passes.campaign.progress import (CampaignUI, NotebookProgress, make_progress,
+                                               reference_lines)
+from mutatenn_passes.campaign.reference_check import check_references
+from mutatenn_passes.campaign.report import regenerate
+from mutatenn_passes.campaign.store import Store, vector_digest
 from mutatenn_passes.campaign.testing import tiny_campaign
 from mutatenn_passes.cli import main
 from tests.conftest import missing
@@ -105,6 +110,89 @@ def test_uninterrupted_run_statuses_and_analysis(baseline):
     assert again["stats"].skipped == again["stats"].total == 6
     assert again["stats"].built == 0
     assert _comparable(again["analysis"]) == _comparable(result)
+    assert again["analysis"]["reference"] == result["reference"]
+
+
+def test_the_original_agrees_with_onnx_runtime(baseline):
+    """The unmutated build against ONNX Runtime on the very batch the workers ran."""
+    config, outcome, _ = baseline
+    result = outcome["analysis"]
+    [ref] = result["reference"]
+    assert (ref["model"], ref["target"]) == ("tiny", "llvm-x86-64")
+    assert ref["runtime"].startswith("ONNX Runtime ") and ref["reason"] is None
+    assert ref["agree"] is True and ref["top1_agree"] == ref["images"] == 3
+    assert ref["top5_overlap_mean"] == 5.0 and ref["max_abs_diff"] < 1e-5
+    assert ref["unit"] == "output units"
+    assert ref["verdict"].startswith("TVM agrees with ONNX Runtime")
+    # ONNX Runtime's top-1 per image is TVM's original's, image by image
+    orig = result["originals"][0]["images"]
+    assert [i["image"] for i in ref["per_image"]] == [i["image"] for i in orig]
+    assert [i["reference_classes"][0] for i in ref["per_image"]] == \
+        [i["classes"][0] for i in orig]
+    # stored: a later look at the campaign finds nothing left to check
+    store = Store(config.output)
+    try:
+        specs = [model_spec(config, 0)]
+        assert check_references(store, specs, [None], config.images) == 0
+    finally:
+        store.close()
+
+
+def test_reference_missing_failing_or_disagreeing_keeps_the_campaign(baseline, tmp_path,
+                                                                    monkeypatch):
+    """On a copy of the campaign: without onnxruntime, or with a reference run that raises,
+    the reason is stored and reported; a rerun checks again; an original whose outputs
+    changed (here: the first image's scores in reverse class order, as a miscompiled layout
+    would give) is checked again and flagged as a possible compiler fault."""
+    import mutatenn_passes.reference as reference
+
+    config, outcome, _ = baseline
+    copy = tmp_path / "copy"
+    shutil.copytree(config.output, copy, ignore=shutil.ignore_patterns(".campaign.lock"))
+    specs = [model_spec(config, 0)]
+    store = Store(copy)
+    try:
+        store.db.execute("DELETE FROM reference_checks")
+        with monkeypatch.context() as m:  # as if onnxruntime were not installed
+            m.setitem(sys.modules, "onnxruntime", None)
+            assert check_references(store, specs, [None], config.images) == 1
+        [ref] = regenerate(copy)["reference"]
+        assert ref["agree"] is None and "needs onnxruntime" in ref["reason"]
+        assert ref["verdict"] == f"no reference: {ref['reason']}"
+        assert "no reference: the ONNX reference needs onnxruntime" in \
+            (copy / "report.html").read_text()
+        assert any("no reference" in line for line in reference_lines([ref]))
+
+        def broken(model, batch):
+            raise RuntimeError("the runtime fell over\nand said more")
+
+        with monkeypatch.context() as m:
+            m.setitem(reference.RUNTIMES, "onnx", broken)
+            assert check_references(store, specs, [None], config.images) == 1
+        [ref] = regenerate(copy)["reference"]
+        assert ref["reason"] == "the reference run failed: the runtime fell over"
+
+        assert check_references(store, specs, [None], config.images) == 1  # retried
+        [ref] = regenerate(copy)["reference"]
+        assert ref["agree"] is True and ref["reason"] is None
+
+        original = outcome["analysis"]["originals"][0]["key"]
+        [(vector,)] = store.db.execute("SELECT vector FROM outputs WHERE key = ? AND "
+                                       "idx = 0", (original,)).fetchall()
+        flipped = np.frombuffer(vector, dtype=np.float32)[::-1].copy()
+        store.db.execute("UPDATE outputs SET vector = ?, digest = ? WHERE key = ? AND idx = 0",
+                         (flipped.tobytes(), vector_digest(flipped), original))
+        assert regenerate(copy)["reference"][0]["reason"].startswith("not checked yet")
+        assert check_references(store, specs, [None], config.images) == 1
+    finally:
+        store.close()
+    [ref] = regenerate(copy)["reference"]
+    assert ref["agree"] is False and (ref["top1_agree"], ref["images"]) == (2, 3)
+    assert "possible compiler fault in the unmutated build" in ref["verdict"]
+    html = (copy / "report.html").read_text()
+    assert "reference-disagrees" in html and "TVM DISAGREES with ONNX Runtime" in html
+    [line] = reference_lines([ref])
+    assert line.startswith("[red]reference:[/] tiny on llvm-x86-64: TVM DISAGREES")
 
 
 def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_path):
@@ -121,10 +209,14 @@ def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_pat
     html = (out / "report.html").read_text()
     assert "<svg" in html and "id='mutants'" in html and "class='hm'" in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # offline
+    # the reference runtime's verdict, above the originals
+    assert html.index("id='reference-runtime'") < html.index("id='originals'")
+    assert "TVM agrees with ONNX Runtime" in html and "reference-disagrees" not in html
     # results.jsonl: the mutants of results.json, one a line
     result = json.loads((out / "results.json").read_text())
     lines = (out / "results.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == result["mutants"]
+    assert result["reference"][0]["agree"] is True
     # each mutant has its own page beside the report (not inline), linked from its row of
     # the table's data (report-data.js, which the page loads)
     assert "<script src='report_files/report-data.js' defer></script>" in html
@@ -156,7 +248,8 @@ def test_reports_are_written_and_regenerated_from_the_database(baseline, tmp_pat
     (copy / "report_files" / "mutants").mkdir(parents=True)
     (copy / "report_files" / "mutants" / "stale.html").write_text("a mutant no longer planned")
     assert main(["report", str(copy), "-q"]) == 0
-    assert (copy / "results.json").read_text() == before
+    assert (copy / "results.json").read_text() == before  # the reference check included
+    assert "TVM agrees with ONNX Runtime" in (copy / "report.html").read_text()
     assert (copy / "report.html").exists() and (copy / "mutants.csv").exists()
     assert sorted(p.name for p in (copy / "report_files" / "mutants").iterdir()) == page_names
     assert main(["report", str(tmp_path / "nothing-here")]) == 2

@@ -35,6 +35,10 @@ A paper-size campaign compares tens of thousands of mutants: `compare_many` meas
 pairs at once with NumPy (`metrics.rankings`), with the one-pair definitions' arithmetic, and
 `_measure` reads the outputs of a batch of mutants at a time, so memory stays flat.
 
+``reference``: per model and target whose original ran, how TVM's unmutated build compares
+with the model's reference runtime (`reference_check`: top-1 agreement, top-5 overlap, max |Δ|
+and a verdict), or why there is no reference.
+
 Per original: the top-1 classes by label, and ``ignores_input``, why its outputs look
 independent of the input (`output_checks.ignores_input`; '' when nothing says so). The
 campaign's ``notes`` are what a reader must know before trusting the numbers (a partial
@@ -55,6 +59,7 @@ import numpy as np
 from . import image_labels, metrics, run_history
 from .ignore import mark_ignored
 from .lock import campaign_running
+from .reference_check import reference_rows
 from .store import STATUSES, Store
 
 ALPHA = 0.05
@@ -352,6 +357,7 @@ def _analyse(store: Store) -> dict:
             row.update(_original_checks(outs, models.get(t["model_index"], {}),
                                         meta.get("images", [])))
             original_rows.append(row)
+    reference_runs = reference_rows(store, tasks, results, originals)
     rows = [_mutant_row(t, results.get(t["duplicate_of"] or t["key"]) or {})
             for t in tasks if t["kind"] == "mutant"]
     order = _target_order(originals, rows)
@@ -396,6 +402,7 @@ def _analyse(store: Store) -> dict:
                                 for m in models.values()],
                      "images": meta.get("images", []), "targets": meta.get("targets", []),
                      "reference": reference, "alpha": ALPHA},
+        "reference": reference_runs,
         "originals": original_rows,
         "mutants": rows,
         "summary": summary,

@@ -6,8 +6,10 @@ point, validates and then calls it). It first checks what the campaign's files h
 campaign file itself was validated by `config`), then takes a lock on the output folder,
 records the run in its history (`run_history`), checks that remote (RPC) targets have servers,
 starts the workers (which import the models while the campaign plans), plans, records the
-plan and every decision that needs no build (``not_applicable``, ``equivalent``), then has an executor feed the remaining builds to the workers, originals
-first, and records each result as the executor reports it (`ResultSink`). Each result is
+plan and every decision that needs no build (``not_applicable``, ``equivalent``), then has an
+executor feed the remaining builds to the workers, originals first, and records each result
+as the executor reports it (`ResultSink`). Then each original is held against its model's
+reference runtime (`reference_check`). Each result is
 committed to the database before the worker gets its next task. The executor is this
 machine's worker processes (`local_executor`, the default: a crashed worker is recorded
 ``crashed`` and replaced, one over the per-mutant timeout is killed, recorded ``timeout`` and
@@ -32,6 +34,7 @@ from .inputs import check_inputs
 from .lock import OutputLock
 from .messages import ModelSpec, TaskResult, TaskSpec
 from .plan import Task, make_plan
+from .reference_check import check_references
 from .store import Store
 
 
@@ -234,8 +237,13 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
     executor.close()
     ui.stop()
     t0 = time.perf_counter()
+    check_references(store, [model_spec(config, i) for i in range(len(config.models))],
+                     inputs.models, config.images, ui.phase)
+    reference_wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
     seconds = {"plan_wall": plan_wall, "plan_import": plan.seconds.get("import", 0.0),
-               "plan_lower": plan.seconds.get("lower", 0.0), "execute_wall": exec_wall}
+               "plan_lower": plan.seconds.get("lower", 0.0), "execute_wall": exec_wall,
+               "reference_wall": reference_wall}
     store.set_meta(state="finished", finished_at=time.time(), last_run_seconds=seconds,
                    executor=executor.describe())
     run_history.end(store, "finished")

@@ -148,10 +148,29 @@ def print_summary(result: dict, out) -> None:
     console.print(f"reference labelling: {campaign['reference']}; results{_wall(campaign)} "
                   f"in {out} (report.html, results.json, results.jsonl, mutants.csv, "
                   "summary.csv, results.db)", highlight=False, soft_wrap=True)
+    for line in reference_lines(result.get("reference", [])):
+        console.print(line, highlight=False, soft_wrap=True)
     for note in campaign.get("notes", []):
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for warning in unmatched_warnings(result["ignore"]):
         errors.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+
+
+def reference_lines(rows: list[dict]) -> list[str]:
+    """The reference runtime in the summary (rich markup): a line per original that
+    disagrees with it, a line per model without one, and one line when all the rest agree."""
+    lines = [f"[red]reference:[/] {escape(r['model'])} on {escape(r['target'])}: "
+             f"{escape(r['verdict'])}" for r in rows if r["agree"] is False]
+    missing = dict.fromkeys((r["model"], r["reason"]) for r in rows if r["reason"])
+    lines += [f"[yellow]reference:[/] {escape(model)}: no reference: {escape(reason)}"
+              for model, reason in missing]
+    agree = [r for r in rows if r["agree"]]
+    if agree and not any(r["agree"] is False for r in rows):
+        runtimes = ", ".join(dict.fromkeys(r["runtime"] for r in agree))
+        counts = "/".join(dict.fromkeys(f"{r['top1_agree']}/{r['images']}" for r in agree))
+        lines.append(f"reference: TVM agrees with {escape(runtimes)} on {counts} images for "
+                     f"each model/target ({len(agree)} checked)")
+    return lines
 
 
 def _score_line(name: str, g: dict) -> str:

@@ -2,8 +2,9 @@
 
 Everything a report needs is here, written as it happens: the campaign configuration and its
 text, seeds, versions, the plan (every task with its operator, sites, descriptions, IR hash and
-IR diff), and per finished task its status, error, timings and per-image results (top-k
-classes and scores, a digest of the full output vector, the vector itself, latency).
+IR diff), per finished task its status, error, timings and per-image results (top-k
+classes and scores, a digest of the full output vector, the vector itself, latency), and per
+original that ran, how it compares with the model's reference runtime (`reference_check`).
 
 A result and its per-image rows are written in one transaction, so a process killed at any
 point leaves either the whole result or none of it; a rerun finds the finished keys and does
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS outputs (
     key TEXT NOT NULL, idx INTEGER NOT NULL, image TEXT, classes TEXT, scores TEXT,
     digest TEXT, latency_ms REAL, vector BLOB, PRIMARY KEY (key, idx));
+CREATE TABLE IF NOT EXISTS reference_checks (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reason TEXT, result TEXT);
 """
 
 _TASK_COLUMNS = ("key", "kind", "model", "model_index", "model_digest", "target", "target_ref",
@@ -205,3 +208,21 @@ class Store:
                     {"image": image, "classes": c, "scores": s, "digest": digest,
                      "latency_ms": latency, "vector": np.frombuffer(vector, dtype=np.float32)})
         return out
+
+    # -- reference runtime checks -----------------------------------------------------------
+    def record_reference_check(self, key: str, fingerprint: str, *, reason: str | None = None,
+                               result: dict | None = None) -> None:
+        """Original ``key``'s comparison with the reference runtime (`reference.compare_outputs`'
+        dict), or the ``reason`` there is none; ``fingerprint`` names the outputs compared."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO reference_checks VALUES (?, ?, ?, ?)",
+                            (key, fingerprint, reason,
+                             None if result is None else json.dumps(result)))
+
+    def reference_checks(self) -> dict[str, dict]:
+        """Every stored reference check, by the original's key."""
+        return {key: {"fingerprint": fp, "reason": reason,
+                      "result": None if result is None else json.loads(result)}
+                for key, fp, reason, result in self.db.execute(
+                    "SELECT key, fingerprint, reason, result FROM reference_checks")}

@@ -9,8 +9,10 @@ from .messages import ModelSpec
 class WorkerCache:
     """Per-worker caches keyed by the model's ``cache_key`` (and target profile)."""
 
-    def __init__(self):
-        self._models: dict[str, object] = {}
+    def __init__(self, models: dict[str, object] | None = None):
+        """``models``: models already imported, by ``cache_key`` (the campaign's main process
+        has them from `inputs.check_inputs` and need not import them again)."""
+        self._models: dict[str, object] = dict(models or {})
         self._batches: dict[tuple, tuple[list[str], object]] = {}
         self._lowered: dict[tuple, object] = {}
         self._originals: dict[tuple, object] = {}
