@@ -36,6 +36,9 @@ sample = 1
     mutants = outcome["analysis"]["mutants"]
     assert {m["operator"] for m in mutants} == {s.id for s in mn.operators()}
     assert outcome["analysis"]["originals"][0]["images"][0]["classes"][0] == 283  # tiger cat
+    [ref] = outcome["analysis"]["reference"]  # the original held against LiteRT
+    assert ref["runtime"].startswith("LiteRT") and ref["agree"], ref["verdict"]
+    assert ref["unit"] == "quantization steps" and ref["max_abs_diff"] <= 6
 
     # every category has at least one mutant that was built and run
     ran = {m["category"] for m in mutants if m["status"] == "ok"}
