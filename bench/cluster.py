@@ -1,7 +1,7 @@
 """Benchmark: campaigns on Ray vs the local executor, and a simulated scale-out, in one run.
 
-    PYTHONPATH=. python bench/cluster.py [--campaign FILE] [--repeat 2] [--nodes 1,2,3]
-                                         [--scale-sample 2] [--json out.json]
+    python bench/cluster.py [--campaign FILE] [--repeat 2] [--nodes 1,2,3]
+                            [--scale-sample 2] [--json out.json]
 
 1. Overhead: the campaign (the embedded default unless --campaign) from scratch on the local
    executor (``workers`` processes) and from scratch on Ray on this machine (a private Ray

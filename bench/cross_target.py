@@ -1,7 +1,7 @@
 """Figures of docs/campaign.md's cross-target comparison, measured again.
 
-    PYTHONPATH=. python bench/cross_target.py [--campaign FILE] [--output DIR] [--json FILE]
-    PYTHONPATH=. python bench/cross_target.py --existing DIR   # figures of a finished run
+    python bench/cross_target.py [--campaign FILE] [--output DIR] [--json FILE]
+    python bench/cross_target.py --existing DIR   # figures of a finished run
 
 Runs the campaign (default: bench/cross_target.toml: the embedded default model and
 photographs, one sampled site per `paper` operator, targets llvm-x86-64, llvm-avx2 and c) from

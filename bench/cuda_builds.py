@@ -1,6 +1,6 @@
 """Benchmark: build the paper's mutants for CUDA targets and check the GPU build figures.
 
-    PYTHONPATH=. python bench/cuda_builds.py [--model default|PATH]... [--target NAME]...
+    python bench/cuda_builds.py [--model default|PATH]... [--target NAME]...
         [--sample 0] [--operators paper] [--mode each|together] [--phase s_tir|lowered]
         [--workers 2] [--timeout 600] [--output DIR] [--explain]
 

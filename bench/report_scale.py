@@ -1,7 +1,7 @@
 """Benchmark: `mutatenn report` on synthetic campaigns of paper size (issue #17).
 
-    PYTHONPATH=. python bench/report_scale.py [--mutants 1000 10000 50000] [--keep DIR]
-                                              [--json out.json]
+    python bench/report_scale.py [--mutants 1000 10000 50000] [--keep DIR]
+                                 [--json out.json]
 
 Per size N (mutant tasks, i.e. mutant x target):
 
