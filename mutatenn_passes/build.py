@@ -307,14 +307,11 @@ def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passe
         kernels = record.tir["lowered"] = \
             tvm.transform.Sequential(by_phase["lowered"])(lowered)
         base = original.lowered_kernels()
-    before = {gv.name_hint: f for gv, f in base.functions_items()}
-    changed = {gv.name_hint: f for gv, f in kernels.functions_items()
-               if gv.name_hint not in before
-               or not tvm_ffi.structural_equal(f, before[gv.name_hint])}
+    changed, renamed = _changed_kernels(kernels, base)
     record.compiled = sorted(changed)
     shown = ", ".join(record.compiled[:6]) + (", …" if len(changed) > 6 else "")
     record.mode = f"incremental ({len(changed)} kernel(s) compiled: {shown})"
-    mod = _calling_library(relax_mod, changed, original.library)
+    mod = _calling_library(relax_mod, changed, renamed, original.library)
     target = profile.tvm_target()
     with _tir_pipeline(target, (), BuildRecord(),
                        kernels_lowered=bool(by_phase["lowered"])) as pipeline:
@@ -322,13 +319,52 @@ def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passe
     return executable, record
 
 
-def _calling_library(relax_mod: tvm.IRModule, changed: dict, library) -> tvm.IRModule:
+def _nameless(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
+    return func.with_attr("global_symbol", "")
+
+
+def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule) -> tuple[dict, dict]:
+    """The kernels of ``kernels`` that must be compiled (name -> PrimFunc), and those equal
+    to a kernel of ``base`` under another name (name -> that name).
+
+    A graph mutation changes how Relax fuses and numbers kernels (a ReLU replaced early in
+    the graph renames every later ``fused_add4_relu1``), so a kernel is matched by its body,
+    not only by its name. A twin whose name a compiled kernel takes is not reused: a call by
+    that name would reach the new kernel.
+    """
+    before = {gv.name_hint: f for gv, f in base.functions_items()}
+    by_body: dict[int, list[str]] = {}
+    for name, func in before.items():
+        by_body.setdefault(tvm_ffi.structural_hash(_nameless(func)), []).append(name)
+    changed, renamed = {}, {}
+    for gv, func in kernels.functions_items():
+        name = gv.name_hint
+        if name in before and tvm_ffi.structural_equal(func, before[name]):
+            continue
+        nameless = _nameless(func)
+        twins = [t for t in by_body.get(tvm_ffi.structural_hash(nameless), [])
+                 if tvm_ffi.structural_equal(nameless, _nameless(before[t]))]
+        if twins:
+            renamed[name] = twins[0]
+        else:
+            changed[name] = func
+    for name, twin in list(renamed.items()):
+        if twin in changed:
+            changed[name] = kernels[name]
+            del renamed[name]
+    return changed, renamed
+
+
+def _calling_library(relax_mod: tvm.IRModule, changed: dict, renamed: dict,
+                     library) -> tvm.IRModule:
     """``relax_mod`` holding only the ``changed`` kernels (name -> PrimFunc): its calls of the
-    other kernels become calls of `relax.ExternFunc` by name, found at run time in
-    ``library``, which joins the module's ``external_mods``."""
+    other kernels become calls of `relax.ExternFunc` by the name the original gave them
+    (``renamed``: name -> original name, else their own), found at run time in ``library``,
+    which joins the module's ``external_mods``."""
     kernels = {gv.name_hint for gv, f in relax_mod.functions_items()
                if isinstance(f, tvm.tirx.PrimFunc)}
-    redirect = _ExternKernels(relax_mod, kernels - set(changed))
+    redirect = _ExternKernels(relax_mod, {name: renamed.get(name, name)
+                                          for name in kernels - set(changed)})
     functions = {}
     gvs = {gv.name_hint: gv for gv in relax_mod.get_global_vars()}
     for gv, func in relax_mod.functions_items():
@@ -343,11 +379,13 @@ def _calling_library(relax_mod: tvm.IRModule, changed: dict, library) -> tvm.IRM
 
 @relax.expr_functor.mutator
 class _ExternKernels(relax.PyExprMutator):
-    """Replaces references to the kernels named in ``names`` by `relax.ExternFunc`s."""
+    """Replaces references to the kernels named in ``names`` (name -> library symbol) by
+    `relax.ExternFunc`s of their symbols."""
 
-    def __init__(self, mod: tvm.IRModule, names: set[str]):
+    def __init__(self, mod: tvm.IRModule, names: dict[str, str]):
         super().__init__(mod)
         self.names = names
 
     def visit_global_var_(self, gv: tvm.ir.GlobalVar):
-        return relax.ExternFunc(gv.name_hint) if gv.name_hint in self.names else gv
+        symbol = self.names.get(gv.name_hint)
+        return gv if symbol is None else relax.ExternFunc(symbol)

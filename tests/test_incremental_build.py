@@ -70,3 +70,21 @@ def test_a_target_without_a_linkable_library_falls_back_to_a_full_build(tiny, ba
     got, _ = mutant.run_array(batch)
     unmutated, _ = original.artifact.run_array(batch)
     assert got.shape == unmutated.shape and not np.array_equal(got, unmutated)
+
+
+def test_kernels_that_fusion_renamed_are_reused_not_compiled():
+    """Replacing ShuffleNet's first ReLU renumbers every later fused ReLU kernel
+    (``fused_add4_relu2`` becomes ``fused_add4_relu1``): those are called from the original's
+    library under their old names, and only the changed kernel is compiled."""
+    model = mn.load_model()
+    original = prepare_original(model, TARGET)
+    mutation = dict(sites=[0])
+    incremental = build_incremental(original,
+                                    relax_passes=[mn.mutation("relu_to_sigmoid", **mutation)])
+    assert incremental.record.compiled == [
+        "fused_conv2d_add_subtract_divide_multiply_add_tir_sigmoid"]
+    images = mn.load_images()
+    full = build(model, TARGET, relax_passes=[mn.mutation("relu_to_sigmoid", **mutation)])
+    got = incremental.run(images).outputs
+    assert np.array_equal(got, full.run(images).outputs)
+    assert not np.array_equal(got, original.artifact.run(images).outputs)
