@@ -7,7 +7,10 @@ names ``executor = "ray"`` or `mutatenn cluster` runs, and its absence is one cl
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import MissingDependencyError, MutateNNError
@@ -37,16 +40,34 @@ def connect(address: str | None, cpus: int) -> bool:
     # Actors write their own logs on their nodes; Ray's copies would flood the terminal.
     options = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
-        if address is None:
-            ray.init(num_cpus=cpus, include_dashboard=False, **options)
-        else:
-            ray.init(address=address, **options)
+        with _outside_any_checkout():
+            if address is None:
+                ray.init(num_cpus=cpus, include_dashboard=False, **options)
+            else:
+                ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = "start a Ray instance here" if address is None \
             else f"connect to the Ray cluster at {address}"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise MutateNNError(f"cannot {where}: {first}") from None
     return True
+
+
+@contextmanager
+def _outside_any_checkout():
+    """Run ``ray.init`` from a folder that holds no mutatenn source.
+
+    Ray puts the driver's working directory first on its workers' ``sys.path``. Run from a
+    mutatenn checkout (CI, a developer's shell), the actors would import that checkout, whose
+    C++ extension is built only into the installed package, instead of the mutatenn the driver
+    runs; every build on Ray would fail.
+    """
+    here = os.getcwd()
+    os.chdir(tempfile.gettempdir())
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
