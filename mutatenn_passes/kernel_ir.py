@@ -96,6 +96,12 @@ def kernel_module(model_or_mod, target="llvm-x86-64", phase: str = "s_tir") -> t
     mod = getattr(model_or_mod, "mod", model_or_mod)
     with tvm.transform.PassContext(opt_level=3):
         tir = bind_target(tir_part(lower_relax(mod, profile)), profile)
+    return kernels_at_phase(tir, profile, phase)
+
+
+def kernels_at_phase(tir: tvm.IRModule, profile: TargetProfile, phase: str) -> tvm.IRModule:
+    """``tir``, a model's kernels after its Relax lowering bound to ``profile``'s target, as
+    passes of ``phase`` see them: one Relax lowering serves both phases."""
     if phase == "s_tir":
         return lower_cross_thread_reductions(tir, profile.tvm_target())
     return lower_kernels(tir, profile)

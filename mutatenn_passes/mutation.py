@@ -10,6 +10,8 @@ module's coverage total, because a mutation that silently did nothing is worse t
 from __future__ import annotations
 
 import functools
+import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import tvm
@@ -75,7 +77,7 @@ def find_sites(op_id: str, mod: tvm.IRModule, *, kernels: str | None = None,
                **params) -> list[Site]:
     """Every site ``op_id`` finds in ``mod``, in deterministic order, without rewriting."""
     spec = get_operator(op_id)
-    sites = spec.implementation.find_sites(mod, spec.resolve_params(params))
+    sites, _ = _scan(spec, mod, spec.resolve_params(params))
     return filter_kernels(sites, kernels) if spec.level == "kernel" else sites
 
 
@@ -119,7 +121,7 @@ class MutationPass:
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         _check_level(self.spec, mod)
         impl = self.spec.implementation
-        found = impl.find_sites(mod, self.params)
+        found, coverage = _scan(self.spec, mod, self.params)
         if self.spec.level == "kernel":
             found = filter_kernels(found, self.kernels)
         chosen = select(found, self.selection)
@@ -129,7 +131,7 @@ class MutationPass:
         self.report = MutationReport(
             operator=self.spec.id, selection=describe_selection(self.selection),
             sites_found=found, sites_selected=chosen, applied=list(applied),
-            skipped=list(skipped), coverage_total=impl.coverage_total(mod),
+            skipped=list(skipped), coverage_total=coverage,
             note="" if found else f"not applicable: {self.spec.id} finds no site in this "
                                   f"module{where}, so nothing was rewritten")
         return new_mod
@@ -169,6 +171,31 @@ def mutation(op_id: str, sites: SiteSelection = "all", *, kernels: str | None = 
         raise OperatorError(f"unknown site selection {sites!r}: use 'all', an index, "
                             "a list of indices, a range or Sample(n, seed)")
     return _pass_class(spec.id)(spec, sites, kernels, phase, resolved)
+
+
+#: Sites and coverage of the latest modules scanned, by operator, parameters and functions.
+_SCANS: OrderedDict[tuple, tuple[list[Site], int]] = OrderedDict()
+_MAX_SCANS = 64
+
+
+def _scan(spec: OperatorSpec, mod: tvm.IRModule, params: dict) -> tuple[list[Site], int]:
+    """``spec``'s sites in ``mod`` and its coverage total, computed once per module.
+
+    A campaign applies each operator once per mutant to the same module (the model's Relax
+    module, or one target's kernels), and finding sites walks every function of it: the
+    walk is remembered by the identity of the module's functions (IR nodes are immutable, and
+    the key holds them, so an identity cannot be reused while remembered)."""
+    functions = tuple(sorted(((gv.name_hint, func) for gv, func in mod.functions_items()),
+                             key=lambda item: item[0]))
+    key = (spec.id, json.dumps(params, sort_keys=True, default=str), functions)
+    if key in _SCANS:
+        _SCANS.move_to_end(key)
+        return _SCANS[key]
+    impl = spec.implementation
+    _SCANS[key] = (impl.find_sites(mod, params), impl.coverage_total(mod))
+    if len(_SCANS) > _MAX_SCANS:
+        _SCANS.popitem(last=False)
+    return _SCANS[key]
 
 
 @functools.cache

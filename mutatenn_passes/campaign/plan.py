@@ -212,7 +212,8 @@ class _ModelPlan:
     model: object
     key_base: dict  # what every task key of this model hashes
     run_inputs: str  # preprocessing and images: what equal IR must share to be built once
-    kernels: dict = field(default_factory=dict)  # (target ref, phase) -> kernel module
+    # (target ref, phase) -> kernel module; phase None: after the Relax lowering, bound
+    kernels: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -307,13 +308,21 @@ class _Planner:
                 self._add(mp, ref, mutant)
 
     def _kernels(self, mp: _ModelPlan, ref: str, phase: str):
-        """The model's kernels for target ``ref`` at ``phase``, lowered once."""
-        from ..kernel_ir import kernel_module
+        """The model's kernels for target ``ref`` at ``phase``: one Relax lowering per target
+        serves every phase."""
+        import tvm
 
+        from ..kernel_ir import bind_target, kernels_at_phase, lower_relax, tir_part
+
+        profile = self.profiles[ref]
         if (ref, phase) not in mp.kernels:
-            self.say(f"lowering {mp.model.name} for {self.profiles[ref].name} ({phase})")
             t0 = time.perf_counter()
-            mp.kernels[(ref, phase)] = kernel_module(mp.model, self.profiles[ref], phase)
+            if (ref, None) not in mp.kernels:
+                self.say(f"lowering {mp.model.name} for {profile.name}")
+                with tvm.transform.PassContext(opt_level=3):
+                    mp.kernels[(ref, None)] = bind_target(
+                        tir_part(lower_relax(mp.model.mod, profile)), profile)
+            mp.kernels[(ref, phase)] = kernels_at_phase(mp.kernels[(ref, None)], profile, phase)
             self.seconds["lower"] = self.seconds.get("lower", 0.0) + time.perf_counter() - t0
         return mp.kernels[(ref, phase)]
 
