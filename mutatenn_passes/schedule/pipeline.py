@@ -18,7 +18,9 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
 from tvm.s_tir import dlight as dl
 
+from .cache import CachedSchedule
 from .fold_constants import FoldConstants
+from .legalize_cache import CachedLegalizeOps
 from .rules import default_rules
 from .simplify import SimplifySums
 from .weight_layout import PackConvWeights
@@ -34,18 +36,21 @@ def graph_preparation() -> list:
 def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None) -> tvm.transform.Pass:
     """The Relax pipeline for ``schedule = "default"`` CPU profiles (see the module doc).
 
-    ``rules`` replaces `default_rules` (an empty list gives the same fused kernels without
-    schedules, which is how the tests hold each rule against the kernel it transformed)."""
-    rules = default_rules() if rules is None else list(rules)
-    legalize = [p for p in cpu_generic.legalize_passes(target)
-                if p.info.name != "FoldConstant"]
+    With the default rules, calls legalized and kernels scheduled before in this process are
+    reused (`legalize_cache`, `cache`): a graph mutant lowers at the cost of what it changed.
+    ``rules`` replaces `default_rules` and legalizes and schedules every kernel afresh (an empty list gives the same fused kernels without schedules, which is how the
+    tests hold each rule against the kernel it transformed)."""
+    cached = rules is None
+    schedule = CachedSchedule(default_rules()) if cached else dl.ApplyDefaultSchedule(*rules)
+    legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
+                for p in cpu_generic.legalize_passes(target) if p.info.name != "FoldConstant"]
 
     @tvm.transform.module_pass(opt_level=0, name="mutatenn.ScheduledCPUPipeline")
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         with target:
             return tvm.transform.Sequential(
                 cpu_generic.library_dispatch_passes(target) + graph_preparation() + legalize +
-                [dl.ApplyDefaultSchedule(*rules)] +
+                [schedule] +
                 cpu_generic.dataflow_lower_passes(target) +
                 cpu_generic.finalize_passes(target))(mod)
 

@@ -1,0 +1,154 @@
+"""Legalized operator calls remembered by what the legalization reads.
+
+TVM's ``LegalizeOps`` turns each high-level Relax call into a ``call_tir`` of a PrimFunc that
+it builds through TE (``bb.call_te``): after the schedule cache (`cache`), that was the largest
+part of lowering a graph-level mutant again, although the mutation changes one or two calls
+of hundreds. `CachedLegalizeOps` runs the same pass with every operator's registered
+legalization (``FLegalize``) wrapped: a call whose arguments are all variables or constants
+is looked up by its operator, attributes, the types of its arguments and result, and the
+value of each constant argument (a legalization may read a constant, never a variable); a
+miss runs the registered legalization and remembers its PrimFunc when the result is the plain
+``call_tir(f, (arguments…), out)`` that TE makes. A hit adds the remembered PrimFunc to the
+module under the name TVM gave it (``BlockBuilder.add_func`` reuses an equal function already
+there, as a fresh legalization would) and calls it with this call's own arguments. Whatever
+does not fit that shape is legalized by TVM as usual. A lowering with the cache is
+structurally equal to one without it (tested).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import tvm
+import tvm_ffi
+from tvm import relax
+from tvm.ir.expr import Constant
+
+#: Legalized calls remembered per process; past that the least recently used are forgotten.
+MAX_CALLS = 8192
+
+_CALL_TIR = tvm.ir.Op.get("relax.call_tir")
+
+
+@dataclass(frozen=True)
+class _Legalized:
+    signature: list  # what the legalization read: attributes, argument types and constants
+    func: tvm.tirx.PrimFunc
+    name: str  # the name hint TE gave the PrimFunc
+    order: tuple[int, ...]  # which of the call's arguments the call_tir passes, in order
+    out: list  # the output tensor types, as `relax.call_tir` takes them
+
+
+_calls: OrderedDict[int, list[_Legalized]] = OrderedDict()
+
+
+def clear() -> None:
+    """Forget every remembered legalization."""
+    _calls.clear()
+
+
+def cached_calls() -> int:
+    """How many legalized calls the cache holds."""
+    return sum(len(entries) for entries in _calls.values())
+
+
+def _signature(call: relax.Call) -> list | None:
+    """What the legalization of ``call`` depends on, or None when it is not cacheable."""
+    parts = [call.op, call.attrs, call.ty, *call.ty_args]
+    for arg in call.args:
+        if isinstance(arg, Constant):
+            parts.append(arg)  # its type and its value
+        elif isinstance(arg, relax.Var):
+            parts.append(arg.ty)
+        else:  # shapes, tuples, prim values: read by value in ways we do not model
+            return None
+    return parts
+
+
+def _lookup(key: int, signature: list) -> _Legalized | None:
+    for entry in _calls.get(key, ()):
+        if tvm_ffi.structural_equal(signature, entry.signature):
+            _calls.move_to_end(key)
+            return entry
+    return None
+
+
+def _remember(key: int, entry: _Legalized) -> None:
+    _calls.setdefault(key, []).append(entry)
+    _calls.move_to_end(key)
+    while len(_calls) > MAX_CALLS:
+        _calls.popitem(last=False)
+
+
+def _as_entry(bb: relax.BlockBuilder, call: relax.Call, signature: list,
+              result) -> _Legalized | None:
+    """``result`` as a cache entry when it is ``call_tir(f, (arguments of call…), out)``."""
+    if not (isinstance(result, relax.Call) and result.op.same_as(_CALL_TIR)
+            and len(result.args) == 2 and isinstance(result.args[1], relax.Tuple)):
+        return None
+    gv = result.args[0]
+    order = []
+    for field in result.args[1].fields:
+        index = next((i for i, arg in enumerate(call.args) if arg.same_as(field)), None)
+        if index is None:
+            return None
+        order.append(index)
+    func = bb.get()[gv]
+    if not isinstance(func, tvm.tirx.PrimFunc):
+        return None
+    # BlockBuilder names a function NAME, NAME1, NAME2, ... in order of arrival.
+    name = re.sub(r"\d+$", "", gv.name_hint) or gv.name_hint
+    out = result.ty_args[0]
+    outs = list(out.fields) if isinstance(out, relax.TupleType) else [out]
+    return _Legalized(signature, func, name, tuple(order), outs)
+
+
+def _cached(op_name: str, legalize):
+    """``legalize`` (an operator's registered FLegalize) through the cache."""
+
+    def cached_legalize(bb: relax.BlockBuilder, call: relax.Call):
+        signature = _signature(call)
+        if signature is None:
+            return legalize(bb, call)
+        key = tvm_ffi.structural_hash(signature)
+        entry = _lookup(key, signature)
+        if entry is not None:
+            gv = bb.add_func(entry.func, entry.name)
+            return relax.call_tir(gv, [call.args[i] for i in entry.order], entry.out)
+        result = legalize(bb, call)
+        entry = _as_entry(bb, call, signature, result)
+        if entry is not None:
+            _remember(key, entry)
+        return result
+
+    cached_legalize.__name__ = f"cached_legalize_{op_name}"
+    return cached_legalize
+
+
+def _operators(mod: tvm.IRModule) -> set[str]:
+    """Names of the operators the module's Relax functions call."""
+    names: set[str] = set()
+
+    def visit(expr) -> None:
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            names.add(expr.op.name)
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return names
+
+
+@tvm.transform.module_pass(opt_level=0, name="mutatenn.CachedLegalizeOps")
+class CachedLegalizeOps:
+    """``relax.transform.LegalizeOps`` reusing remembered legalizations (see the module doc)."""
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        table = {}
+        for name in _operators(mod):
+            legalize = tvm.ir.Op.get(name).get_attr("FLegalize")
+            if legalize is not None:
+                table[name] = _cached(name, legalize)
+        return relax.transform.LegalizeOps(customize_legalize_map=table)(mod)

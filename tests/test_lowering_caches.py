@@ -1,0 +1,53 @@
+"""The lowering caches (`schedule.legalize_cache`, `schedule.cache`) change only the cost of a
+lowering, never its result: a graph mutant lowered after its original (the caches warm) is
+structurally equal to the same mutant lowered with nothing cached, on the embedded default
+model and on the quantized MobileNet fixture, and the caches were really used."""
+
+from __future__ import annotations
+
+import pytest
+import tvm
+import tvm_ffi
+
+import mutatenn_passes as mn
+from mutatenn_passes.schedule import cache, default_rules, legalize_cache
+from mutatenn_passes.schedule import scheduled_cpu_pipeline
+from mutatenn_passes.targets import get_profile
+
+TARGET = "llvm-x86-64"
+
+
+def _lower(mod: tvm.IRModule, rules=None) -> tvm.IRModule:
+    """The scheduled CPU lowering; explicit ``rules`` bypass both caches."""
+    target = get_profile(TARGET).tvm_target()
+    with tvm.transform.PassContext(opt_level=3), target:
+        return scheduled_cpu_pipeline(target, rules)(mod)
+
+
+def _check(model, op_id: str, site: int) -> None:
+    cache.clear()
+    legalize_cache.clear()
+    original = _lower(model.mod)
+    assert legalize_cache.cached_calls() > 0 and cache.cached_kernels() > 0
+    assert tvm_ffi.structural_equal(original, _lower(model.mod, default_rules()))
+
+    mutated = mn.mutation(op_id, sites=[site])(model.mod)
+    calls, kernels = legalize_cache.cached_calls(), cache.cached_kernels()
+    cached = _lower(mutated)
+    # the mutant added what it changed, not the whole model again
+    assert 0 < legalize_cache.cached_calls() - calls < calls / 4
+    assert 0 < cache.cached_kernels() - kernels < kernels / 4
+    assert not tvm_ffi.structural_equal(cached, original)
+    tvm.ir.assert_structural_equal(cached, _lower(mutated, default_rules()))
+
+
+@pytest.mark.parametrize("op_id, site", [("relu_to_sigmoid", 3), ("transpose_conv2d_input", 1),
+                                         ("exp_before_batch_norm", 2)])
+def test_cached_lowering_of_a_graph_mutant_equals_an_uncached_one(default_model, op_id, site):
+    _check(default_model, op_id, site)
+
+
+@pytest.mark.parametrize("op_id", ["add_to_subtract", "avg_pool_to_max_pool"])
+def test_cached_lowering_equals_uncached_on_the_quantized_fixture(shared_fixtures, op_id):
+    model = mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
+    _check(model, op_id, 0)
