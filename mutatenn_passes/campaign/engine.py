@@ -180,8 +180,9 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
             ui.phase(f"checking remote devices of {profile.name}")
             remote.check(profile)
     executor = make_executor(config, log_dir, n_workers, keep)
-    # Start the workers now: they import the first model while the campaign plans.
-    executor.start(model_spec(config, 0), config.images)
+    # Start the workers now: they import the first model and build its originals while the
+    # campaign plans.
+    executor.start(model_spec(config, 0), config.images, config.targets)
     previous = store.meta()
     store.set_meta(config=config.as_dict(), config_text=config.text, seed=config.seed,
                    versions=versions(), state="planning", started_at=time.time(),

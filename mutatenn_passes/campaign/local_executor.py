@@ -38,10 +38,11 @@ class LocalExecutor:
         self.pool[i] = WorkerProcess(i, self.log_dir, self.threads)
         return self.pool[i]
 
-    def start(self, first: ModelSpec, images: list[str] | None) -> None:
-        """Start the workers: they import ``first`` while the campaign plans."""
+    def start(self, first: ModelSpec, images: list[str] | None, targets=()) -> None:
+        """Start the workers: they import ``first`` and build its original for each of
+        ``targets`` while the campaign plans."""
         for i in range(len(self.pool)):
-            self._spawn(i).send(Prepare(first, images))
+            self._spawn(i).send(Prepare(first, images, tuple(targets)))
 
     def run(self, tasks: list, spec_of, sink) -> None:
         """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`."""

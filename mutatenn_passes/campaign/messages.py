@@ -1,6 +1,7 @@
 """The campaign ↔ worker protocol: one typed, picklable record per message kind.
 
-Campaign to worker: `Prepare` (import a model and its images ahead of its tasks; no reply),
+Campaign to worker: `Prepare` (import a model and its images, and build its originals, ahead
+of its tasks; no reply),
 `Assign` (one task), `Stop`. Worker to campaign, per task: `Started` when its inputs are ready
 (the per-mutant timeout starts then), `Built` when the build finished, `Done` with the
 `TaskResult`. Both sides import this module, so a field renamed here is renamed everywhere.
@@ -82,6 +83,8 @@ class TaskResult:
 class Prepare:
     model: ModelSpec
     images: list[str] | None = None
+    #: Target profile refs whose original build to make ahead (while the campaign plans).
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

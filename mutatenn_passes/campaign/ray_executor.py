@@ -105,8 +105,9 @@ class RayExecutor:
                 "tries": TRIES, "retries": r.retries}
 
     # -- start and stop ---------------------------------------------------------------------
-    def start(self, first, images) -> None:
-        """Connect, ship the inputs, start the actors (they import ``first`` meanwhile)."""
+    def start(self, first, images, targets=()) -> None:
+        """Connect, ship the inputs, start the actors (they import ``first`` and build its
+        original for each of ``targets`` meanwhile)."""
         from ..targets import get_profile
         from .ray_worker import NodeWorker
         from .shipping import pack
@@ -115,7 +116,9 @@ class RayExecutor:
         try:
             self.profiles = {t: get_profile(t) for t in self.config.targets}
             self.shipment = pack(self.config)
-            self.first = (first, self.shipment.images)
+            # profiles travel as data: a node cannot read the driver's profile files
+            self.first = (first, self.shipment.images,
+                          tuple(self.profiles[t] for t in targets))
             self.actor_class = self.ray.remote(NodeWorker)
             self._sync(force=True)
             if not self.actors:

@@ -59,8 +59,9 @@ class NodeWorker:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "log": self.log_path}
 
-    def prepare(self, model: ModelSpec, images: list[str] | None) -> None:
-        """Import the campaign's first model and its images ahead of its tasks."""
+    def prepare(self, model: ModelSpec, images: list[str] | None, targets=()) -> None:
+        """Import the campaign's first model and its images, and build its originals for
+        ``targets``, ahead of its tasks."""
         inputs = self.root / "inputs"
         try:
             model, images = (self.shipment.local_model(model, inputs),
@@ -68,7 +69,7 @@ class NodeWorker:
         except Exception:  # shows again, reported, in the first task
             traceback.print_exc()
             return
-        prepare(self.cache, model, images)
+        prepare(self.cache, model, images, targets)
 
     def run(self, task: TaskSpec):
         """One task's messages, as the driver receives them: a Ray streaming generator."""

@@ -52,7 +52,7 @@ def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> Non
             return
         try:
             if isinstance(msg, Prepare):  # ahead of its tasks; a failure shows there
-                prepare(cache, msg.model, msg.images)
+                prepare(cache, msg.model, msg.images, msg.targets)
             elif isinstance(msg, Assign):
                 print(f"task {msg.task.key} {msg.task.label}", flush=True)
                 for reply in task_messages(msg.task, cache, log_path):
@@ -73,11 +73,17 @@ def redirect_output(log_path: str | None) -> None:
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
 
 
-def prepare(cache: WorkerCache, model, images) -> None:
-    """Import ``model`` and its images ahead of its tasks; a failure is only logged here (it
-    shows again, reported, in the first task that needs them)."""
+def prepare(cache: WorkerCache, model, images, targets=()) -> None:
+    """Import ``model`` and its images, and build its original for each of ``targets`` (refs),
+    ahead of its tasks: the campaign is planning meanwhile, and every worker needs the original
+    of each target it builds mutants for. A failure is only logged here (it shows again,
+    reported, in the first task that needs what failed)."""
+    from ..targets import get_profile
+
     try:
         cache.batch(model, images)
+        for ref in targets:
+            cache.original(model, get_profile(ref))
     except Exception:
         traceback.print_exc()
 
