@@ -1,29 +1,30 @@
-"""Benchmark: the default campaign, scheduled vs unscheduled vs a naive per-mutant baseline.
+"""Benchmark: what `mutatenn run` costs, split by stage, against the campaign's physical limit.
 
-    python bench/campaign.py [--images 5] [--naive 4] [--workers 2] [--campaign FILE]
-                             [--no-unscheduled] [--full] [--json out.json]
+    python bench/campaign.py [--repeat 3] [--baseline PATH/TO/mutatenn] [--scaling]
+                             [--model FILE] [--campaign FILE] [--images N] [--sample N]
+                             [--targets T[,T]] [--naive N] [--json out.json]
 
-1. Runs the campaign (the embedded default unless --campaign) from scratch into a fresh
-   output folder on its targets, whose kernels are scheduled (``schedule = "default"``), and
-   reports its wall time split into import, planning, build, library load, run and analysis.
-   Build/load/run are sums over the worker processes (CPU-seconds of work), so with several
-   workers they exceed the wall time they fit into.
-2. Runs the same campaign with each target replaced by its ``-naive`` twin (TVM 0.27's
-   unscheduled CPU build; same operators, same sampling), unless --no-unscheduled, and prints
-   the ratio of the two wall times. ``--images N`` runs both on N images (the default
-   photographs repeated under distinct names when N exceeds them), which is where scheduled
-   kernels pay: running images is most of an unscheduled campaign's time.
-3. Runs a naive baseline doing, per mutant, what the MutateNN paper's tool did: import the
-   model again, do a full build with the mutation, export the library to disk, load it back,
-   run the images. It re-imports in the same process (the cheapest way to re-import; a fresh
-   process per mutant would also pay TVM's start-up). It is sequential and costs several
-   times our per-mutant work, so it is measured on a subset of ``--naive`` mutants (spread
-   over the operators; half before our runs and half after, so a change in the machine's load
-   biases neither side) and extrapolated:
-   naive total = mean naive seconds per mutant x mutants it would build (every mutant with a
-   site: it has no equivalence or duplicate detection) + the original builds.
-   It builds for the same (scheduled) targets as ours, so the ratio is not flattered by slow
-   naive kernels.
+It times what a user runs: the ``mutatenn`` command (the README's first command, ``mutatenn
+run``, with ``-o`` into a fresh folder each time, and a campaign file only when an option needs
+one), as a child process, so the wall time includes the interpreter's start and the imports.
+Each run's wall time is split from its own database: import (the models and images, in the
+main process), planning, execute (workers building and running; per mutant kind, graph and
+kernel, the sums over workers of build, library load and run), the reference runtime check,
+and analysis with reports.
+
+Beside it, the same run measures the campaign's physical limit: one full build of each
+original, plus one pass of the campaign's images through the original's library for every
+build the campaign made, divided by the workers (measured in a child process with the
+workers' thread count), i.e. what the campaign would cost if a mutant cost nothing but
+running its images. It prints the campaign's ratio to that limit.
+
+``--baseline`` names another ``mutatenn`` executable (e.g. today's main installed in its own
+virtual environment): the two are run alternately (ABAB ..., ``--repeat`` times each) and the
+medians compared, with min-max beside each. ``--scaling`` also runs the campaign with one
+worker, alternating with the default two. ``--naive N`` measures the MutateNN paper's way on N
+mutants (re-import, full build, export, reload, run: sequential) and extrapolates it to every
+mutant with a site. ``--model FILE`` replaces the default model (e.g. the onnx wheel's
+ResNet50: ``--model resnet50``, paper preset, ``--sample 2``).
 
 It imports the installed mutatenn, as a user runs it after ``pip install .``.
 """
@@ -32,56 +33,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def naive_mutant(task, config, images) -> dict:
-    """One mutant the naive way; returns the seconds of each step."""
-    from mutatenn_passes.artifact import load_artifact
-    from mutatenn_passes.build import build
-    from mutatenn_passes.campaign.plan import load_campaign_model
-
-    times = {}
-    t0 = time.perf_counter()
-    model = load_campaign_model(config.models[task.model_index])  # re-import
-    times["import"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    art = build(model, task.target_ref, **task.definition().build_arguments())
-    times["build"] = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="mutatenn-naive-") as tmp:
-        t0 = time.perf_counter()
-        lib = art.export(Path(tmp) / "mutant.so")
-        loaded = load_artifact(lib)
-        times["export_load"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        loaded.run(images)
-        times["run"] = time.perf_counter() - t0
-    times["total"] = sum(times.values())
-    return times
+FIXTURE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+ZOO = ("resnet50", "squeezenet", "shufflenet", "densenet121")
 
 
-def pick_subset(tasks, n: int):
-    """``n`` buildable mutants, round-robin over the operators (deterministic)."""
-    by_op: dict[str, list] = {}
-    for t in tasks:
-        by_op.setdefault(t.operator, []).append(t)
-    chosen, round_ = [], 0
-    while len(chosen) < n and any(len(v) > round_ for v in by_op.values()):
-        for op in by_op:
-            if len(chosen) < n and len(by_op[op]) > round_:
-                chosen.append(by_op[op][round_])
-        round_ += 1
-    return chosen
+def model_file(name: str | None) -> str | None:
+    """A model path; a name of the onnx wheel's model zoo (``resnet50``) means that file."""
+    if name in ZOO:
+        import onnx
+
+        return str(Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" /
+                   f"light_{name}.onnx")
+    return name
 
 
-def replicate_images(images, count: int, folder: Path) -> list[str]:
-    """``count`` image files in ``folder``: the given images in turn, under distinct names."""
+def replicate_images(count: int, folder: Path, source: str | None) -> list[str]:
+    """``count`` image files in ``folder``: the default photographs (or the images of the
+    folder ``source``) in turn, under distinct names."""
     from PIL import Image as PILImage
 
+    import mutatenn_passes as mn
+
+    images = mn.load_images([source]) if source else mn.default_images()
     paths = []
     for i in range(count):
         image = images[i % len(images)]
@@ -91,165 +73,263 @@ def replicate_images(images, count: int, folder: Path) -> list[str]:
     return paths
 
 
-def run_ours(config, label: str) -> dict:
-    """Run ``config`` from scratch; the figures of one campaign run."""
-    from mutatenn_passes.campaign.engine import execute_campaign
-    from mutatenn_passes.campaign.progress import CampaignUI
-    from mutatenn_passes.campaign.store import Store
+def campaign_file(folder: Path, args) -> Path | None:
+    """The campaign the options describe, written to ``folder``; None when they describe the
+    embedded default (then the bench runs plain ``mutatenn run``)."""
+    if args.campaign:
+        return Path(args.campaign)
+    if not (args.model or args.images or args.sample is not None or args.targets):
+        return None
+    lines = ['[campaign]', 'name = "bench"']
+    if args.targets:
+        lines.append(f"targets = {json.dumps(args.targets.split(','))}")
+    if args.model:
+        lines += ["[[models]]", f"path = {json.dumps(model_file(args.model))}"]
+    if args.images:
+        images = folder / "images"
+        images.mkdir()
+        paths = replicate_images(args.images, images, args.image_source)
+        lines += ["[images]", f"paths = {json.dumps(paths)}"]
+    lines += ["[operators]", 'use = ["paper"]',
+              f"sample = {5 if args.sample is None else args.sample}"]
+    path = folder / "campaign.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
-    print(f"== ours, {label}: campaign {config.name!r} on {', '.join(config.targets)}, "
-          f"{config.workers} worker(s), {'incremental' if config.incremental else 'full'} "
-          f"builds, output {config.output}", flush=True)
+
+def run_cli(exe: str, campaign: Path | None, out: Path, workers: int | None) -> float:
+    """``exe run [campaign] -o out -q`` from scratch; its wall time."""
+    cmd = [exe, "run", *([str(campaign)] if campaign else []), "-o", str(out), "-q"]
+    if workers:
+        cmd += ["-j", str(workers)]
     t0 = time.perf_counter()
-    outcome = execute_campaign(config, progress=CampaignUI(quiet=True))
+    done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    result, secs = outcome["analysis"], outcome["seconds"]
-    store = Store(config.output)
-    results = store.results()
-    store.close()
-    built = [r for r in results.values() if r["build_s"] is not None]
-    split = {
-        "import (main process)": secs["plan_import"],
-        "plan (sites, mutate, hash, diff)": secs["plan_wall"] - secs["plan_import"],
-        "worker prepare (import, lower; overlaps planning)": sum(
-            r["prepare_s"] or 0 for r in results.values()),
-        "build (sum over workers)": sum(r["build_s"] or 0 for r in built),
-        "library load (sum)": sum(r["load_s"] or 0 for r in built),
-        "run (sum)": sum(r["run_s"] or 0 for r in built),
-        "execute (wall)": secs["execute_wall"],
-        "analysis (wall)": secs["analysis"],
+    if done.returncode not in (0, 3):
+        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return wall
+
+
+def split(out: Path) -> dict:
+    """The stages of the run recorded in ``out``'s database."""
+    db = sqlite3.connect(out / "results.db")
+    meta = {k: json.loads(v) for k, v in db.execute("select key, value from meta")}
+    secs = meta["last_run_seconds"]
+    figures = {
+        "import": secs["plan_import"],
+        "plan": secs["plan_wall"] - secs["plan_import"],
+        "execute": secs["execute_wall"],
+        "reference": secs.get("reference_wall", 0.0),
+        "analysis+reports": secs["total_wall"] - secs["plan_wall"] - secs["execute_wall"]
+        - secs.get("reference_wall", 0.0),
+        "workers": meta["executor"]["workers"], "threads": meta["executor"]["threads"],
     }
-    statuses: dict[str, int] = {}
-    for m in result["mutants"]:
-        statuses[m["status"]] = statuses.get(m["status"], 0) + 1
-    for k, v in split.items():
-        print(f"  {k:<52} {v:8.1f} s")
-    print(f"  {'total wall':<52} {wall:8.1f} s")
-    print(f"  mutants {len(result['mutants'])}: " + ", ".join(
-        f"{k} {v}" for k, v in sorted(statuses.items())) +
-        f"; builds {len(built)} (originals included)")
-    print("  mutation score per category: " + ", ".join(
-        f"{k}: {'n/a' if v['mutation_score'] is None else format(v['mutation_score'], '.2f')}"
-        f" ({v['killed']}/{v['denominator']})"
-        for k, v in result["summary"]["category"].items()), flush=True)
-    return {"targets": list(config.targets), "wall_s": wall, "split_s": split,
-            "statuses": statuses, "mutants": len(result["mutants"]), "builds": len(built),
-            "originals": len(result["originals"]),
-            "would_build": sum(1 for m in result["mutants"] if m["status"] != "not_applicable")
-            + len(result["originals"]),
-            "work_per_build_s": (split["build (sum over workers)"] + split["library load (sum)"]
-                                 + split["run (sum)"]) / max(1, len(built)),
-            "category_scores": {k: v["mutation_score"]
-                                for k, v in result["summary"]["category"].items()}}
+    rows = db.execute("select t.kind, t.level, count(*), sum(r.build_s), sum(r.load_s), "
+                      "sum(r.run_s), sum(r.prepare_s) from results r join tasks t "
+                      "on t.key = r.key where r.build_s is not null group by t.kind, t.level")
+    figures["built"] = 0
+    for kind, level, n, build, load, run, prepare in rows:
+        figures[f"{level or kind}: n"] = n
+        figures[f"{level or kind}: build+load+run"] = (build or 0) + (load or 0) + (run or 0)
+        figures[f"{level or kind}: build/load/run"] = (build or 0, load or 0, run or 0)
+        figures["built"] += n
+    figures["statuses"] = dict(db.execute(
+        "select status, count(*) from results group by status").fetchall())
+    figures["verdicts"] = _verdicts(db)
+    figures["images"] = len(meta["images"])
+    paths = [m.get("path") for m in meta["config"].get("models") or [{}]]
+    figures["builds_per_original"] = {
+        f"{paths[index]}@{target}": n for index, target, n in db.execute(
+            "select t.model_index, t.target_ref, count(*) from results r join tasks t "
+            "on t.key = r.key where r.build_s is not null group by 1, 2")}
+    db.close()
+    return figures
 
 
-def unscheduled_targets(targets) -> list[str]:
-    """Each target's ``-naive`` twin (TVM's unscheduled build of the same target)."""
-    from mutatenn_passes.targets import get_profile
+def _verdicts(db) -> str:
+    """A fingerprint of every task's status (compared between runs and versions)."""
+    import hashlib
 
-    twins = []
-    for ref in targets:
-        profile = get_profile(ref)
-        twins.append(f"{profile.name}-naive" if profile.schedule == "default" and
-                     profile.device == "cpu" else ref)
-    return twins
+    rows = db.execute("select key, status from results order by key").fetchall()
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:12]
+
+
+LIMIT_SNIPPET = r"""
+import json, os, statistics, sys, time
+os.environ["TVM_NUM_THREADS"] = sys.argv[1]
+import mutatenn_passes as mn
+from mutatenn_passes.images import preprocess
+spec = json.loads(sys.argv[2])
+out = {}
+for model_path in spec["models"]:
+    model = mn.load_model(model_path)
+    images = mn.load_images(spec["images"]) if spec["images"] else mn.default_images()
+    batch = preprocess(images, model.preprocess)
+    for target in spec["targets"]:
+        t0 = time.perf_counter()
+        art = mn.build(model, target)  # a full build, lowering included
+        build = time.perf_counter() - t0
+        art.run_array(batch)  # warm-up: load the library, start the thread pool
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            art.run_array(batch)
+            runs.append(time.perf_counter() - t0)
+        out[f"{model_path}@{target}"] = {"build": build, "batch": statistics.median(runs)}
+print(json.dumps(out))
+"""
+
+
+def physical_limit(figures: dict, images: list[str] | None) -> dict:
+    """One full build of each original + every build's images once through its original's
+    library, over the workers (see the module doc)."""
+    pairs = [key.rsplit("@", 1) for key in figures["builds_per_original"]]
+    spec = {"models": sorted({None if m == "None" else m for m, _ in pairs}, key=str),
+            "targets": sorted({t for _, t in pairs}), "images": images}
+    done = subprocess.run([sys.executable, "-c", LIMIT_SNIPPET, str(figures["threads"]),
+                           json.dumps(spec)], capture_output=True, text=True, check=True)
+    parts = json.loads(done.stdout.strip().splitlines()[-1])
+    build = sum(parts[key]["build"] for key in figures["builds_per_original"])
+    runs = sum(n * parts[key]["batch"] for key, n in figures["builds_per_original"].items())
+    return {"limit": build + runs / figures["workers"], "original_builds": build,
+            "batch": runs / figures["built"]}
+
+
+def naive_mutants(n: int, campaign: Path | None) -> dict:
+    """The paper tool's way on ``n`` of the campaign's mutants (round-robin over operators),
+    in this process: seconds per mutant and the mutants it would build."""
+    from mutatenn_passes.artifact import load_artifact
+    from mutatenn_passes.build import build
+    from mutatenn_passes.campaign.config import load_config
+    from mutatenn_passes.campaign.plan import (load_campaign_images, load_campaign_model,
+                                               make_plan)
+
+    config = load_config(campaign)
+    images = load_campaign_images(config)
+    mutants = make_plan(config).mutants()
+    buildable = [t for t in mutants if t.needs_build]
+    by_op: dict[str, list] = {}
+    for t in buildable:
+        by_op.setdefault(t.operator, []).append(t)
+    chosen = []
+    while len(chosen) < n and any(by_op.values()):
+        for tasks in by_op.values():
+            if tasks and len(chosen) < n:
+                chosen.append(tasks.pop(0))
+    seconds = []
+    for task in chosen:
+        t0 = time.perf_counter()
+        model = load_campaign_model(config.models[task.model_index])  # re-import
+        art = build(model, task.target_ref, **task.definition().build_arguments())
+        with tempfile.TemporaryDirectory(prefix="mutatenn-naive-") as tmp:
+            load_artifact(art.export(Path(tmp) / "mutant.so")).run(images)
+        seconds.append(time.perf_counter() - t0)
+        print(f"  naive {task.label}: {seconds[-1]:.1f} s", flush=True)
+    would_build = sum(1 for t in mutants if t.planned_status != "not_applicable") + \
+        len(config.targets) * len(config.models)
+    return {"per_mutant": statistics.mean(seconds), "would_build": would_build,
+            "measured": len(seconds)}
+
+
+def median_spread(values: list[float]) -> str:
+    return f"{statistics.median(values):6.1f} s ({min(values):.1f}–{max(values):.1f})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side (default 3)")
+    parser.add_argument("--baseline", metavar="EXE",
+                        help="another mutatenn executable to run alternately (before/after)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also run with one worker, alternately with the default")
     parser.add_argument("--campaign", help="campaign file (default: the embedded default)")
+    parser.add_argument("--model", help="model file, or resnet50/squeezenet/... from the onnx "
+                        "wheel (paper preset)")
     parser.add_argument("--images", type=int, metavar="N",
-                        help="run on N images (default: the campaign's own images)")
-    parser.add_argument("--naive", type=int, default=4, metavar="N",
-                        help="mutants to measure the naive baseline on (default 4; 0: skip)")
-    parser.add_argument("--workers", type=int, help="override the campaign's workers")
-    parser.add_argument("--no-unscheduled", action="store_true",
-                        help="skip the run on the targets' unscheduled (-naive) twins")
+                        help="N images (the default photographs, or --image-source, repeated)")
+    parser.add_argument("--image-source", metavar="DIR", help="folder the --images come from")
+    parser.add_argument("--sample", type=int, help="sites sampled per operator (default 5)")
+    parser.add_argument("--targets", help="comma-separated target profiles")
+    parser.add_argument("--naive", type=int, default=0, metavar="N",
+                        help="measure the paper tool's way on N mutants (default 0: skip)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--full", action="store_true",
-                        help="ours with incremental = false (a full TVM build per mutant)")
     args = parser.parse_args()
 
-    import dataclasses
-    import os
-
-    from mutatenn_passes.campaign.config import load_config
-    from mutatenn_passes.campaign.plan import load_campaign_images, make_plan
-
-    config = load_config(args.campaign)
     tmp = tempfile.TemporaryDirectory(prefix="mutatenn-bench-")
     root = Path(tmp.name)
-    changes = {"output": root / "scheduled"}
-    if args.workers:
-        changes["workers"] = args.workers
-    if args.full:
-        changes["incremental"] = False
-    if args.images:
-        folder = root / "images"
-        folder.mkdir()
-        changes["images"] = replicate_images(load_campaign_images(config), args.images, folder)
-    config = dataclasses.replace(config, **changes)
+    campaign = campaign_file(root, args)
+    exe = str(Path(sys.executable).with_name("mutatenn"))
+    sides = {"ours": (exe, None)}
+    if args.baseline:
+        sides["baseline"] = (args.baseline, None)
+    if args.scaling:
+        sides["ours, 1 worker"] = (exe, 1)
+    print(f"== campaign: {campaign or 'the embedded default (mutatenn run)'}; "
+          f"{args.repeat} run(s) per side, alternating; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
+    for r in range(args.repeat):
+        for name, (side_exe, workers) in sides.items():
+            out = root / f"{name.replace(' ', '_').replace(',', '')}-{r}"
+            wall = run_cli(side_exe, campaign, out, workers)
+            figures = split(out)
+            figures["wall"] = wall
+            runs[name].append(figures)
+            print(f"  {name:<16} run {r + 1}: {wall:6.1f} s wall "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    images = None
+    if campaign is not None:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
 
-    load_before = os.getloadavg()
-    images = load_campaign_images(config)
-    print(f"== {len(images)} image(s); planning once to pick the naive subset (load average "
-          f"{load_before[0]:.1f})", flush=True)
-    buildable = [t for t in make_plan(config).mutants() if t.needs_build]
-    subset = pick_subset(buildable, args.naive)
-    first, second = subset[:len(subset) // 2], subset[len(subset) // 2:]
-    naive = []
+        images = tomllib.loads(campaign.read_text()).get("images", {}).get("paths")
+    ours = runs["ours"]
+    limit = physical_limit(ours[0], images)
+    report = {"campaign": str(campaign or "default"), "limit": limit,
+              "runs": runs, "load_average_end": os.getloadavg()[0]}
 
-    def run_naive(tasks, when):
-        if not tasks:
-            return
-        print(f"== naive baseline, {when}: {len(tasks)} mutant(s) (re-import, full build, "
-              "export + reload library, run; sequential)", flush=True)
-        for task in tasks:
-            times = naive_mutant(task, config, images)
-            naive.append(times)
-            print(f"  {task.label:<60} " + " ".join(f"{k} {v:.1f}" for k, v in times.items()),
-                  flush=True)
-
-    run_naive(first, "before ours")
-    runs = {"scheduled": run_ours(config, "scheduled kernels")}
-    if not args.no_unscheduled:
-        unscheduled = dataclasses.replace(config, output=root / "unscheduled",
-                                          targets=unscheduled_targets(config.targets))
-        runs["unscheduled"] = run_ours(unscheduled, "unscheduled kernels (-naive twins)")
-    run_naive(second, "after ours")
-    load_after = os.getloadavg()
-
-    ours = runs["scheduled"]
-    per = statistics.mean(t["total"] for t in naive) if naive else float("nan")
-    naive_total = per * ours["would_build"]
-    figures = {
-        "campaign": config.name, "images": len(images), "workers": config.workers,
-        "incremental": config.incremental, "runs": runs,
-        "naive_subset": len(subset), "naive_per_mutant_s": per,
-        "naive_steps_mean_s": {k: statistics.mean(t[k] for t in naive) for k in naive[0]}
-        if naive else {},
-        "naive_would_build": ours["would_build"], "naive_total_est_s": naive_total,
-        "ratio_naive_over_ours": naive_total / ours["wall_s"],
-        "ratio_naive_same_builds": per * ours["builds"] / ours["wall_s"],
-        "load_average_before_after": [load_before[0], load_after[0]],
-    }
-    print(f"\n== {len(images)} image(s), {config.workers} worker(s), load average "
-          f"{load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs")
-    for label, run in runs.items():
-        print(f"   ours, {label:<12} {run['wall_s']:7.0f} s wall, {run['builds']} builds, "
-              f"{run['work_per_build_s']:.2f} s of work per build ({', '.join(run['targets'])})")
-    if "unscheduled" in runs:
-        figures["ratio_unscheduled_over_scheduled"] = \
-            runs["unscheduled"]["wall_s"] / ours["wall_s"]
-        print(f"   unscheduled/scheduled = {figures['ratio_unscheduled_over_scheduled']:.2f}x")
-    if naive:
-        print(f"   naive: {per:.1f} s per mutant x {ours['would_build']} builds = "
-              f"{naive_total:.0f} s (extrapolated from {len(subset)})")
-        print(f"   naive/ours (scheduled) = {figures['ratio_naive_over_ours']:.2f}x (charging "
-              f"naive only for our {ours['builds']} builds: "
-              f"{figures['ratio_naive_same_builds']:.2f}x)")
+    print(f"\n== {ours[0]['built']} builds ({ours[0]['images']} image(s) each), "
+          f"{ours[0]['workers']} worker(s) x {ours[0]['threads']} thread(s)")
+    print(f"   physical limit: {limit['limit']:.1f} s = original build(s) "
+          f"{limit['original_builds']:.1f} s + {ours[0]['built']} x {limit['batch']:.3f} s "
+          f"per pass of the images / {ours[0]['workers']} worker(s)")
+    for name, figs in runs.items():
+        walls = [f["wall"] for f in figs]
+        print(f"   {name:<16} wall {median_spread(walls)}  = "
+              f"{statistics.median(walls) / limit['limit']:.2f}x the limit; verdicts "
+              f"{'identical' if len({f['verdicts'] for f in figs}) == 1 else 'DIFFER'} "
+              f"across runs")
+        stages = ("import", "plan", "execute", "reference", "analysis+reports")
+        print("     " + ", ".join(f"{s} {statistics.median(f[s] for f in figs):.1f}"
+                                  for s in stages) + " s (medians)")
+        for kind in ("original", "graph", "kernel"):
+            if f"{kind}: n" in figs[0]:
+                n = figs[0][f"{kind}: n"]
+                parts = [statistics.median(f[f"{kind}: build/load/run"][i] for f in figs)
+                         for i in range(3)]
+                print(f"     {kind:<8} {n:4d} builds: build {parts[0]:.1f} + load "
+                      f"{parts[1]:.1f} + run {parts[2]:.1f} s summed over workers "
+                      f"({sum(parts) / n:.3f} s per build)")
+    walls = {name: statistics.median(f["wall"] for f in figs) for name, figs in runs.items()}
+    if "baseline" in runs:
+        same = {f["verdicts"] for f in runs["baseline"]} == {f["verdicts"] for f in ours}
+        print(f"   baseline/ours = {walls['baseline'] / walls['ours']:.2f}x; statuses "
+              f"{'identical' if same else 'DIFFER'} between the two")
+        report["ratio_baseline_over_ours"] = walls["baseline"] / walls["ours"]
+    if args.scaling:
+        print(f"   1 worker / 2 workers = {walls['ours, 1 worker'] / walls['ours']:.2f}x")
+        report["ratio_one_over_two_workers"] = walls["ours, 1 worker"] / walls["ours"]
+    if args.naive:
+        naive = naive_mutants(args.naive, campaign)
+        total = naive["per_mutant"] * naive["would_build"]
+        print(f"   naive paper tool: {naive['per_mutant']:.2f} s per mutant x "
+              f"{naive['would_build']} builds = {total:.0f} s (measured on "
+              f"{naive['measured']}); naive/ours = {total / walls['ours']:.1f}x")
+        report["naive"] = naive | {"ratio_naive_over_ours": total / walls["ours"]}
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1))
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
     tmp.cleanup()
     return 0
 
