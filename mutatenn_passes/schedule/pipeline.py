@@ -13,6 +13,8 @@ GPU pipelines. Kernel-level mutations then run on the kernels a deployment would
 
 from __future__ import annotations
 
+import os
+
 import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
@@ -24,6 +26,11 @@ from .legalize_cache import CachedLegalizeOps
 from .rules import default_rules
 from .simplify import SimplifySums
 from .weight_layout import PackConvWeights
+
+
+#: Set to 0 to lower without the caches (every call legalized, every kernel scheduled afresh):
+#: results are the same either way (tested); it is there to rule the caches out.
+CACHE_ENV = "MUTATENN_LOWERING_CACHE"
 
 
 def graph_preparation() -> list:
@@ -38,10 +45,12 @@ def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None) -> tvm.transfo
 
     With the default rules, calls legalized and kernels scheduled before in this process are
     reused (`legalize_cache`, `cache`): a graph mutant lowers at the cost of what it changed.
-    ``rules`` replaces `default_rules` and legalizes and schedules every kernel afresh (an empty list gives the same fused kernels without schedules, which is how the
-    tests hold each rule against the kernel it transformed)."""
-    cached = rules is None
-    schedule = CachedSchedule(default_rules()) if cached else dl.ApplyDefaultSchedule(*rules)
+    ``rules`` replaces `default_rules` and, like `CACHE_ENV` = 0, legalizes and schedules
+    every kernel afresh (an empty list gives the same fused kernels without schedules, which
+    is how the tests hold each rule against the kernel it transformed)."""
+    cached = rules is None and os.environ.get(CACHE_ENV, "1") != "0"
+    rules = default_rules() if rules is None else list(rules)
+    schedule = CachedSchedule(rules) if cached else dl.ApplyDefaultSchedule(*rules)
     legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
                 for p in cpu_generic.legalize_passes(target) if p.info.name != "FoldConstant"]
 
