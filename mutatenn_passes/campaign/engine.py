@@ -35,6 +35,7 @@ from .lock import OutputLock
 from .messages import ModelSpec, TaskResult, TaskSpec
 from .plan import Task, make_plan
 from .reference_check import check_references
+from .schema_groups import SchemaGroups
 from .store import Store
 
 
@@ -74,14 +75,17 @@ class RunStats:
     nodes: dict = field(default_factory=dict)  # cluster node -> results it gave (Ray only)
 
 
-def _task_spec(task: Task, config: CampaignConfig, keep_root: Path | None) -> TaskSpec:
+def _task_spec(task: Task, config: CampaignConfig, keep_root: Path | None,
+               groups: SchemaGroups) -> TaskSpec:
     keep_dir = None
     if keep_root is not None:
         keep_dir = str(keep_root / f"{task.key[:12]}-{task.operator or 'original'}-{task.target}")
+    schema_key, schema = groups.schema_of(task)
     return TaskSpec(key=task.key, label=task.label, model=model_spec(config, task.model_index),
                     target_ref=task.target_ref, images=config.images,
                     definition=task.definition() if task.kind == "mutant" else None,
-                    ir_hash=task.ir_hash, incremental=config.incremental, keep_dir=keep_dir)
+                    ir_hash=task.ir_hash, incremental=config.incremental, keep_dir=keep_dir,
+                    schema_key=schema_key, schema=schema)
 
 
 def execute_campaign(config: CampaignConfig, *, progress=None,
@@ -129,8 +133,10 @@ class ResultSink:
     """Where an executor reports: a task handed to a worker, a build done, a result. Each
     result is committed to the database before the executor gives that worker another task."""
 
-    def __init__(self, store: Store, stats: RunStats, ui, timeout: float):
+    def __init__(self, store: Store, stats: RunStats, ui, timeout: float,
+                 groups: SchemaGroups):
         self.store, self.stats, self.ui, self.timeout = store, stats, ui, timeout
+        self.groups = groups
 
     def assigned(self, worker: str, task: Task) -> None:
         self.stats.current[worker] = task.label
@@ -159,6 +165,7 @@ class ResultSink:
         stats = self.stats
         self.store.record(task.key, worker=worker, timeout_s=self.timeout,
                           **result.as_record())
+        self.groups.finished(task, result.status, result.stage)
         stats.done += 1
         stats.statuses[result.status] = stats.statuses.get(result.status, 0) + 1
         if ran:
@@ -224,8 +231,11 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
         ui.start(stats, plan)
         t_exec = time.perf_counter()
         keep_root = (out / "artifacts") if keep else None
-        executor.run(todo, lambda task: _task_spec(task, config, keep_root),
-                     ResultSink(store, stats, ui, config.timeout))
+        groups = SchemaGroups(todo, {ref: p for ref, p in zip(config.targets, profiles)},
+                              enabled=config.incremental and not keep)
+        executor.run(todo, lambda task: _task_spec(task, config, keep_root, groups),
+                     ResultSink(store, stats, ui, config.timeout, groups),
+                     affinity=groups.affinity)
         exec_wall = time.perf_counter() - t_exec
     except BaseException as exc:
         executor.abort()

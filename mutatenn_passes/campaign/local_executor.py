@@ -44,9 +44,13 @@ class LocalExecutor:
         for i in range(len(self.pool)):
             self._spawn(i).send(Prepare(first, images, tuple(targets)))
 
-    def run(self, tasks: list, spec_of, sink) -> None:
-        """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`."""
-        queue = deque(sorted(tasks, key=lambda t: t.kind != "original"))
+    def run(self, tasks: list, spec_of, sink, affinity=None) -> None:
+        """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`.
+        ``affinity(task)``, when given, names a group whose tasks a worker takes in a row once
+        it has taken one (a schema it has compiled: `schema_groups`), and which the other
+        workers leave to it while they have other work."""
+        queue = _TaskQueue(sorted(tasks, key=lambda t: t.kind != "original"),
+                           affinity or (lambda task: None))
         pool = self.pool
         while queue or any(w is not None and w.busy for w in pool):
             for i, w in enumerate(pool):
@@ -55,7 +59,7 @@ class LocalExecutor:
                         if w is not None:
                             w.kill()
                         w = self._spawn(i)
-                    task = queue.popleft()
+                    task = queue.next_for(i)
                     w.assign(task, spec_of(task))
                     sink.assigned(_label(w), task)
             busy = [w for w in pool if w is not None and w.busy]
@@ -129,6 +133,39 @@ class LocalExecutor:
         for w in self.pool:
             if w is not None:
                 w.kill()
+
+
+class _TaskQueue:
+    """The tasks still to hand out, in order, a group (``affinity``) as one unit: a worker
+    that takes a group's first task owns the group and gets its other tasks next; the others
+    take the next unit, and only when none is left share the fullest group still owned."""
+
+    def __init__(self, tasks: list, affinity):
+        self.units: deque[deque] = deque()
+        groups: dict[str, deque] = {}
+        for task in tasks:
+            group = affinity(task)
+            if group is None:
+                self.units.append(deque([task]))
+            else:
+                if group not in groups:
+                    groups[group] = deque()
+                    self.units.append(groups[group])
+                groups[group].append(task)
+        self.left = len(tasks)
+        self.owned: dict[int, deque] = {}
+
+    def __bool__(self) -> bool:
+        return self.left > 0
+
+    def next_for(self, worker: int):
+        unit = self.owned.get(worker)
+        while not unit and self.units:
+            unit = self.owned[worker] = self.units.popleft()
+        if not unit:
+            unit = max(self.owned.values(), key=len)
+        self.left -= 1
+        return unit.popleft()
 
 
 def _label(w: WorkerProcess) -> str:

@@ -209,8 +209,10 @@ class RayExecutor:
             self._lose(a)
 
     # -- the scheduling loop ----------------------------------------------------------------
-    def run(self, tasks: list, spec_of, sink) -> None:
-        """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`."""
+    def run(self, tasks: list, spec_of, sink, affinity=None) -> None:
+        """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`.
+        ``affinity`` is not used: Ray places each task, so an actor may compile a schema
+        group another actor compiles too (`schema_groups`)."""
         queue = deque(sorted(tasks, key=lambda t: t.kind != "original"))
         tried_on: dict[str, set] = {}  # task key -> nodes where an actor died under it
         no_node_since = None

@@ -175,9 +175,27 @@ def _build(task: TaskSpec, cache: WorkerCache, profile):
     if d is None:
         return cache.original(task.model, profile).artifact
     if _incremental(task, profile):
+        if task.schema:
+            return _schema_variant(task, cache, profile)
         return build_incremental(cache.original(task.model, profile), **d.build_arguments())
     lowered = cache.lowered(task.model, profile) if d.level == "kernel" else None
     return build(cache.model(task.model), profile, lowered=lowered, **d.build_arguments())
+
+
+def _schema_variant(task: TaskSpec, cache: WorkerCache, profile):
+    """The task's mutant as a variant of its group's schema; built on its own (saying why in
+    its build mode) when the schema cannot be built."""
+    from ..build import build_incremental
+    from ..errors import BuildError
+
+    try:
+        schema = cache.schema(task.model, profile, task.schema_key, task.schema)
+    except BuildError as exc:
+        art = build_incremental(cache.original(task.model, profile),
+                                **task.definition.build_arguments())
+        art.record.mode += f" (no schema: {exc})"
+        return art
+    return schema.variants[task.schema.index(task.definition)]
 
 
 def _keep(art, folder: str) -> str:

@@ -1,5 +1,6 @@
 """What a worker keeps between tasks: imported models, preprocessed images, each model's Relax
-side lowered per target, and the original built per target (for incremental builds)."""
+side lowered per target, the original built per target (for incremental builds) and the
+schemata of kernel mutants it is running (`schemata`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class WorkerCache:
         self._batches: dict[tuple, tuple[list[str], object]] = {}
         self._lowered: dict[tuple, object] = {}
         self._originals: dict[tuple, object] = {}
+        self._schemata: dict[str, object] = {}
 
     def model(self, spec: ModelSpec):
         if spec.cache_key not in self._models:
@@ -57,3 +59,15 @@ class WorkerCache:
             self._originals[key] = prepare_original(self.model(spec), profile,
                                                     lowered=self.lowered(spec, profile))
         return self._originals[key]
+
+    def schema(self, spec: ModelSpec, profile, key: str, definitions: tuple):
+        """The `schemata.Schema` of the group ``key`` (compiled at its first task here; the
+        previous group is dropped: the executor hands out a group's tasks together)."""
+        if key not in self._schemata:
+            from ..schemata import build_schema
+
+            self._schemata.clear()
+            original = self.original(spec, profile)
+            self._schemata[key] = build_schema(
+                original, [d.build_arguments()["tir_passes"] for d in definitions])
+        return self._schemata[key]
