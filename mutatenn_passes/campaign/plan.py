@@ -285,13 +285,17 @@ class _Planner:
                                    group=_hash({"model": model.digest, "original": True})))
 
     def _graph_operator(self, mp: _ModelPlan, op: OperatorConfig) -> None:
-        """Graph-level sites are in the imported Relax module: mutate once for all targets."""
+        """Graph-level sites are in the imported Relax module: mutate once for all targets
+        (unchecked: the worker building a mutant checks its rewrite)."""
+        from ..graph_operators.base import unchecked_rewrites
         from ..mutation import find_sites
 
         self.say(f"planning {op.id}")
-        for mutant in self._mutants(op, "", mp.model.mod, find_sites(op.id, mp.model.mod,
-                                                                      **_resolved(op)),
-                                    owner=("graph",)):
+        with unchecked_rewrites():
+            mutants = list(self._mutants(op, "", mp.model.mod,
+                                         find_sites(op.id, mp.model.mod, **_resolved(op)),
+                                         owner=("graph",)))
+        for mutant in mutants:
             for ref in self.profiles:
                 self._add(mp, ref, mutant)
 

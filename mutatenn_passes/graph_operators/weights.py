@@ -24,12 +24,12 @@ import dataclasses
 
 import numpy as np
 import tvm
-from tvm import relax
 
 from ..errors import OperatorError
 from ..registry import OperatorSpec, Param, register
 from ..kernel_operators.params import Fraction, IndexOrRandom, NonNegativeInt, PositiveFloat
-from .base import GraphOperator, relax_functions, static_shape, tensor_dtype
+from .base import (GraphOperator, check_well_formed, relax_functions, static_shape,
+                   tensor_dtype)
 from .layers import BindingValueRewriter, Layer, StoredTensor, layers, replace_constant
 
 CATEGORY = "Weights"
@@ -92,7 +92,7 @@ class LayerOperator(GraphOperator):
             if gv.name_hint in functions:
                 rewriter.builder_.update_func(gv, rewriter.visit_expr(func))
         new_mod = rewriter.builder_.get()
-        relax.analysis.well_formed(new_mod)
+        check_well_formed(new_mod)
         return new_mod, applied, skipped
 
 
