@@ -11,8 +11,9 @@ generation. TVM's pass list itself is never copied. A CUDA build ends with nvcc 
 generated kernels (`device_code`), which TVM itself defers to loading on a GPU.
 
 `build_incremental` builds a mutant against an `OriginalBuild` (`prepare_original`): only the
-kernels the passes changed are compiled, and the executable calls the original's
-already-compiled library for the others. Both builds run the same Relax lowering
+kernels the passes changed (`mutant_kernels`) are compiled, and the executable calls the
+original's already-compiled library for the others (`schemata` compiles the changed kernels
+of many mutants together). Both builds run the same Relax lowering
 (`kernel_ir.lower_relax`) and the same wrapping TIR pipeline (`_tir_pipeline`).
 """
 
@@ -288,8 +289,39 @@ def _full_build(original: OriginalBuild, relax_passes, tir_passes, mode: str):
     return art
 
 
+@dataclass
+class MutantKernels:
+    """What a mutant changes in its original (`mutant_kernels`): its Relax program after
+    lowering, the kernels to compile (name -> PrimFunc), the kernels equal to an original
+    kernel under another name (name -> that name), whether the changed kernels are already
+    through TVM's TIR lowering (``lowered`` phase), and the build record."""
+
+    relax: tvm.IRModule
+    changed: dict
+    renamed: dict
+    kernels_lowered: bool
+    record: BuildRecord
+
+
 def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list):
     """The incremental build proper: (executable, record)."""
+    m = mutant_kernels(original, relax_passes, tir_passes)
+    shown = ", ".join(m.record.compiled[:6]) + (", …" if len(m.changed) > 6 else "")
+    m.record.mode = f"incremental ({len(m.changed)} kernel(s) compiled: {shown})"
+    mod = _calling_library(m.relax, m.changed, m.renamed, [original.library])
+    target = original.profile.tvm_target()
+    with _tir_pipeline(target, (), BuildRecord(),
+                       kernels_lowered=m.kernels_lowered) as pipeline:
+        executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
+    return executable, m.record
+
+
+def mutant_kernels(original: OriginalBuild, relax_passes: list,
+                   tir_passes: list) -> MutantKernels:
+    """Apply a mutant's passes to the IR `build` would give them (``relax_passes`` to the
+    imported Relax module, then the target's Relax lowering; ``tir_passes`` to the original's
+    kernels at their phase) and find what must be compiled (`MutantKernels`). Call under a
+    `tvm.transform.PassContext`."""
     profile, record = original.profile, BuildRecord(relax_input=original.model.mod)
     by_phase = _passes_by_phase(tir_passes)
     relax_mod, kernels = original.relax, original.kernels
@@ -309,14 +341,7 @@ def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passe
         base = original.lowered_kernels()
     changed, renamed = _changed_kernels(kernels, base)
     record.compiled = sorted(changed)
-    shown = ", ".join(record.compiled[:6]) + (", …" if len(changed) > 6 else "")
-    record.mode = f"incremental ({len(changed)} kernel(s) compiled: {shown})"
-    mod = _calling_library(relax_mod, changed, renamed, original.library)
-    target = profile.tvm_target()
-    with _tir_pipeline(target, (), BuildRecord(),
-                       kernels_lowered=bool(by_phase["lowered"])) as pipeline:
-        executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
-    return executable, record
+    return MutantKernels(relax_mod, changed, renamed, bool(by_phase["lowered"]), record)
 
 
 def _nameless(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
@@ -356,11 +381,11 @@ def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule) -> tuple[dict, d
 
 
 def _calling_library(relax_mod: tvm.IRModule, changed: dict, renamed: dict,
-                     library) -> tvm.IRModule:
+                     libraries: list) -> tvm.IRModule:
     """``relax_mod`` holding only the ``changed`` kernels (name -> PrimFunc): its calls of the
-    other kernels become calls of `relax.ExternFunc` by the name the original gave them
-    (``renamed``: name -> original name, else their own), found at run time in ``library``,
-    which joins the module's ``external_mods``."""
+    other kernels become calls of `relax.ExternFunc` by the symbol ``renamed`` gives them
+    (name -> symbol, else their own name), found at run time in ``libraries``, which join the
+    module's ``external_mods``."""
     kernels = {gv.name_hint for gv, f in relax_mod.functions_items()
                if isinstance(f, tvm.tirx.PrimFunc)}
     redirect = _ExternKernels(relax_mod, {name: renamed.get(name, name)
@@ -374,7 +399,7 @@ def _calling_library(relax_mod: tvm.IRModule, changed: dict, renamed: dict,
         functions[gvs.get(name) or tvm.ir.GlobalVar(name)] = func
     mod = tvm.IRModule(functions, attrs=relax_mod.attrs)
     external = list((dict(relax_mod.attrs) if relax_mod.attrs else {}).get("external_mods", []))
-    return mod.with_attr("external_mods", [*external, library])
+    return mod.with_attr("external_mods", [*external, *libraries])
 
 
 @relax.expr_functor.mutator

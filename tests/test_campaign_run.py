@@ -322,8 +322,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tmp_path):
-    """Also checks that incremental builds (the baseline) and full builds (this run) give
-    bit-identical results: the killed campaign builds every mutant in full."""
+    """Also checks that the baseline's builds (its mutants compiled together as schemata) and
+    full builds (this run) give bit-identical results: the killed campaign builds every mutant
+    in full."""
     _, outcome, _ = baseline
     path = tiny_campaign(tmp_path, operators=OPERATORS)
     path.write_text(path.read_text().replace("[campaign]", "[campaign]\nincremental = false"))
@@ -380,4 +381,4 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tm
     assert modes == {"full"}
     modes = {m["build_mode"].split(" ")[0] for m in outcome["analysis"]["mutants"]
              if m["status"] == "ok"}
-    assert modes == {"incremental"}
+    assert modes == {"schema"}

@@ -1,7 +1,7 @@
-"""Mutant schemata (`schemata`): kernel mutants compiled together in one library and run by
-switching kernels give bit-identical outputs to the same mutants built one at a time
-(`build.build_incremental`), on the embedded default model and the quantized MobileNet fixture,
-at both kernel phases; the original's kernels are restored between variants."""
+"""Mutant schemata (`schemata`): mutants whose changed kernels are compiled together in one
+library give bit-identical outputs to the same mutants built one at a time
+(`build.build_incremental`), graph-level and kernel-level ones, on the embedded default model
+and the quantized MobileNet fixture, at both kernel phases."""
 
 from __future__ import annotations
 
@@ -14,22 +14,28 @@ from mutatenn_passes.errors import BuildError
 from mutatenn_passes.images import preprocess
 from mutatenn_passes.schemata import build_schema
 
-# Deterministic operators: each rewrites stores of one kernel (loop and condition mutants may
-# read memory they should not, and differ from run to run: docs/campaign.md).
-MUTANTS = [("store_f32_to_i8", 3), ("store_f32_to_f16", 5), ("store_mul_epsilon", 7),
-           ("store_f32_to_i16", 1), ("store_f32_to_bf16", 4), ("store_sub_epsilon", 0),
-           ("store_f32_to_i8", 9)]
+# Deterministic kernel operators: each rewrites stores of one kernel (loop and condition
+# mutants may read memory they should not, and differ from run to run: docs/campaign.md).
+KERNEL_MUTANTS = [("store_f32_to_i8", 3), ("store_f32_to_f16", 5), ("store_mul_epsilon", 7),
+                  ("store_f32_to_i16", 1), ("store_f32_to_bf16", 4), ("store_sub_epsilon", 0),
+                  ("store_f32_to_i8", 9)]
+GRAPH_MUTANTS = [("relu_to_sigmoid", 2), ("transpose_conv2d_input", 1),
+                 ("add_to_subtract", 0)]
 
 
-def _check(model, images, phase: str) -> None:
+def _check(model, images, phase: str, graph=()) -> None:
     original = prepare_original(model, "llvm-x86-64")
     batch = preprocess(images, model.preprocess)
-    passes = [[mn.mutation(op, sites=[site], phase=phase)] for op, site in MUTANTS]
-    schema = build_schema(original, passes)
-    assert schema.library is not None and len(schema.switched) >= 2
+    mutants = [{"tir_passes": [mn.mutation(op, sites=[site], phase=phase)]}
+               for op, site in KERNEL_MUTANTS]
+    mutants += [{"relax_passes": [mn.mutation(op, sites=[site])]} for op, site in graph]
+    schema = build_schema(original, mutants)
+    assert schema.library is not None and len(schema.variants) == len(mutants)
     reference, _ = original.artifact.run_array(batch)
-    for variant, mutant_passes in zip(schema.variants, passes):
-        alone = build_incremental(original, tir_passes=mutant_passes)
+    for variant, mutant in zip(schema.variants, mutants):
+        alone = build_incremental(original, **mutant)
+        assert alone.record.mode.startswith("incremental")
+        assert variant.record.mode.startswith("schema")
         assert variant.record.compiled == alone.record.compiled
         expected, _ = alone.run_array(batch)
         got, _ = variant.run_array(batch)
@@ -40,16 +46,19 @@ def _check(model, images, phase: str) -> None:
 @pytest.mark.parametrize("phase", ["s_tir", "lowered"])
 def test_schema_variants_equal_per_mutant_builds_on_the_default_model(default_model,
                                                                       default_images, phase):
-    _check(default_model, default_images[:2], phase)
+    _check(default_model, default_images[:2], phase,
+           graph=GRAPH_MUTANTS if phase == "s_tir" else ())
 
 
 def test_schema_variants_equal_per_mutant_builds_on_the_fixture(shared_fixtures):
     model = mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
-    _check(model, mn.load_images([shared_fixtures / "cat.bmp"]), "s_tir")
+    _check(model, mn.load_images([shared_fixtures / "cat.bmp"]), "s_tir",
+           graph=[("add_to_subtract", 3), ("avg_pool_to_max_pool", 0)])
 
 
 def test_a_schema_holds_mutants_of_one_phase(default_model):
     original = prepare_original(default_model, "llvm-x86-64")
-    with pytest.raises(BuildError, match="one phase"):
-        build_schema(original, [[mn.mutation("store_f32_to_i8", sites=[0])],
-                                [mn.mutation("store_f32_to_i8", sites=[0], phase="lowered")]])
+    with pytest.raises(BuildError, match="one kernel phase"):
+        build_schema(original, [
+            {"tir_passes": [mn.mutation("store_f32_to_i8", sites=[0])]},
+            {"tir_passes": [mn.mutation("store_f32_to_i8", sites=[0], phase="lowered")]}])

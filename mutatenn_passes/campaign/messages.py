@@ -49,7 +49,7 @@ class TaskSpec:
     keep_dir: str | None = None
     top_k: int = 5
     timeout: float | None = None
-    #: Kernel mutants compiled together with this one (`schema_groups`): the key of the
+    #: Mutants compiled together with this one (`schema_groups`): the key of the
     #: group and the definitions of its members, this one among them; empty: on its own.
     schema_key: str = ""
     schema: tuple[MutantDefinition, ...] = ()

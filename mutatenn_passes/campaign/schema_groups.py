@@ -1,7 +1,8 @@
-"""Which kernel-level mutants a worker compiles together as one `schemata.Schema`.
+"""Which mutants a worker compiles together as one `schemata.Schema`.
 
-Mutants of one model, target and kernel phase are grouped in plan order, `GROUP_SIZE` at a
-time, when their target links against the original's library (`build.incremental_unavailable`)
+Mutants of one model and target whose changed kernels are at one phase (graph-level and
+``s_tir`` kernel mutants; ``lowered`` kernel mutants) are grouped in plan order,
+`GROUP_SIZE` at a time, when their target links against the original's library (`build.incremental_unavailable`)
 and the campaign builds incrementally without keeping artifacts. Each task of a group carries
 the definitions of the whole group (`messages.TaskSpec.schema`): the first of them a worker
 gets compiles the group, the others reuse it, and the local executor hands a worker the rest
@@ -33,10 +34,9 @@ class SchemaGroups:
             return
         open_groups: dict[tuple, list] = {}
         for t in tasks:
-            if t.kind != "mutant" or t.level != "kernel" or \
-                    incremental_unavailable(profiles[t.target_ref]):
+            if t.kind != "mutant" or incremental_unavailable(profiles[t.target_ref]):
                 continue
-            where = (t.model_index, t.target_ref, t.phase)
+            where = (t.model_index, t.target_ref, t.phase == "lowered")
             group = open_groups.setdefault(where, [])
             group.append(t)
             if len(group) == GROUP_SIZE:

@@ -61,13 +61,20 @@ class WorkerCache:
         return self._originals[key]
 
     def schema(self, spec: ModelSpec, profile, key: str, definitions: tuple):
-        """The `schemata.Schema` of the group ``key`` (compiled at its first task here; the
-        previous group is dropped: the executor hands out a group's tasks together)."""
+        """The `schemata.Schema` of the group ``key``, compiled at its first task here (the
+        previous group is dropped: the executor hands out a group's tasks together). A group
+        that failed to build raises its `BuildError` again at once."""
         if key not in self._schemata:
+            from ..errors import BuildError
             from ..schemata import build_schema
 
             self._schemata.clear()
             original = self.original(spec, profile)
-            self._schemata[key] = build_schema(
-                original, [d.build_arguments()["tir_passes"] for d in definitions])
+            try:
+                self._schemata[key] = build_schema(
+                    original, [d.build_arguments() for d in definitions])
+            except BuildError as exc:
+                self._schemata[key] = exc
+        if isinstance(self._schemata[key], Exception):
+            raise self._schemata[key]
         return self._schemata[key]
