@@ -94,8 +94,8 @@ def replicate_images(images, count: int, folder: Path) -> list[str]:
 def run_ours(config, label: str) -> dict:
     """Run ``config`` from scratch; the figures of one campaign run."""
     from mutatenn_passes.campaign.engine import execute_campaign
-    from mutatenn_passes.campaign.progress import CampaignUI
-    from mutatenn_passes.campaign.store import Store
+    from mutatenn_passes.campaign.running.progress import CampaignUI
+    from mutatenn_passes.campaign.scoring.store import Store
 
     print(f"== ours, {label}: campaign {config.name!r} on {', '.join(config.targets)}, "
           f"{config.workers} worker(s), {'incremental' if config.incremental else 'full'} "
@@ -173,7 +173,7 @@ def main() -> int:
     import dataclasses
     import os
 
-    from mutatenn_passes.campaign.config import load_config
+    from mutatenn_passes.campaign.config.campaign_file import load_config
     from mutatenn_passes.campaign.plan import load_campaign_images, make_plan
 
     config = load_config(args.campaign)

@@ -69,7 +69,7 @@ def test_lock_then_run_with_output_workers_timeout_and_kept_artifacts(tmp_path, 
     # Another process holds the output folder: the run refuses to start, with one line.
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from mutatenn_passes.campaign.lock import OutputLock\n"
+         "from mutatenn_passes.campaign.scoring.lock import OutputLock\n"
          "with OutputLock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(600)",
          str(out)], stdout=subprocess.PIPE, text=True)
     try:

@@ -9,10 +9,10 @@ from itertools import combinations
 
 import pytest
 
-from mutatenn_passes.campaign.config import load_config
+from mutatenn_passes.campaign.config.campaign_file import load_config
 from mutatenn_passes.campaign.engine import execute_campaign
-from mutatenn_passes.campaign.progress import CampaignUI
-from mutatenn_passes.campaign.report import _json_safe
+from mutatenn_passes.campaign.running.progress import CampaignUI
+from mutatenn_passes.campaign.scoring.report import _json_safe
 from mutatenn_passes.campaign.testing import tiny_campaign
 from mutatenn_passes.remote.farm import LocalFarm
 
@@ -106,8 +106,8 @@ def test_cross_target_comparison(tmp_path, monkeypatch):
 
     # with a zero tolerance (bit-exact), the list holds exactly the pairs that are not
     # bit-identical (llvm-avx2 contracts to FMA: ~1e-8 differences), originals first
-    from mutatenn_passes.campaign import analysis
-    from mutatenn_passes.campaign.report import regenerate
+    from mutatenn_passes.campaign.scoring import analysis
+    from mutatenn_passes.campaign.scoring.report import regenerate
 
     monkeypatch.setattr(analysis, "CROSS_TOLERANCE", 0.0)
     strict = regenerate(out)["cross_target"]

@@ -23,8 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mutatenn_passes.campaign.analysis import analyse
-from mutatenn_passes.campaign.report import _json_safe, regenerate
+from mutatenn_passes.campaign.scoring.analysis import analyse
+from mutatenn_passes.campaign.scoring.report import _json_safe, regenerate
 from mutatenn_passes.campaign.synthetic import fill_store
 from tests.conftest import missing
 

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CampaignInterrupted, ConfigError
-from . import run_history
-from .config import CampaignConfig
-from .inputs import check_inputs
-from .lock import OutputLock
+from .scoring import run_history
+from .config.campaign_file import CampaignConfig
+from .config.inputs import check_inputs
+from .scoring.lock import OutputLock
 from .messages import ModelSpec, TaskResult, TaskSpec
 from .plan import Task, make_plan
-from .reference_check import check_references
-from .store import Store
+from .running.reference_check import check_references
+from .scoring.store import Store
 
 
 def versions() -> dict:
@@ -89,7 +89,7 @@ def execute_campaign(config: CampaignConfig, *, progress=None,
                      report: bool = True) -> dict:
     """Run (or resume) ``config``; returns the analysis (see `analysis.analyse`)."""
     from ..images import skipped_summary
-    from .progress import make_progress
+    from .running.progress import make_progress
 
     started_at, wall0 = time.time(), time.perf_counter()
     ui = progress or make_progress()
@@ -113,7 +113,7 @@ def make_executor(config: CampaignConfig, log_dir: Path, workers: int, keep: boo
     """The executor ``config`` names: this machine's worker processes (the default), or
     actors on a Ray cluster (``executor = "ray"``)."""
     if config.executor == "ray":
-        from .ray_executor import RayExecutor
+        from .running.ray_executor import RayExecutor
 
         if keep:
             raise ConfigError('keep_artifacts needs executor = "local": with "ray" each '
@@ -249,8 +249,8 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
     run_history.end(store, "finished")
     result = None
     if report:
-        from .analysis import analyse
-        from .report import write_reports
+        from .scoring.analysis import analyse
+        from .scoring.report import write_reports
 
         result = analyse(store)
         seconds["analysis"] = time.perf_counter() - t0

@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from .config import CampaignConfig, ModelConfig, OperatorConfig
+from .config.campaign_file import CampaignConfig, ModelConfig, OperatorConfig
 from .definition import MutantDefinition, ir_hash
 
 #: Largest IR diff kept per mutant (characters).
@@ -195,7 +195,7 @@ def _script_of(func) -> str:
 def make_plan(config: CampaignConfig, progress=None, inputs=None) -> Plan:
     """Plan every task of ``config`` (see the module docstring) on its checked ``inputs``
     (`inputs.check_inputs`; checked here when not given)."""
-    from .inputs import check_inputs
+    from .config.inputs import check_inputs
 
     say = progress or (lambda msg: None)
     planner = _Planner(config, say, inputs or check_inputs(config, say))

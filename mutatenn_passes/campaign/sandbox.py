@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .processes import die_with_parent, error_text, signal_name
+from .running.processes import die_with_parent, error_text, signal_name
 
 
 @dataclass

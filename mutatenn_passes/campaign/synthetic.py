@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .plan import Task
-from .results import image_rows
-from .store import Store
+from .running.output_rows import image_rows
+from .scoring.store import Store
 
 TARGETS = ("llvm-x86-64", "llvm-avx2", "c")
 MODELS = ("shufflenet", "mobilenet_v2", "resnet18")
@@ -73,7 +73,7 @@ def planned_examples(folder: str | Path) -> list[dict]:
 
     Returns per mutant ``{"operator", "level", "diff", "sites"}``.
     """
-    from .config import load_config
+    from .config.campaign_file import load_config
     from .plan import make_plan
     from .testing import tiny_campaign
 

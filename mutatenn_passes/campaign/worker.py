@@ -20,9 +20,9 @@ import sys
 import time
 import traceback
 
-from .faults import maybe_fault
+from .running.faults import maybe_fault
 from .messages import Assign, Built, Done, Prepare, Started, Stop, TaskResult, TaskSpec
-from .processes import die_with_parent, error_text, log_excerpt
+from .running.processes import die_with_parent, error_text, log_excerpt
 from .worker_cache import WorkerCache
 
 
@@ -97,7 +97,7 @@ def task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
 
 def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
     from ..targets import get_profile
-    from .results import image_rows
+    from .running.output_rows import image_rows
 
     start = time.perf_counter()
     names, batch = cache.batch(task.model, task.images)

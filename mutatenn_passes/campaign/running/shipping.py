@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .messages import ModelSpec, TaskSpec
+from ..messages import ModelSpec, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def pack(config) -> Shipment:
     the Ray cluster this process is connected to."""
     import ray
 
-    from ..images import image_files
+    from ...images import image_files
 
     paths = [m.path for m in config.models if m.path]
     paths += [m.labels for m in config.models if m.labels]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingDependencyError, MutateNNError
+from ...errors import MissingDependencyError, MutateNNError
 from .store import Store
 
 #: The tables `CampaignResult.to_pandas` makes DataFrames of.
@@ -94,7 +94,7 @@ class CampaignResult:
     @property
     def warnings(self) -> list[str]:
         """Ignore-list entries that matched no mutant, one line each."""
-        from .ignore import unmatched_warnings
+        from ..config.ignore import unmatched_warnings
 
         return unmatched_warnings(self.analysis["ignore"])
 

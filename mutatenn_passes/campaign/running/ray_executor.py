@@ -27,10 +27,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..errors import MutateNNError
+from ...errors import MutateNNError
 from .faults import FAULT_ENV
-from .messages import Built, Done, Started, TaskResult
-from .pool import PREPARE_TIMEOUT, SINGLE_THREAD_ENV
+from ..messages import Built, Done, Started, TaskResult
+from ..pool import PREPARE_TIMEOUT, SINGLE_THREAD_ENV
 from .ray_cluster import connect, disconnect, import_ray, nodes
 
 #: Tries of a task whose actor dies under it (a lost node, or a build that kills its actor).
@@ -107,7 +107,7 @@ class RayExecutor:
     # -- start and stop ---------------------------------------------------------------------
     def start(self, first, images) -> None:
         """Connect, ship the inputs, start the actors (they import ``first`` meanwhile)."""
-        from ..targets import get_profile
+        from ...targets import get_profile
         from .ray_worker import NodeWorker
         from .shipping import pack
 

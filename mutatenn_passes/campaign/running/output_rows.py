@@ -8,7 +8,7 @@ import numpy as np
 def image_rows(names: list[str], outputs, latencies: list[float], k: int) -> list[dict]:
     """Per image: its name, top-``k`` classes and their scores, the latency and the full
     output vector (float32)."""
-    from ..artifact import top_k
+    from ...artifact import top_k
 
     rows = []
     for name, vector, latency in zip(names, np.asarray(outputs), latencies):

@@ -73,7 +73,7 @@ class Store:
         if create:
             self.folder.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_file():
-            from ..errors import MutateNNError
+            from ...errors import MutateNNError
 
             raise MutateNNError(f"{self.folder}: no campaign database ({DB_NAME}) here")
         self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)

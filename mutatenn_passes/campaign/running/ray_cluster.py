@@ -13,7 +13,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ..errors import MissingDependencyError, MutateNNError
+from ...errors import MissingDependencyError, MutateNNError
 
 
 def import_ray():

@@ -15,9 +15,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 from rich.text import Text
 
-from ..ui import console, errors, words_column
-from .ignore import unmatched_warnings
-from .run_history import wall_text
+from ...ui import console, errors, words_column
+from ..config.ignore import unmatched_warnings
+from ..scoring.run_history import wall_text
 
 
 class CampaignUI:

@@ -56,10 +56,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import image_labels, metrics, run_history
-from .ignore import mark_ignored
+from ..config import image_labels
+from . import metrics, run_history
+from ..config.ignore import mark_ignored
 from .lock import campaign_running
-from .reference_check import reference_rows
+from ..running.reference_check import reference_rows
 from .store import STATUSES, Store
 
 ALPHA = 0.05
@@ -415,7 +416,7 @@ def _original_checks(outs: list[dict], model: dict, images: list[dict]) -> dict:
     """The original's top-1 classes by label (when the model has labels) and why its
     outputs look independent of the input ('' when nothing says so;
     `output_checks.ignores_input`). Images with the same pixels count once."""
-    from ..output_checks import ignores_input
+    from ...output_checks import ignores_input
 
     labels = model.get("labels_list") or []
     names = [labels[c] if 0 <= c < len(labels) else "" for c in
@@ -459,7 +460,7 @@ def _notes(overall: dict, killed: bool, originals: list[dict], statistics: dict,
     """What a reader must know before trusting the numbers, one line each, as every report
     says it: a partial campaign, outputs that ignore the input, a statistical test that
     cannot decide, labels used with an offset that still leaves a mismatch, skipped files."""
-    from ..images import skipped_summary
+    from ...images import skipped_summary
 
     notes = []
     partial = partial_note(overall)

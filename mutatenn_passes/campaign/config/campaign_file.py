@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError, MutateNNError
+from ...errors import ConfigError, MutateNNError
 from .tomllines import KeyLines
 
 if sys.version_info >= (3, 11):
@@ -486,7 +486,7 @@ class _Reader:
 
     def targets(self, targets) -> list[str]:
         """Profile names or files that exist and can be built here, each once."""
-        from ..targets import get_profile
+        from ...targets import get_profile
 
         path, good, names = ("campaign", "targets"), [], []
         targets = _as_list(targets)
@@ -516,7 +516,7 @@ class _Reader:
         return good
 
     def models(self) -> list[ModelConfig]:
-        from ..images import Preprocess
+        from ...images import Preprocess
 
         raw = self.data.get("models", [])
         raw = [raw] if isinstance(raw, dict) else raw
@@ -577,7 +577,7 @@ class _Reader:
 
     def operators(self) -> tuple[list[OperatorConfig], list[str]]:
         """Each selected operator's configuration, and the selected IDs."""
-        from ..registry import get_operator, operators
+        from ...registry import get_operator, operators
 
         table = self.table("operators")
         ids = {s.id for s in operators()}
@@ -610,7 +610,7 @@ class _Reader:
         """``[operators] ignore``: ``{id = "<operator>:<site id>", reason = "..."}`` tables
         (inline, or ``[[operators.ignore]]``), each with a known operator and a reason, each
         ID once."""
-        from ..registry import operators
+        from ...registry import operators
 
         path = ("operators", "ignore")
         table = self.data.get("operators", {})
@@ -647,7 +647,7 @@ class _Reader:
 
     def operator_names(self, names, key: str) -> list:
         """Operator specs named by IDs, categories or presets, in order, each once."""
-        from ..registry import PRESETS, resolve_operator_names
+        from ...registry import PRESETS, resolve_operator_names
 
         names = _as_list(names)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \

@@ -20,10 +20,10 @@ import hashlib
 
 import numpy as np
 
-from ..errors import MutateNNError, ReferenceUnavailableError
-from ..reference import compare_outputs, first_line, run_reference
-from .store import Store
-from .worker_cache import WorkerCache
+from ...errors import MutateNNError, ReferenceUnavailableError
+from ...reference import compare_outputs, first_line, run_reference
+from ..scoring.store import Store
+from ..worker_cache import WorkerCache
 
 
 def fingerprint(outputs: list[dict]) -> str:

@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ImageLoadError, MutateNNError
+from ...errors import ImageLoadError, MutateNNError
 from . import image_labels
-from .config import CampaignConfig, Problems
+from .campaign_file import CampaignConfig, Problems
 
 
 @dataclass
@@ -79,7 +79,7 @@ def check_inputs(config: CampaignConfig, say=None) -> CampaignInputs:
 def _images(config: CampaignConfig, problems: Problems) -> tuple[list, set[str], list[Path]]:
     """The decoded images, the names of every image file found (decodable or not), and the
     skipped folder entries."""
-    from ..images import default_images, load_image, path_images
+    from ...images import default_images, load_image, path_images
 
     if config.images is None:
         try:
@@ -114,7 +114,7 @@ def _images(config: CampaignConfig, problems: Problems) -> tuple[list, set[str],
             except ImageLoadError as exc:
                 problems.add(where, str(exc))
     if not by_name and not problems.items:
-        from ..images import IMAGE_EXTENSIONS
+        from ...images import IMAGE_EXTENSIONS
 
         problems.add(("images", "paths"), f"no images found in {', '.join(config.images)} "
                                           f"(image extensions: {' '.join(IMAGE_EXTENSIONS)})")
@@ -123,7 +123,7 @@ def _images(config: CampaignConfig, problems: Problems) -> tuple[list, set[str],
 
 def _models(config: CampaignConfig, problems: Problems, say) -> list:
     """The imported models (None where importing failed: a problem at its ``path``)."""
-    from .plan import load_campaign_model
+    from ..plan import load_campaign_model
 
     models = []
     for i, m in enumerate(config.models):

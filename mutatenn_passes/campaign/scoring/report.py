@@ -31,7 +31,7 @@ import jinja2
 
 from .analysis import analyse, partial_note
 from .gate import threshold_failure
-from .ignore import unmatched_warnings
+from ..config.ignore import unmatched_warnings
 from .run_history import wall_text
 from .store import Store
 
