@@ -209,7 +209,8 @@ def _outputs(top1s, classes=10, seed=0):
 
 
 def test_analysis_metrics_degenerate_and_statistical_kill(tmp_path):
-    from mutatenn_passes.campaign.scoring.analysis import compare, read_image_labels, statistical_kill
+    from mutatenn_passes.campaign.scoring.analysis import read_image_labels
+    from mutatenn_passes.campaign.scoring.comparison import compare, statistical_kill
 
     original = _outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])
     same = compare(_outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 0]), original)

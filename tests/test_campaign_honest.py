@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from mutatenn_passes.campaign.scoring import metrics
-from mutatenn_passes.campaign.scoring.analysis import statistical_kill
+from mutatenn_passes.campaign.scoring.comparison import statistical_kill
 from mutatenn_passes.campaign.running.progress import CampaignUI
 from mutatenn_passes.campaign.testing import tiny_classifier, write_images
 from mutatenn_passes.cli import main

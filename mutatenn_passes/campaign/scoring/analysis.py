@@ -25,18 +25,19 @@ mutants of a partial campaign (stopped, or still running) without a stored resul
 is over finished mutants, and `partial_note` says how many finished. ``score_with_failures`` also
 counts ``build_failed``, ``crashed`` and ``timeout`` mutants as killed (detected by the compiler
 or at run time), as Mull and PIT do. Scores are given per operator, category, model, target,
-and overall. Cross-target (the paper's device
-evaluation, see `_cross_target`): the original on each target against the original on every
-other, and each mutant (same definition) across targets — top-1 disagreement, RBO, Kendall's
-tau — and a list of only the pairs that differ (top-1, or max |output difference| above
-``CROSS_TOLERANCE``), the unmutated models' first.
+and overall. Cross-target (the paper's device evaluation, see `cross_target.cross_target`):
+the original on each target against the original on every other, and each mutant (same
+definition) across targets — top-1 disagreement, RBO, Kendall's tau — and a list of only the
+pairs that differ (top-1, or max |output difference| above ``CROSS_TOLERANCE``), the
+unmutated models' first.
 
-A paper-size campaign compares tens of thousands of mutants: `compare_many` measures many
-pairs at once with NumPy (`metrics.rankings`), with the one-pair definitions' arithmetic, and
-`_measure` reads the outputs of a batch of mutants at a time, so memory stays flat.
+The metrics of one pair are computed in `comparison`. A paper-size campaign compares tens of
+thousands of mutants: `comparison.compare_many` measures many pairs at once with NumPy
+(`metrics.rankings`), with the one-pair definitions' arithmetic, and `_measure` reads the
+outputs of a batch of mutants at a time, so memory stays flat.
 
 ``reference``: per model and target whose original ran, how TVM's unmutated build compares
-with the model's reference runtime (`reference_check`: top-1 agreement, top-5 overlap, max |Δ|
+with the model's reference runtime (`reference_rows`: top-1 agreement, top-5 overlap, max |Δ|
 and a verdict), or why there is no reference.
 
 Per original: the top-1 classes by label, and ``ignores_input``, why its outputs look
@@ -48,10 +49,8 @@ campaign, such an original, a statistical test that cannot decide, ...), one lin
 from __future__ import annotations
 
 import gc
-import math
 from collections import Counter, defaultdict
 from contextlib import contextmanager
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -60,25 +59,16 @@ from ..config import image_labels
 from . import metrics, run_history
 from ..config.ignore import mark_ignored
 from .lock import campaign_running
-from ..running.reference_check import reference_rows
+from .reference_rows import reference_rows
+from .comparison import ALPHA, compare_many, finite_or_none, result_key, statistical_kill
+from .cross_target import cross_target, mutants_across_targets, target_order
 from .store import STATUSES, Store
 
-ALPHA = 0.05
-DEGENERATE_SHARE = 0.9
 NOT_ASSESSED = ("cannot_run_here", "device_lost")
 FAILURES = ("build_failed", "crashed", "timeout")
 #: Mutant tasks whose outputs are in memory at once (each ~20 KB for 5 images of 1000 classes):
 #: the analysis' memory stays flat whatever the campaign's size.
 BATCH_TASKS = 2000
-#: Output differences (float64) computed at once by `compare_many`.
-DIFF_ELEMENTS = 1 << 22
-
-
-def _finite(x):
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 #: The status of a mutant whose result is not stored yet (a partial campaign).
@@ -99,95 +89,6 @@ def read_image_labels(path: str | None, model_labels: list | None) -> dict:
     if not path:
         return {}
     return image_labels.reference(image_labels.read_rows(path), model_labels)
-
-
-def compare(mutant: list[dict], original: list[dict]) -> dict:
-    """Metrics of a mutant's per-image results against the original's (images in the same
-    order; ``{}`` when either has none)."""
-    return compare_many([(mutant, original)])[0]
-
-
-def compare_many(pairs: list[tuple[list[dict], list[dict]]]) -> list[dict]:
-    """`compare` of many (mutant, original) pairs: pairs with the same number of images, of
-    top-k classes and of outputs are stacked and measured together with NumPy, a slice of at
-    most `DIFF_ELEMENTS` output differences at a time."""
-    out: list[dict] = [{} for _ in pairs]
-    shapes = defaultdict(list)
-    for i, (m, o) in enumerate(pairs):
-        n = min(len(m), len(o))
-        if n:
-            shapes[(n, len(m[0]["classes"]), len(o[0]["classes"]), np.size(m[0]["vector"]),
-                    np.size(o[0]["vector"]))].append(i)
-    for shape, members in shapes.items():
-        step = max(1, DIFF_ELEMENTS // (shape[0] * max(shape[3], 1)))
-        for start in range(0, len(members), step):
-            chunk = members[start:start + step]
-            for i, m in zip(chunk, _compare_stacked(shape, [pairs[i] for i in chunk])):
-                out[i] = m
-    return out
-
-
-def _compare_stacked(shape: tuple, pairs: list) -> list[dict]:
-    """`compare` of pairs of one shape (images, mutant k, original k, mutant outputs,
-    original outputs), with `compare`'s arithmetic (see `metrics.rankings`)."""
-    n, km, ko, cm, co = shape
-    b = len(pairs)
-    mc = np.array([[r["classes"] for r in m[:n]] for m, _ in pairs], np.int64).reshape(b, n, km)
-    oc = np.array([[r["classes"] for r in o[:n]] for _, o in pairs], np.int64).reshape(b, n, ko)
-    m_top1, o_top1 = mc[:, :, 0], oc[:, :, 0]
-    differ = m_top1 != o_top1
-    overlap, rbos, taus = (v.reshape(b, n) for v in metrics.rankings(
-        mc.reshape(b * n, km), oc.reshape(b * n, ko), 0.9))
-    mv = np.stack([r["vector"] for m, _ in pairs for r in m[:n]]).reshape(b, n, cm)
-    ov = np.stack([r["vector"] for _, o in pairs for r in o[:n]]).reshape(b, n, co)
-    if cm != co:
-        max_d = mean_d = [math.nan] * b
-    elif cm == 0:
-        max_d = mean_d = [0.0] * b
-    else:
-        diff = np.abs(np.subtract(mv, ov, dtype=np.float64)).reshape(b, n * cm)
-        max_d, mean_d = diff.max(axis=1).tolist(), diff.mean(axis=1).tolist()
-    finite = np.isfinite(mv).reshape(b, -1).all(axis=1).tolist()
-    disagreement = differ.sum(axis=1).tolist()
-    overlap, rbos, taus = (a.mean(axis=1).tolist() for a in (overlap, rbos, taus))
-    out = []
-    for i in range(b):
-        m_share = Counter(m_top1[i].tolist()).most_common(1)[0][1] / n
-        o_share = Counter(o_top1[i].tolist()).most_common(1)[0][1] / n
-        d = differ[i].tolist()
-        out.append({
-            "images": n,
-            "top1_differs": d,
-            "top1_disagreement": disagreement[i] / n,
-            "top5_overlap": overlap[i],
-            "rbo": rbos[i],
-            "kendall_tau": taus[i],
-            "max_abs_diff": _finite(max_d[i]),
-            "mean_abs_diff": _finite(mean_d[i]),
-            "nonfinite_outputs": not finite[i],
-            "degenerate": bool(m_share >= DEGENERATE_SHARE and o_share < DEGENERATE_SHARE),
-            "killed": any(d),
-        })
-    return out
-
-
-def statistical_kill(mutant: list[dict], original: list[dict], reference: dict) -> dict:
-    """Fisher's exact test of agreement with the reference labelling (see module doc)."""
-    if reference:
-        pairs = [(m, o, reference[m["image"]]) for m, o in zip(mutant, original)
-                 if m["image"] in reference]
-        source = "image labels"
-    else:
-        pairs = [(m, o, o["classes"][0]) for m, o in zip(mutant, original)]
-        source = "original top-1"
-    n = len(pairs)
-    if n == 0:
-        return {"reference": source, "p_value": None, "stat_killed": False}
-    o_ok = sum(o["classes"][0] == ref for _, o, ref in pairs)
-    m_ok = sum(m["classes"][0] == ref for m, _, ref in pairs)
-    p = metrics.fisher_exact([[o_ok, n - o_ok], [m_ok, n - m_ok]])
-    return {"reference": source, "reference_images": n, "original_agreement": o_ok / n,
-            "mutant_agreement": m_ok / n, "p_value": p, "stat_killed": p < ALPHA}
 
 
 def _score(rows: list[dict]) -> dict:
@@ -225,7 +126,7 @@ def _score(rows: list[dict]) -> dict:
 def _images(outs: list[dict]) -> list[dict]:
     """Per-image results without the output vectors."""
     return [{"image": o["image"], "classes": o["classes"],
-             "scores": [_finite(s) for s in o["scores"]], "digest": o["digest"],
+             "scores": [finite_or_none(s) for s in o["scores"]], "digest": o["digest"],
              "latency_ms": o["latency_ms"]} for o in outs]
 
 
@@ -268,9 +169,9 @@ def _measure(store: Store, rows: list[dict], originals: dict, references: dict,
              order: dict) -> list[dict]:
     """Fill in each mutant row's outputs and metrics against the original on its target, and
     return the cross-target entries of the mutants built for several targets (see
-    `_cross_target`). Works through whole mutants (all targets of one ``group``) in batches
-    of about `BATCH_TASKS` tasks, reading each batch's outputs in one query: only one batch's
-    output vectors are in memory at a time."""
+    `cross_target.cross_target`). Works through whole mutants (all targets of one
+    ``group``) in batches of about `BATCH_TASKS` tasks, reading each batch's outputs in one
+    query: only one batch's output vectors are in memory at a time."""
     groups = defaultdict(list)
     for r in rows:
         groups[r["group"]].append(r)
@@ -286,19 +187,13 @@ def _measure(store: Store, rows: list[dict], originals: dict, references: dict,
     return entries
 
 
-def _source(r: dict) -> str:
-    """The key whose results a mutant shows (a duplicate shows those of the mutant it
-    duplicates)."""
-    return r["duplicate_of"] or r["key"]
-
-
 def _measure_batch(store: Store, batch: list[list[dict]], originals: dict,
                    references: dict, order: dict) -> list[dict]:
     ran = [r for members in batch for r in members if r["status"] == "ok"]
-    outs = store.outputs_of({_source(r) for r in ran})
+    outs = store.outputs_of({result_key(r) for r in ran})
     compared = []
     for r in ran:
-        mine = outs.get(_source(r), [])
+        mine = outs.get(result_key(r), [])
         orig = originals.get((r["model_index"], r["target"])) or []
         r["images"] = _images(mine)
         if orig and mine:
@@ -312,7 +207,7 @@ def _measure_batch(store: Store, batch: list[list[dict]], originals: dict,
         st = statistical_kill(mine, orig, references.get(r["model_index"]) or {})
         r.update(stat_killed=st["stat_killed"], p_value=st["p_value"],
                  reference=st["reference"])
-    return _mutants_across_targets(batch, order, outs)
+    return mutants_across_targets(batch, order, outs)
 
 
 @contextmanager
@@ -361,7 +256,7 @@ def _analyse(store: Store) -> dict:
     reference_runs = reference_rows(store, tasks, results, originals)
     rows = [_mutant_row(t, results.get(t["duplicate_of"] or t["key"]) or {})
             for t in tasks if t["kind"] == "mutant"]
-    order = _target_order(originals, rows)
+    order = target_order(originals, rows)
     across = _measure(store, rows, originals, references, order)
 
     ignore = mark_ignored(rows, config.get("ignore") or [])
@@ -376,7 +271,7 @@ def _analyse(store: Store) -> dict:
     summary = {"overall": _score(rows), "operator": group_by("operator"),
                "category": group_by("category"), "model": group_by("model"),
                "target": group_by("target")}
-    cross = _cross_target(original_rows, originals, across, order)
+    cross = cross_target(original_rows, originals, across, order)
     reference = "image labels" if any(references.values()) else \
         "original top-1 (no image labels given)"
     running = campaign_running(store.folder)
@@ -481,180 +376,3 @@ def _notes(overall: dict, killed: bool, originals: list[dict], statistics: dict,
     if skipped:
         notes.append(skipped_summary([Path(p) for p in skipped]))
     return notes
-
-
-# Outputs of two targets "differ" beyond floating-point noise when their max |difference| is
-# above this (absolute, on the model's output vector; bit-identical outputs are 0).
-CROSS_TOLERANCE = 1e-5
-
-
-def _pair_metrics(pairs: list[tuple[list[dict], list[dict]]]) -> list[dict]:
-    """The same program (original or one mutant) on target A (``oa``) vs target B (``ob``),
-    for each (oa, ob) of ``pairs`` (``{}`` where either has no outputs)."""
-    out = []
-    for (oa, ob), m in zip(pairs, compare_many([(ob, oa) for oa, ob in pairs])):
-        if not m:
-            out.append({})
-            continue
-        n = m["images"]
-        identical = all(a["digest"] == b["digest"] for a, b in zip(oa[:n], ob[:n]))
-        max_d = m["max_abs_diff"]  # None when either side has a NaN or infinity
-        output_differs = not identical and (max_d is None or max_d > CROSS_TOLERANCE)
-        top1_images = [a["image"] for a, d in zip(oa[:n], m["top1_differs"]) if d]
-        reasons = (["top-1"] if top1_images else []) + (["output"] if output_differs else [])
-        out.append({"images": n, "top1_disagreement": m["top1_disagreement"], "rbo": m["rbo"],
-                    "kendall_tau": m["kendall_tau"], "max_abs_diff": max_d,
-                    "mean_abs_diff": m["mean_abs_diff"], "bitwise_identical": identical,
-                    "top1_differs_images": top1_images, "differs": bool(reasons),
-                    "reason": "+".join(reasons)})
-    return out
-
-
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
-def _cross_target(original_rows, originals, mutants: list[dict], order: dict) -> dict:
-    """The paper's device evaluation: the same program compared across targets.
-
-    * ``originals``: per model and target pair, the unmutated model on A vs on B;
-    * ``mutants``: per mutant built for several targets, its status/killed per target and the
-      pairwise comparison of its outputs (mutant on A vs the same mutant on B);
-    * ``pairwise``: per model and target pair, the original's metrics and the mean over the
-      mutants compared (top-1 disagreement, RBO p=0.9, Kendall's tau);
-    * ``matrices``: per model, targets x targets of the original's top-1 disagreement and the
-      mean over mutants (for the report's heatmap);
-    * ``discrepancies``: only the (model, original-or-mutant, A, B) pairs that differ (some
-      image's top-1, or max |output difference| > ``tolerance``), unmutated models first.
-
-    ``mutants`` are `_measure`'s entries. Targets are ordered as first met (originals, then
-    mutants: ``order``); a pair is always (earlier, later) in that order. Everything is paired
-    through dictionaries, never by searching.
-    """
-    names = {}  # model index -> name (original rows are in plan order, like ``originals``)
-    for (mi, _), row in zip(originals, original_rows):
-        names.setdefault(mi, row["model"])
-    targets = defaultdict(list)  # model index -> its targets, in order
-    for mi, t in originals:
-        targets[mi].append(t)
-    targets = {mi: sorted(ts, key=order.__getitem__) for mi, ts in targets.items()}
-    pairs = _original_pairs(originals, targets, names)
-    pairwise = _pairwise(targets, names, pairs, mutants)
-    pairwise_of = defaultdict(list)
-    for p in pairwise:
-        pairwise_of[p["model"]].append(p)
-    matrices = [_matrix(names.get(mi, str(mi)), ts, pairwise_of[names.get(mi, str(mi))])
-                for mi, ts in targets.items()]
-    discrepancies = _discrepancies(pairs, mutants)
-    return {"tolerance": CROSS_TOLERANCE, "targets": list(order), "originals": pairs,
-            "mutants": mutants, "pairwise": pairwise, "matrices": matrices,
-            "discrepancies": discrepancies,
-            "original_discrepancies": sum(1 for d in discrepancies
-                                          if d["kind"] == "original"),
-            "target_dependent": sum(1 for m in mutants if m["target_dependent"])}
-
-
-def _target_order(originals, rows) -> dict[str, int]:
-    """Each target's position: first met among the originals, then among the mutants."""
-    order: dict[str, int] = {}
-    for t in [t for _, t in originals] + [r["target"] for r in rows]:
-        order.setdefault(t, len(order))
-    return order
-
-
-def _original_pairs(originals, targets: dict, names: dict) -> list[dict]:
-    """The unmutated model on target A vs on target B, per model and pair with outputs."""
-    both = [(mi, ta, tb) for mi, ts in targets.items() for ta, tb in combinations(ts, 2)]
-    measured = _pair_metrics([(originals[(mi, ta)], originals[(mi, tb)])
-                              for mi, ta, tb in both])
-    return [{"model_index": mi, "model": names.get(mi, str(mi)), "target_a": ta,
-             "target_b": tb, **m} for (mi, ta, tb), m in zip(both, measured) if m]
-
-
-def _mutants_across_targets(batch: list[list[dict]], order: dict, outs: dict) -> list[dict]:
-    """Per mutant (the rows of one ``group``) built for several targets: statuses, kills, and
-    the comparison of its outputs (``outs``: by key) on each pair of targets where it ran."""
-    mutants, compared = [], []
-    for members in batch:
-        if len({r["target"] for r in members}) < 2:
-            continue
-        members = sorted(members, key=lambda r: order[r["target"]])
-        first = members[0]
-        entry = {"group": first["group"], "operator": first["operator"],
-                 "model": first["model"], "model_index": first["model_index"],
-                 "site_indices": first["site_indices"],
-                 "keys": {r["target"]: r["key"] for r in members},
-                 "statuses": {r["target"]: r["status"] for r in members},
-                 "killed": {r["target"]: r["killed"] for r in members},
-                 "pairs": []}
-        compared += [(entry, a, b) for a, b in combinations(members, 2)
-                     if a["status"] == "ok" and b["status"] == "ok"]
-        entry["target_dependent"] = len(set(entry["killed"].values())) > 1 or \
-            len(set(entry["statuses"].values())) > 1
-        mutants.append(entry)
-    measured = _pair_metrics([(outs.get(_source(a), []), outs.get(_source(b), []))
-                              for _, a, b in compared])
-    for (entry, a, b), m in zip(compared, measured):
-        if m:
-            entry["pairs"].append({"target_a": a["target"], "target_b": b["target"], **m})
-    return mutants
-
-
-def _pairwise(targets: dict, names: dict, pairs: list, mutants: list) -> list[dict]:
-    """Per model and target pair: the original's metrics and the means over its mutants."""
-    original = {(p["model_index"], p["target_a"], p["target_b"]): p for p in pairs}
-    of_mutants = defaultdict(list)  # (model index, {A, B}) -> the mutants' pairs
-    for e in mutants:
-        for p in e["pairs"]:
-            of_mutants[(e["model_index"], frozenset((p["target_a"], p["target_b"])))] \
-                .append(p)
-    out = []
-    for mi, ts in targets.items():
-        for ta, tb in combinations(ts, 2):
-            orig = original.get((mi, ta, tb))
-            mp = of_mutants.get((mi, frozenset((ta, tb))), [])
-            out.append({
-                "model": names.get(mi, str(mi)), "target_a": ta, "target_b": tb,
-                "original_compared": orig is not None,
-                "original_top1_disagreement": orig and orig["top1_disagreement"],
-                "original_rbo": orig and orig["rbo"],
-                "original_kendall_tau": orig and orig["kendall_tau"],
-                "original_max_abs_diff": orig and orig["max_abs_diff"],
-                "original_differs": bool(orig and orig["differs"]),
-                "mutants_compared": len(mp),
-                "mutants_differing": sum(1 for p in mp if p["differs"]),
-                "mutants_top1_differing": sum(1 for p in mp if p["top1_differs_images"]),
-                "mean_top1_disagreement": _mean([p["top1_disagreement"] for p in mp]),
-                "mean_rbo": _mean([p["rbo"] for p in mp]),
-                "mean_kendall_tau": _mean([p["kendall_tau"] for p in mp]),
-            })
-    return out
-
-
-def _matrix(name: str, targets: list, pairwise: list) -> dict:
-    """Targets x targets of one model's original and mean-over-mutants top-1 disagreement,
-    from that model's ``pairwise`` rows."""
-    index = {t: i for i, t in enumerate(targets)}
-    n = len(targets)
-    orig = [[0.0 if i == j else None for j in range(n)] for i in range(n)]
-    mean = [[None] * n for _ in range(n)]
-    for p in pairwise:
-        i, j = index[p["target_a"]], index[p["target_b"]]
-        orig[i][j] = orig[j][i] = p["original_top1_disagreement"]
-        mean[i][j] = mean[j][i] = p["mean_top1_disagreement"]
-    return {"model": name, "targets": targets, "original": orig, "mutants_mean": mean}
-
-
-def _discrepancies(pairs: list, mutants: list) -> list[dict]:
-    """Only the pairs that differ: the unmutated models' first, then the mutants', each by
-    top-1 disagreement then max |difference|, largest first."""
-    out = [{"kind": "original", "model": p["model"], "operator": "", "site_indices": [],
-            "key": "", **{k: v for k, v in p.items() if k not in ("model_index", "model")}}
-           for p in pairs if p["differs"]]
-    out += [{"kind": "mutant", "model": e["model"], "operator": e["operator"],
-             "site_indices": e["site_indices"], "key": e["keys"].get(p["target_a"], ""), **p}
-            for e in mutants for p in e["pairs"] if p["differs"]]
-    out.sort(key=lambda d: (d["kind"] != "original", -(d["top1_disagreement"] or 0),
-                            -(math.inf if d["max_abs_diff"] is None else d["max_abs_diff"])))
-    return out

@@ -104,7 +104,7 @@ class CampaignResult:
         """One record per mutant and target: plan, status, error, timings, ``killed``,
         ``ignored`` and its reason, and the metrics against the original (None when it did
         not run); ``site_ids`` are the IDs an ignore list names."""
-        from .report import METRICS
+        from .report_rows import METRICS
 
         records = []
         for r in self.analysis["mutants"]:
@@ -134,7 +134,7 @@ class CampaignResult:
     def cross_target(self) -> list[dict]:
         """Every cross-target pair (cross_target.csv): the originals, then each mutant built
         for several targets, with ``differs`` and its ``reason``."""
-        from .report import cross_target_rows
+        from .report_rows import cross_target_rows
 
         return cross_target_rows(self.analysis["cross_target"])
 
