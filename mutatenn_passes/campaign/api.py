@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .scoring.campaign_result import CampaignResult
-from .config.campaign_file import CampaignConfig, config_from_dict, load_config, parse_config
+from .config.campaign_config import CampaignConfig
+from .config.campaign_file import config_from_dict, load_config, parse_config
 
 #: The ``[campaign]`` keys `mutatenn run` overrides, and its flag for each (a Python caller
 #: may override any ``[campaign]`` key).

@@ -28,7 +28,7 @@ exit codes:
 def _from_file(key: str, what: str, form: str = "{}") -> str:
     """A flag's help: what it sets, and what applies without it (the campaign file's
     ``[campaign]`` key, else the key's default)."""
-    from .config.campaign_file import CAMPAIGN_KEYS
+    from .config.schema import CAMPAIGN_KEYS
 
     default = {k.name: k.default for k in CAMPAIGN_KEYS}[key]
     shown = {None: "no threshold", True: "on", False: "off"}.get(default) \

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import CampaignInterrupted, ConfigError
 from .scoring import run_history
-from .config.campaign_file import CampaignConfig
+from .config.campaign_config import CampaignConfig
 from .config.inputs import check_inputs
 from .scoring.lock import OutputLock
 from .messages import ModelSpec, TaskResult, TaskSpec

@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from .config.campaign_file import CampaignConfig, ModelConfig, OperatorConfig
+from .config.campaign_config import CampaignConfig, ModelConfig, OperatorConfig
 from .definition import MutantDefinition, ir_hash
 
 #: Largest IR diff kept per mutant (characters).

@@ -9,7 +9,7 @@ import json
 from rich.markup import escape
 from rich.table import Table
 
-from ..campaign.config.campaign_file import is_ray_address
+from ..campaign.config.schema import is_ray_address
 from ..errors import MutateNNError
 from ..ui import console
 

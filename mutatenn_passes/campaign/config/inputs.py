@@ -29,7 +29,8 @@ from pathlib import Path
 
 from ...errors import ImageLoadError, MutateNNError
 from . import image_labels
-from .campaign_file import CampaignConfig, Problems
+from .campaign_config import CampaignConfig
+from .problems import Problems
 
 
 @dataclass
