@@ -124,13 +124,13 @@ def _images(config: CampaignConfig, problems: Problems) -> tuple[list, set[str],
 
 def _models(config: CampaignConfig, problems: Problems, say) -> list:
     """The imported models (None where importing failed: a problem at its ``path``)."""
-    from ..plan import load_campaign_model
+    from ...model import load_model
 
     models = []
     for i, m in enumerate(config.models):
         say(f"importing model {m.path or 'embedded default'}")
         try:
-            model = load_campaign_model(m)
+            model = load_model(m.path, **m.overrides())
         except MutateNNError as exc:
             problems.add(("models", i, "path"), str(exc))
             models.append(None)
