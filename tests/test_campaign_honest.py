@@ -26,7 +26,7 @@ import pytest
 from mutatenn_passes.campaign.scoring import metrics
 from mutatenn_passes.campaign.scoring.comparison import statistical_kill
 from mutatenn_passes.campaign.running.progress import CampaignUI
-from mutatenn_passes.campaign.testing import tiny_classifier, write_images
+from tests.campaign_inputs import tiny_classifier, write_images
 from mutatenn_passes.cli import main
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",

@@ -11,7 +11,7 @@ import pytest
 from mutatenn_passes.campaign.config.campaign_file import load_config
 from mutatenn_passes.campaign.engine import execute_campaign
 from mutatenn_passes.campaign.running.progress import CampaignUI
-from mutatenn_passes.campaign.testing import tiny_campaign
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.remote.farm import LocalFarm
 from mutatenn_passes.campaign.running.faults import FAULT_ENV
 

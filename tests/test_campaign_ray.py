@@ -25,7 +25,7 @@ from mutatenn_passes.campaign.config.campaign_file import load_config
 from mutatenn_passes.campaign.running.faults import FAULT_ENV
 from mutatenn_passes.campaign.running.progress import CampaignUI
 from mutatenn_passes.campaign.scoring.store import Store
-from mutatenn_passes.campaign.testing import tiny_campaign
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from mutatenn_passes.errors import ConfigError
 from tests.conftest import missing

@@ -24,7 +24,7 @@ from mutatenn_passes.campaign.running.progress import (CampaignUI, NotebookProgr
 from mutatenn_passes.campaign.running.reference_check import check_references
 from mutatenn_passes.campaign.scoring.report import regenerate
 from mutatenn_passes.campaign.scoring.store import Store, vector_digest
-from mutatenn_passes.campaign.testing import tiny_campaign
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from tests.conftest import missing
 

@@ -11,7 +11,7 @@ import sys
 from rich.console import Console
 
 import mutatenn_passes as mn
-from mutatenn_passes.campaign.testing import tiny_campaign
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from mutatenn_passes.commands import operators as operators_cmd
 from mutatenn_passes.kernel_ir import kernel_module

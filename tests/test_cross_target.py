@@ -13,7 +13,7 @@ from mutatenn_passes.campaign.config.campaign_file import load_config
 from mutatenn_passes.campaign.engine import execute_campaign
 from mutatenn_passes.campaign.running.progress import CampaignUI
 from mutatenn_passes.campaign.scoring.report_rows import json_safe
-from mutatenn_passes.campaign.testing import tiny_campaign
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.remote.farm import LocalFarm
 
 LOCAL = ["llvm-x86-64", "llvm-avx2", "c"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from mutatenn_passes.campaign.scoring.analysis import analyse
 from mutatenn_passes.campaign.scoring.report import regenerate
 from mutatenn_passes.campaign.scoring.report_rows import json_safe
-from mutatenn_passes.campaign.synthetic import fill_store
+from bench.synthetic_store import fill_store
 from tests.conftest import missing
 
 SNAPSHOT = Path(__file__).parent / "data" / "analysis_snapshot.json.gz"

@@ -1,4 +1,5 @@
-"""Small, fast inputs for campaign tests and demonstrations.
+"""Small, fast inputs for campaign tests and demonstrations (in the checkout, not in the
+installed package: import it as ``tests.campaign_inputs`` from the checkout's root).
 
 `tiny_classifier` writes a seeded ONNX image classifier of a few layers (conv, batch norm,
 ReLU, a residual add, pooling, a dense layer, softmax) that TVM builds in about a second, so a

@@ -1,5 +1,7 @@
 """Campaign databases filled with synthetic results: the analysis and the reports of a
-paper-size study, without building anything.
+paper-size study, without building anything. Used by bench/report_scale.py and
+tests/test_reports_at_scale.py (from the checkout: it plans `tests.campaign_inputs`'s tiny
+campaign); not part of the installed package.
 
 A study of tens of thousands of mutants takes days to build and run; its analysis and reports
 must still take seconds, and that is measured (``bench/report_scale.py``) and tested on stores
@@ -8,7 +10,7 @@ real campaign holds: several models, targets and operators (the registry's, with
 categories), sites numbered per model and operator, every status (planned ``not_applicable``
 and ``equivalent``, duplicates sharing another mutant's result, failures with their errors,
 mutants that cannot run here), and per image the top-5 classes, scores, digest, latency and
-full output vector, shaped by `results.image_rows` as a worker shapes them.
+full output vector, shaped by `running.output_rows.image_rows` as a worker shapes them.
 
 What a mutant that runs does to the outputs is drawn from a seeded mix (`BEHAVIOURS`:
 unchanged, perturbed, some images flipped, degenerate, non-finite, scrambled), so every branch
@@ -27,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .plan import Task
-from .running.output_rows import image_rows
-from .scoring.store import Store
+from mutatenn_passes.campaign.plan import Task
+from mutatenn_passes.campaign.running.output_rows import image_rows
+from mutatenn_passes.campaign.scoring.store import Store
 
 TARGETS = ("llvm-x86-64", "llvm-avx2", "c")
 MODELS = ("shufflenet", "mobilenet_v2", "resnet18")
@@ -73,9 +75,9 @@ def planned_examples(folder: str | Path) -> list[dict]:
 
     Returns per mutant ``{"operator", "level", "diff", "sites"}``.
     """
-    from .config.campaign_file import load_config
-    from .plan import make_plan
-    from .testing import tiny_campaign
+    from mutatenn_passes.campaign.config.campaign_file import load_config
+    from mutatenn_passes.campaign.plan import make_plan
+    from tests.campaign_inputs import tiny_campaign
 
     ops = ", ".join(f'"{o}"' for o in EXAMPLE_OPERATORS)
     plan = make_plan(load_config(tiny_campaign(folder, operators=f"use = [{ops}]\n"
@@ -169,7 +171,7 @@ def fill_store(folder: str | Path, mutants: int, examples: list[dict], *, seed: 
     is written and named in the configuration (the first image's label is wrong), so the
     statistical kill uses labels instead of the original's top-1.
     """
-    from ..registry import operators as registered
+    from mutatenn_passes.registry import operators as registered
 
     folder = Path(folder)
     operators = list(operators or registered())
@@ -193,7 +195,7 @@ def fill_store(folder: str | Path, mutants: int, examples: list[dict], *, seed: 
     config_text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in config.items())
     store.set_meta(
         config=config, config_text=config_text, seed=seed, state="finished", runs=1,
-        versions={"synthetic": f"mutatenn_passes.campaign.synthetic seed {seed}"},
+        versions={"synthetic": f"bench.synthetic_store seed {seed}"},
         started_at=0.0, finished_at=0.0, last_run_seconds={}, plan_seconds={},
         sampling={op.id: {"mode": "each", "sites": "all", "sample": 0, "seed": None}
                   for op in operators},
