@@ -45,7 +45,7 @@ def versions() -> dict:
     import tvm
     import tvm_ffi
 
-    from .. import __version__
+    from ..version import __version__
 
     return {"mutatenn": __version__, "tvm": tvm.__version__,
             "tvm_ffi": getattr(tvm_ffi, "__version__", ""),
