@@ -43,7 +43,7 @@ def naive_mutant(task, config, images) -> dict:
     """One mutant the naive way; returns the seconds of each step."""
     from mutatenn_passes.artifact import load_artifact
     from mutatenn_passes.build import build
-    from mutatenn_passes.campaign.plan import load_campaign_model
+    from mutatenn_passes.campaign.planning.plan import load_campaign_model
 
     times = {}
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def replicate_images(images, count: int, folder: Path) -> list[str]:
 
 def run_ours(config, label: str) -> dict:
     """Run ``config`` from scratch; the figures of one campaign run."""
-    from mutatenn_passes.campaign.engine import execute_campaign
+    from mutatenn_passes.campaign.running.engine import execute_campaign
     from mutatenn_passes.campaign.running.progress import CampaignUI
     from mutatenn_passes.campaign.scoring.store import Store
 
@@ -174,7 +174,7 @@ def main() -> int:
     import os
 
     from mutatenn_passes.campaign.config.campaign_file import load_config
-    from mutatenn_passes.campaign.plan import load_campaign_images, make_plan
+    from mutatenn_passes.campaign.planning.plan import load_campaign_images, make_plan
 
     config = load_config(args.campaign)
     tmp = tempfile.TemporaryDirectory(prefix="mutatenn-bench-")

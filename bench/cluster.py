@@ -50,7 +50,7 @@ def statuses(outcome) -> dict:
 
 def timed(config) -> dict:
     """Run ``config`` from scratch; its wall times, builds and statuses."""
-    from mutatenn_passes.campaign.engine import execute_campaign
+    from mutatenn_passes.campaign.running.engine import execute_campaign
     from mutatenn_passes.campaign.running.progress import CampaignUI
 
     t0 = time.perf_counter()

@@ -71,7 +71,7 @@ def main() -> int:
     import dataclasses
 
     from mutatenn_passes.campaign.config.campaign_file import load_config
-    from mutatenn_passes.campaign.engine import execute_campaign
+    from mutatenn_passes.campaign.running.engine import execute_campaign
     from mutatenn_passes.campaign.running.progress import CampaignUI
 
     tmp = None

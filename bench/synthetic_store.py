@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mutatenn_passes.campaign.plan import Task
+from mutatenn_passes.campaign.planning.plan import Task
 from mutatenn_passes.campaign.running.output_rows import image_rows
 from mutatenn_passes.campaign.scoring.store import Store
 
@@ -76,7 +76,7 @@ def planned_examples(folder: str | Path) -> list[dict]:
     Returns per mutant ``{"operator", "level", "diff", "sites"}``.
     """
     from mutatenn_passes.campaign.config.campaign_file import load_config
-    from mutatenn_passes.campaign.plan import make_plan
+    from mutatenn_passes.campaign.planning.plan import make_plan
     from tests.campaign_inputs import tiny_campaign
 
     ops = ", ".join(f'"{o}"' for o in EXAMPLE_OPERATORS)

@@ -8,7 +8,7 @@ import pytest
 
 from mutatenn_passes.campaign.config.campaign_file import (default_campaign_text, load_config,
                                              parse_config)
-from mutatenn_passes.campaign.plan import make_plan
+from mutatenn_passes.campaign.planning.plan import make_plan
 from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.campaign.config.tomllines import KeyLines
 from mutatenn_passes.cli import main

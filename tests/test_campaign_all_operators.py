@@ -8,7 +8,7 @@ import json
 
 import mutatenn_passes as mn
 from mutatenn_passes.campaign.config.campaign_file import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
+from mutatenn_passes.campaign.running.engine import execute_campaign
 from mutatenn_passes.campaign.running.progress import CampaignUI
 
 

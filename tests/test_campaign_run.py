@@ -18,7 +18,7 @@ import pytest
 
 import mutatenn_passes as mn
 from mutatenn_passes.campaign.config.campaign_file import load_config
-from mutatenn_passes.campaign.engine import execute_campaign, model_spec
+from mutatenn_passes.campaign.running.engine import execute_campaign, model_spec
 from mutatenn_passes.campaign.running.progress import (CampaignUI, NotebookProgress, make_progress,
                                                reference_lines)
 from mutatenn_passes.campaign.running.reference_check import check_references

@@ -10,7 +10,7 @@ from itertools import combinations
 import pytest
 
 from mutatenn_passes.campaign.config.campaign_file import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
+from mutatenn_passes.campaign.running.engine import execute_campaign
 from mutatenn_passes.campaign.running.progress import CampaignUI
 from mutatenn_passes.campaign.scoring.report_rows import json_safe
 from tests.campaign_inputs import tiny_campaign

@@ -65,7 +65,7 @@ def run_campaign(config=None, *, progress=None, quiet: bool = False,
     a label file that does not match its model, ...) raise `ConfigError` before any work;
     Ctrl-C raises `errors.CampaignInterrupted` saying how many results were saved.
     """
-    from .engine import execute_campaign
+    from .running.engine import execute_campaign
     from .running.progress import CampaignUI
 
     validated = load_campaign(config, overrides=overrides)

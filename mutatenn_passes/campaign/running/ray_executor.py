@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 from ...errors import MutateNNError
 from .faults import FAULT_ENV
-from ..messages import Built, Done, Started, TaskResult
-from ..pool import PREPARE_TIMEOUT, SINGLE_THREAD_ENV
+from .messages import Built, Done, Started, TaskResult
+from .pool import PREPARE_TIMEOUT, SINGLE_THREAD_ENV
 from .ray_cluster import connect, disconnect, import_ray, nodes
 
 #: Tries of a task whose actor dies under it (a lost node, or a build that kills its actor).

@@ -25,11 +25,11 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from ..messages import ModelSpec, TaskSpec
+from .messages import ModelSpec, TaskSpec
 from .processes import log_excerpt
 from .shipping import Shipment
-from ..worker import prepare, redirect_output, task_messages
-from ..worker_cache import WorkerCache
+from .worker import prepare, redirect_output, task_messages
+from .worker_cache import WorkerCache
 
 
 def node_root(run_id: str) -> Path:

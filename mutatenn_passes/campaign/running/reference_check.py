@@ -22,7 +22,7 @@ from ...errors import MutateNNError, ReferenceUnavailableError
 from ...reference import compare_outputs, first_line, run_reference
 from ..scoring.reference_rows import fingerprint
 from ..scoring.store import Store
-from ..worker_cache import WorkerCache
+from .worker_cache import WorkerCache
 
 
 def _originals_to_check(store: Store) -> dict[int, list[tuple[str, list[dict], str]]]:

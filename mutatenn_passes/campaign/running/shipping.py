@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..messages import ModelSpec, TaskSpec
+from .messages import ModelSpec, TaskSpec
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .running.processes import die_with_parent, error_text, signal_name
+from .processes import die_with_parent, error_text, signal_name
 
 
 @dataclass

@@ -19,7 +19,7 @@ class WorkerCache:
 
     def model(self, spec: ModelSpec):
         if spec.cache_key not in self._models:
-            from ..model import load_model
+            from ...model import load_model
 
             self._models[spec.cache_key] = load_model(spec.path, **spec.overrides)
         return self._models[spec.cache_key]
@@ -28,7 +28,7 @@ class WorkerCache:
         """The image names and the batch preprocessed for the model."""
         key = (spec.cache_key, tuple(images) if images else None)
         if key not in self._batches:
-            from ..images import default_images, load_images, preprocess
+            from ...images import default_images, load_images, preprocess
 
             imgs = load_images(images) if images else default_images()
             self._batches[key] = ([im.name for im in imgs],
@@ -41,7 +41,7 @@ class WorkerCache:
         if key not in self._lowered:
             import tvm
 
-            from ..kernel_ir import lower_relax
+            from ...kernel_ir import lower_relax
 
             with tvm.transform.PassContext(opt_level=3):
                 self._lowered[key] = lower_relax(self.model(spec).mod, profile)
@@ -52,7 +52,7 @@ class WorkerCache:
         so every forked run inherits the machine code)."""
         key = (spec.cache_key, profile.name, profile.path)
         if key not in self._originals:
-            from ..build import prepare_original
+            from ...build import prepare_original
 
             self._originals[key] = prepare_original(self.model(spec), profile,
                                                     lowered=self.lowered(spec, profile))

@@ -39,7 +39,7 @@ class MutantDefinition:
                    site_indices=tuple(row["site_indices"]))
 
     def to_pass(self) -> tvm.transform.ModulePass:
-        from ..mutation import mutation
+        from ...mutation import mutation
 
         return mutation(self.operator, sites=list(self.site_indices), kernels=self.kernels,
                         phase=self.phase, **self.params)

@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from .config.campaign_config import CampaignConfig, ModelConfig, OperatorConfig
+from ..config.campaign_config import CampaignConfig, ModelConfig, OperatorConfig
 from .definition import MutantDefinition, ir_hash
 
 #: Largest IR diff kept per mutant (characters).
@@ -116,13 +116,13 @@ def images_digest(images) -> str:
 
 
 def load_campaign_model(cfg: ModelConfig):
-    from ..model import load_model
+    from ...model import load_model
 
     return load_model(cfg.path, **cfg.overrides())
 
 
 def load_campaign_images(config: CampaignConfig):
-    from ..images import default_images, load_images
+    from ...images import default_images, load_images
 
     return load_images(config.images) if config.images else default_images()
 
@@ -195,7 +195,7 @@ def _script_of(func) -> str:
 def make_plan(config: CampaignConfig, progress=None, inputs=None) -> Plan:
     """Plan every task of ``config`` (see the module docstring) on its checked ``inputs``
     (`inputs.check_inputs`; checked here when not given)."""
-    from .config.inputs import check_inputs
+    from ..config.inputs import check_inputs
 
     say = progress or (lambda msg: None)
     planner = _Planner(config, say, inputs or check_inputs(config, say))
@@ -235,7 +235,7 @@ class _Planner:
     mutated modules already planned, the diff cache)."""
 
     def __init__(self, config: CampaignConfig, say, inputs):
-        from ..targets import get_profile
+        from ...targets import get_profile
 
         self.config, self.say, self.inputs = config, say, inputs
         self.seconds = {"import": inputs.seconds, "plan": 0.0}
@@ -285,7 +285,7 @@ class _Planner:
 
     def _graph_operator(self, mp: _ModelPlan, op: OperatorConfig) -> None:
         """Graph-level sites are in the imported Relax module: mutate once for all targets."""
-        from ..mutation import find_sites
+        from ...mutation import find_sites
 
         self.say(f"planning {op.id}")
         for mutant in self._mutants(op, "", mp.model.mod, find_sites(op.id, mp.model.mod,
@@ -296,7 +296,7 @@ class _Planner:
 
     def _kernel_operator(self, mp: _ModelPlan, op: OperatorConfig) -> None:
         """Kernel-level sites are in each target's kernels at the operator's phase."""
-        from ..mutation import find_sites
+        from ...mutation import find_sites
 
         phase = _phase(op)
         for ref in self.profiles:
@@ -308,7 +308,7 @@ class _Planner:
 
     def _kernels(self, mp: _ModelPlan, ref: str, phase: str):
         """The model's kernels for target ``ref`` at ``phase``, lowered once."""
-        from ..kernel_ir import kernel_module
+        from ...kernel_ir import kernel_module
 
         if (ref, phase) not in mp.kernels:
             self.say(f"lowering {mp.model.name} for {self.profiles[ref].name} ({phase})")
@@ -320,7 +320,7 @@ class _Planner:
     def _mutants(self, op: OperatorConfig, phase: str, mod, sites: list, owner: tuple):
         """One `_Mutant` per site group the configuration asks for (one without a module
         when there is none)."""
-        from ..mutation import mutation
+        from ...mutation import mutation
 
         groups, note = choose_groups(op, len(sites), self.config.seed)
         if not groups:
@@ -381,12 +381,12 @@ class _Planner:
 
 
 def _phase(op: OperatorConfig) -> str:
-    from ..registry import get_operator
+    from ...registry import get_operator
 
     return op.phase or get_operator(op.id).default_phase
 
 
 def _resolved(op: OperatorConfig) -> dict:
-    from ..registry import get_operator
+    from ...registry import get_operator
 
     return get_operator(op.id).resolve_params(op.params)

@@ -20,9 +20,9 @@ import sys
 import time
 import traceback
 
-from .running.faults import maybe_fault
+from .faults import maybe_fault
 from .messages import Assign, Built, Done, Prepare, Started, Stop, TaskResult, TaskSpec
-from .running.processes import die_with_parent, error_text, log_excerpt
+from .processes import die_with_parent, error_text, log_excerpt
 from .worker_cache import WorkerCache
 
 
@@ -96,8 +96,8 @@ def task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
 
 
 def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
-    from ..targets import get_profile
-    from .running.output_rows import image_rows
+    from ...targets import get_profile
+    from .output_rows import image_rows
 
     start = time.perf_counter()
     names, batch = cache.batch(task.model, task.images)
@@ -156,14 +156,14 @@ def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
 def _incremental(task: TaskSpec, profile) -> bool:
     """Incremental builds unless turned off, or the artifact must be kept (exported as one
     library), or the target cannot link against the original's library."""
-    from ..build import incremental_unavailable
+    from ...build import incremental_unavailable
 
     return task.incremental and not task.keep_dir and not incremental_unavailable(profile)
 
 
 def _build(task: TaskSpec, cache: WorkerCache, profile):
     """The task's artifact: the cached original, or the mutant built from its definition."""
-    from ..build import build, build_incremental
+    from ...build import build, build_incremental
 
     d = task.definition
     if d is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult
 from .pool import PREPARE_TIMEOUT, WorkerProcess
-from .running.processes import log_excerpt, signal_name
+from .processes import log_excerpt, signal_name
 
 
 class LocalExecutor:

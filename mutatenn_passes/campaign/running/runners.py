@@ -32,7 +32,7 @@ def _run_remote(art, profile, batch) -> RunOutcome:
     import tempfile
     from pathlib import Path
 
-    from .. import remote
+    from ... import remote
 
     with tempfile.TemporaryDirectory(prefix="mutatenn-rpc-") as tmp:
         t0 = time.perf_counter()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from .messages import Assign, Stop, TaskSpec
-from .plan import Task
+from ..planning.plan import Task
 
 #: Keeps BLAS and OpenMP to one thread in a worker (TVM's own pool is sized apart).
 SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
@@ -40,7 +40,7 @@ class WorkerProcess:
         # first on sys.path, and a source checkout there (without the built C++ extension)
         # would otherwise shadow the installed mutatenn.
         code = (f"import sys; sys.path.insert(0, {package_root!r}); "
-                "from mutatenn_passes.campaign.worker import main_from_fd; "
+                "from mutatenn_passes.campaign.running.worker import main_from_fd; "
                 "main_from_fd(*sys.argv[1:])")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

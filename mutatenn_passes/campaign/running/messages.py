@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
-from .definition import MutantDefinition
+from ..planning.definition import MutantDefinition
 
 if TYPE_CHECKING:
-    from ..targets import TargetProfile
+    from ...targets import TargetProfile
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CampaignInterrupted, ConfigError
-from .scoring import run_history
-from .config.campaign_config import CampaignConfig
-from .config.inputs import check_inputs
-from .scoring.lock import OutputLock
+from ...errors import CampaignInterrupted, ConfigError
+from ..scoring import run_history
+from ..config.campaign_config import CampaignConfig
+from ..config.inputs import check_inputs
+from ..scoring.lock import OutputLock
 from .messages import ModelSpec, TaskResult, TaskSpec
-from .plan import Task, make_plan
-from .running.reference_check import check_references
-from .scoring.store import Store
+from ..planning.plan import Task, make_plan
+from .reference_check import check_references
+from ..scoring.store import Store
 
 
 def versions() -> dict:
@@ -45,7 +45,7 @@ def versions() -> dict:
     import tvm
     import tvm_ffi
 
-    from ..version import __version__
+    from ...version import __version__
 
     return {"mutatenn": __version__, "tvm": tvm.__version__,
             "tvm_ffi": getattr(tvm_ffi, "__version__", ""),
@@ -88,8 +88,8 @@ def execute_campaign(config: CampaignConfig, *, progress=None,
                      keep_artifacts: bool | None = None, workers: int | None = None,
                      report: bool = True) -> dict:
     """Run (or resume) ``config``; returns the analysis (see `analysis.analyse`)."""
-    from ..images import skipped_summary
-    from .running.progress import make_progress
+    from ...images import skipped_summary
+    from .progress import make_progress
 
     started_at, wall0 = time.time(), time.perf_counter()
     ui = progress or make_progress()
@@ -113,7 +113,7 @@ def make_executor(config: CampaignConfig, log_dir: Path, workers: int, keep: boo
     """The executor ``config`` names: this machine's worker processes (the default), or
     actors on a Ray cluster (``executor = "ray"``)."""
     if config.executor == "ray":
-        from .running.ray_executor import RayExecutor
+        from .ray_executor import RayExecutor
 
         if keep:
             raise ConfigError('keep_artifacts needs executor = "local": with "ray" each '
@@ -175,7 +175,7 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
     log_dir.mkdir(exist_ok=True)
     for profile in _profiles(config):
         if profile.runner == "rpc":  # before any work: the tracker answers, servers exist
-            from .. import remote
+            from ... import remote
 
             ui.phase(f"checking remote devices of {profile.name}")
             remote.check(profile)
@@ -249,8 +249,8 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
     run_history.end(store, "finished")
     result = None
     if report:
-        from .scoring.analysis import analyse
-        from .scoring.report import write_reports
+        from ..scoring.analysis import analyse
+        from ..scoring.report import write_reports
 
         result = analyse(store)
         seconds["analysis"] = time.perf_counter() - t0
@@ -263,7 +263,7 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
 
 
 def _profiles(config):
-    from ..targets import get_profile
+    from ...targets import get_profile
 
     return [get_profile(t) for t in config.targets]
 
