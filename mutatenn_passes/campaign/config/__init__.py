@@ -2,7 +2,7 @@
 
 In: a campaign as TOML text, a file, or a dict in the file's schema, with overrides of its
 ``[campaign]`` keys (command-line flags, `run_campaign` keywords).
-Out: a validated `campaign_file.CampaignConfig` (every problem raised at once as one
+Out: a validated `campaign_config.CampaignConfig` (every problem raised at once as one
 `ConfigError`, each with its line) and, from `inputs.check_inputs`, the decoded images and
 imported models it names (`inputs.CampaignInputs`); the ignore list's matching rules
 (`ignore`) and the image labels file's reader (`image_labels`) that the later stages apply.

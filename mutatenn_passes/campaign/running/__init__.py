@@ -1,6 +1,6 @@
 """Stage 3 of a campaign, its execution: build and run every planned task in isolation.
 
-In: a `config.campaign_file.CampaignConfig`, its checked inputs and the plan's tasks
+In: a `config.campaign_config.CampaignConfig`, its checked inputs and the plan's tasks
 (`planning.plan.Task`).
 Out: one `messages.TaskResult` per task, stored as it arrives in the campaign's database
 (`scoring.store.Store`), the originals checked against each model's reference runtime, and
@@ -13,5 +13,6 @@ a mutant's code runs in (`sandbox`, `runners`, `processes`, `faults`), the typed
 between the engine and its workers (`messages`, `pool`), and progress on the terminal.
 
 May import `config`, `planning` and `scoring` (the engine writes the store and the reports);
-nothing outside `running` imports it but `campaign.api`.
+no stage imports it. Above the stages, `campaign.api` and `campaign.commands` start the engine
+and show progress, and `mutatenn cluster` lists a Ray cluster's nodes (`ray_cluster`).
 """
