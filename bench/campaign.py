@@ -200,9 +200,9 @@ def naive_mutants(n: int, campaign: Path | None) -> dict:
     in this process: seconds per mutant and the mutants it would build."""
     from mutatenn_passes.artifact import load_artifact
     from mutatenn_passes.build import build
-    from mutatenn_passes.campaign.config import load_config
-    from mutatenn_passes.campaign.plan import (load_campaign_images, load_campaign_model,
-                                               make_plan)
+    from mutatenn_passes.campaign.config.campaign_file import load_config
+    from mutatenn_passes.campaign.planning.plan import (load_campaign_images,
+                                                        load_campaign_model, make_plan)
 
     config = load_config(campaign)
     images = load_campaign_images(config)

@@ -50,8 +50,8 @@ def statuses(outcome) -> dict:
 
 def timed(config) -> dict:
     """Run ``config`` from scratch; its wall times, builds and statuses."""
-    from mutatenn_passes.campaign.engine import execute_campaign
-    from mutatenn_passes.campaign.progress import CampaignUI
+    from mutatenn_passes.campaign.running.engine import execute_campaign
+    from mutatenn_passes.campaign.running.progress import CampaignUI
 
     t0 = time.perf_counter()
     outcome = execute_campaign(config, progress=CampaignUI(quiet=True))
@@ -134,7 +134,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    from mutatenn_passes.campaign.config import load_config
+    from mutatenn_passes.campaign.config.campaign_file import load_config
 
     config = load_config(args.campaign)
     load_before = os.getloadavg()[0]

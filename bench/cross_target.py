@@ -70,9 +70,9 @@ def main() -> int:
 
     import dataclasses
 
-    from mutatenn_passes.campaign.config import load_config
-    from mutatenn_passes.campaign.engine import execute_campaign
-    from mutatenn_passes.campaign.progress import CampaignUI
+    from mutatenn_passes.campaign.config.campaign_file import load_config
+    from mutatenn_passes.campaign.running.engine import execute_campaign
+    from mutatenn_passes.campaign.running.progress import CampaignUI
 
     tmp = None
     if args.existing:

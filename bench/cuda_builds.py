@@ -136,10 +136,10 @@ def main(argv=None) -> int:
     args.model = args.model or ["default"]
     args.target = args.target or ["cuda-sm90"]
 
-    from mutatenn_passes.campaign.config import parse_config
-    from mutatenn_passes.campaign.engine import execute_campaign
-    from mutatenn_passes.campaign.plan import load_campaign_model
-    from mutatenn_passes.campaign.progress import CampaignUI
+    from mutatenn_passes.campaign.config.campaign_file import parse_config
+    from mutatenn_passes.campaign.running.engine import execute_campaign
+    from mutatenn_passes.campaign.planning.plan import load_campaign_model
+    from mutatenn_passes.campaign.running.progress import CampaignUI
     from mutatenn_passes.targets import get_profile
 
     for target in args.target:
@@ -178,9 +178,9 @@ def main(argv=None) -> int:
 
 def explain(config, output: Path, result: dict) -> None:
     from mutatenn_passes.build import BuildError, build
-    from mutatenn_passes.campaign.plan import load_campaign_model
-    from mutatenn_passes.campaign.definition import MutantDefinition
-    from mutatenn_passes.campaign.store import Store
+    from mutatenn_passes.campaign.planning.plan import load_campaign_model
+    from mutatenn_passes.campaign.planning.definition import MutantDefinition
+    from mutatenn_passes.campaign.scoring.store import Store
 
     failed = [m for m in result["mutants"] if m["status"] == "build_failed"]
     if not failed:

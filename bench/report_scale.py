@@ -5,7 +5,7 @@
 
 Per size N (mutant tasks, i.e. mutant x target):
 
-1. fills a campaign database with N synthetic results (`campaign.synthetic.fill_store`: three
+1. fills a campaign database with N synthetic results (`synthetic_store.fill_store`: three
    models, three targets, every registered operator, five images, 1000 classes, every status;
    the IR diffs and sites the real planner made on the tiny test model), building nothing;
 2. runs `mutatenn report` on it in a fresh process and takes its wall time and peak RSS
@@ -37,7 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from mutatenn_passes.campaign.synthetic import fill_store, planned_examples
+# The synthetic store and the tiny campaign it plans are the checkout's (bench/, tests/), not
+# the installed package's.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.synthetic_store import fill_store, planned_examples  # noqa: E402
 
 TARGETS_AT_10K = {"report_s": 15.0, "peak_rss_mb": 1024.0, "html_mb": 10.0, "paint_s": 2.0}
 

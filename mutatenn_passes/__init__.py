@@ -17,8 +17,7 @@ from .mutation import KERNEL_PHASES, MutationPass, MutationReport, find_sites, m
 from .registry import CATEGORIES, OperatorSpec, get_operator, operators
 from .selection import Sample, Site
 from .targets import TargetProfile, get_profile, list_profiles
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Artifact", "BuildError", "CATEGORIES", "CampaignResult", "ConfigError",

@@ -17,7 +17,7 @@ import warnings
 
 from rich.markup import escape
 
-from . import __version__
+from .version import __version__
 from .errors import MutateNNError, MutateNNWarning
 from .ui import errors
 

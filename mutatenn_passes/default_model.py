@@ -145,7 +145,7 @@ def _scale_logits(model: onnx.ModelProto, weights: dict[str, np.ndarray],
 def default_onnx_bytes(seed: int = DEFAULT_SEED) -> bytes:
     """The default model as a serialised ONNX model with synthetic, data-fitted weights."""
     from .images import default_images, preprocess
-    from .model import onnx_preprocess
+    from .onnx_import import onnx_preprocess
 
     model = onnx.load(str(architecture_path()))
     weights = _draw_weights(model.graph, np.random.default_rng(seed))

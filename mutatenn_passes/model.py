@@ -18,23 +18,8 @@ import numpy as np
 from .errors import ModelLoadError
 from .images import Preprocess
 from .native_log import captured_output
-from .onnx_import import frontend_error, graph_inputs, guess_layout, import_onnx, static_dims
-
-_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16"}
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, static shape, dtype (and for inputs the layout) of one model tensor."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    layout: str = ""
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"shape": list(self.shape)}
-
+from .onnx_import import (TensorSpec, frontend_error, graph_inputs, import_onnx,
+                          onnx_tensor_spec, spatial_size)
 
 @dataclass(repr=False)
 class Model:
@@ -118,28 +103,6 @@ def detect_format(data: bytes) -> str:
     return "onnx"
 
 
-def _spatial(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
-    return (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
-
-
-def onnx_tensor_spec(value_info) -> TensorSpec:
-    """The static spec of an ONNX graph input/output (symbolic dims become 1)."""
-    dims = static_dims(value_info)
-    shape = tuple(d or 1 for d in dims)
-    dtype = _ONNX_DTYPES.get(value_info.type.tensor_type.elem_type, "float32")
-    return TensorSpec(value_info.name, shape, dtype, guess_layout(dims) if len(shape) == 4
-                      else "")
-
-
-def onnx_preprocess(value_info) -> Preprocess:
-    """What an ONNX image classifier most likely expects: ImageNet mean/std in RGB, or raw
-    pixels for an integer input. Users override what a file cannot say."""
-    spec = onnx_tensor_spec(value_info)
-    height, width = _spatial(spec.shape, spec.layout)
-    return Preprocess(height=height, width=width, layout=spec.layout,
-                      raw=spec.dtype != "float32", dtype=spec.dtype)
-
-
 def _relax_output_spec(mod, name: str) -> TensorSpec | None:
     """The first output's static spec as the imported Relax function returns it, or None."""
     ty = mod["main"].ret_ty
@@ -176,7 +139,7 @@ def _import_onnx(data: bytes, origin: str, log_name: str, height=None, width=Non
         spec = dataclasses.replace(spec, layout=done.layout)
     graph_output = done.proto.graph.output[0]
     out_spec = _relax_output_spec(done.mod, graph_output.name) or onnx_tensor_spec(graph_output)
-    height, width = _spatial(spec.shape, spec.layout) if len(spec.shape) == 4 else (0, 0)
+    height, width = spatial_size(spec.shape, spec.layout) if len(spec.shape) == 4 else (0, 0)
     pre = Preprocess(height=height, width=width, layout=spec.layout or "NCHW",
                      raw=spec.dtype != "float32", dtype=spec.dtype)
     return _Imported(done.mod, spec, out_spec, pre, done.notes, done.simplified_by,
@@ -206,7 +169,7 @@ def _import_tflite(data: bytes, origin: str, log_name: str, **_size) -> _Importe
                          types.get(in_t.Type(), "float32"), "NHWC")
     out_spec = TensorSpec(out_t.Name().decode(), tuple(int(d) for d in out_t.ShapeAsNumpy()),
                           types.get(out_t.Type(), "float32"))
-    height, width = _spatial(in_spec.shape, "NHWC")
+    height, width = spatial_size(in_spec.shape, "NHWC")
     raw = in_spec.dtype != "float32"
     # Float TFLite image models conventionally take pixels mapped to [-1, 1].
     pre = Preprocess(height=height, width=width, layout="NHWC", raw=raw, dtype=in_spec.dtype,

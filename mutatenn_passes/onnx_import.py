@@ -14,16 +14,22 @@ constant shape. So the import goes in three steps:
    model was simplified and the simplified bytes' digest.
 
 Everything TVM prints on the way goes to a log file (`native_log`), never to the terminal.
+
+Also here, because `model` and `default_model` both read them from an ONNX graph: a tensor's
+static spec (`TensorSpec`, `onnx_tensor_spec`) and the preprocessing an input implies
+(`onnx_preprocess`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ModelLoadError
+from .images import Preprocess
 from .native_log import captured_output
 
 
@@ -43,6 +49,22 @@ class OnnxImport:
     simplified_by: str = ""
     simplified_digest: str = ""
     log: Path | None = None
+
+
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, static shape, dtype (and for inputs the layout) of one model tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    layout: str = ""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"shape": list(self.shape)}
 
 
 def graph_inputs(graph) -> list:
@@ -212,3 +234,26 @@ def import_onnx(proto, origin: str, log_name: str, height: int | None = None,
     elif log.path:
         result.notes.append(f"TVM printed messages while importing; see {log.path}")
     return result
+
+
+def spatial_size(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
+    """(height, width) of an image tensor's ``shape`` in ``layout``."""
+    return (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+
+
+def onnx_tensor_spec(value_info) -> TensorSpec:
+    """The static spec of an ONNX graph input/output (symbolic dims become 1)."""
+    dims = static_dims(value_info)
+    shape = tuple(d or 1 for d in dims)
+    dtype = _ONNX_DTYPES.get(value_info.type.tensor_type.elem_type, "float32")
+    return TensorSpec(value_info.name, shape, dtype, guess_layout(dims) if len(shape) == 4
+                      else "")
+
+
+def onnx_preprocess(value_info) -> Preprocess:
+    """What an ONNX image classifier most likely expects: ImageNet mean/std in RGB, or raw
+    pixels for an integer input. Users override what a file cannot say."""
+    spec = onnx_tensor_spec(value_info)
+    height, width = spatial_size(spec.shape, spec.layout)
+    return Preprocess(height=height, width=width, layout=spec.layout,
+                      raw=spec.dtype != "float32", dtype=spec.dtype)

@@ -2,118 +2,20 @@
 
 Modelled on Mull's mutators: each operator has a stable short ID that is never renamed once
 released, a category, a one-line description, a statement of how it finds its sites and how it
-rewrites one site, and typed parameters with defaults. Operator modules register themselves on
-import; `operators()` returns the specs in a stable order (level, category, paper first, ID).
+rewrites one site, and typed parameters with defaults (`operator_spec`). Each operator module
+lists its specs in a module-level ``OPERATORS`` table, and `operator_modules` is the one list
+of those modules the catalogue reads: adding an operator module means adding it there.
+Imports go one way, registry -> operator modules -> operator_spec; `operators()` returns the
+specs in a stable order (level, category, paper first, ID).
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Callable
 
 from .errors import OperatorError
-
-if TYPE_CHECKING:  # only for the annotations: the registry itself imports no TVM
-    import tvm
-
-    from .selection import Site
-
-#: The six categories of the MutateNN paper, in the paper's order, then the categories added
-#: for the models people deploy: quantization parameters (int8 edge models), DeepMutation++'s
-#: model-level operators on trained weights, and the fault-injection literature's bit flips.
-CATEGORIES = (
-    "Layer Node Replacement",
-    "Arithmetic Node Replacement",
-    "Node Input/Output Modifications",
-    "Arithmetic Types",
-    "Kernel Variables & Stores",
-    "Conditional Statements",
-    "Quantization Parameters",
-    "Weights",
-    "Hardware Faults",
-)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One operator parameter: a name, a default, a type the value is coerced to, a doc line,
-    and optionally the allowed choices."""
-
-    name: str
-    default: Any
-    type: type
-    doc: str
-    choices: tuple = ()
-
-    def coerce(self, op_id: str, value: Any) -> Any:
-        try:
-            converted = self.type(value)
-        except (TypeError, ValueError):
-            raise OperatorError(f"{op_id}: parameter {self.name}={value!r} is not a "
-                                f"{self.type.__name__}") from None
-        if self.choices and converted not in self.choices:
-            raise OperatorError(f"{op_id}: parameter {self.name}={value!r} must be one of "
-                                f"{', '.join(map(str, self.choices))}")
-        return converted
-
-
-class OperatorImplementation(Protocol):
-    """What an operator's ``implementation`` provides (graph and kernel level alike)."""
-
-    def find_sites(self, mod: tvm.IRModule, params: dict) -> list[Site]:
-        """Every site in ``mod``, in a deterministic order, numbered from 0."""
-
-    def apply(self, mod: tvm.IRModule, sites: list[Site], params: dict
-              ) -> tuple[tvm.IRModule, list[Site], list[tuple[Site, str]]]:
-        """``mod`` with ``sites`` rewritten, the sites applied, and those skipped with the
-        reason."""
-
-    def coverage_total(self, mod: tvm.IRModule) -> int:
-        """How many nodes of the kind the operator's level counts ``mod`` holds (the paper's
-        layer coverage denominator)."""
-
-
-@dataclass(frozen=True)
-class OperatorSpec:
-    """What a user needs to know about an operator, and the object that implements it
-    (an `OperatorImplementation`)."""
-
-    id: str
-    level: str  # "graph" or "kernel"
-    category: str
-    description: str
-    finds: str
-    rewrites: str
-    from_paper: bool
-    implementation: OperatorImplementation = field(compare=False, repr=False)
-    params: tuple[Param, ...] = ()
-    #: Kernel level only: the TIR pipeline phase where the operator runs unless told otherwise
-    #: (the phase where its sites exist, e.g. ``lowered`` for GPU launch dimensions).
-    default_phase: str = "s_tir"
-
-    def resolve_params(self, given: dict) -> dict:
-        """Defaults overlaid with ``given``, coerced; unknown names are an `OperatorError`."""
-        known = {p.name: p for p in self.params}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            valid = ", ".join(known) or "none"
-            raise OperatorError(f"{self.id}: unknown parameter(s) {', '.join(unknown)} "
-                                f"(valid: {valid})")
-        return {name: (p.coerce(self.id, given[name]) if name in given else p.default)
-                for name, p in known.items()}
-
-    def as_dict(self) -> dict:
-        return {
-            "id": self.id, "level": self.level, "category": self.category,
-            "description": self.description, "finds": self.finds, "rewrites": self.rewrites,
-            "from_paper": self.from_paper,
-            **({"default_phase": self.default_phase} if self.level == "kernel" else {}),
-            "params": [{"name": p.name, "default": p.default, "type": p.type.__name__,
-                        "doc": p.doc, **({"choices": list(p.choices)} if p.choices else {})}
-                       for p in self.params],
-        }
-
+from .operator_spec import CATEGORIES, OperatorSpec
 
 _REGISTRY: dict[str, OperatorSpec] = {}
 
@@ -128,9 +30,31 @@ def register(spec: OperatorSpec) -> OperatorSpec:
     return spec
 
 
+def operator_modules() -> tuple:
+    """Every module that defines operators (its ``OPERATORS`` table): the one list the
+    catalogue reads, and the one place to add a new operator module. Imported here, lazily, so
+    that the registry module itself has no TVM-heavy imports; written as imports, not names,
+    so that the dependency stays visible to readers and to tests/test_import_graph.py."""
+    from .graph_operators import (arithmetic_replacement, io_modifications,
+                                  layer_replacement, quantization, weight_faults, weights)
+    from .kernel_operators import arithmetic_types, conditions, faults, loops, stores
+
+    return (layer_replacement, arithmetic_replacement, io_modifications, quantization, weights,
+            weight_faults, arithmetic_types, stores, conditions, loops, faults)
+
+
+_loaded = False
+
+
 def _load_operator_modules() -> None:
-    # Imported lazily so that the registry module itself has no TVM-heavy imports.
-    from . import graph_operators, kernel_operators  # noqa: F401
+    """Fill the catalogue from every operator module's ``OPERATORS`` table, once."""
+    global _loaded
+    if _loaded:
+        return
+    for module in operator_modules():
+        for spec in module.OPERATORS:
+            register(spec)
+    _loaded = True
 
 
 def _order(spec: OperatorSpec):

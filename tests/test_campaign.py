@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from mutatenn_passes.campaign.config import (default_campaign_text, load_config,
+from mutatenn_passes.campaign.config.campaign_file import (default_campaign_text, load_config,
                                              parse_config)
-from mutatenn_passes.campaign.plan import make_plan
-from mutatenn_passes.campaign.testing import tiny_campaign
-from mutatenn_passes.campaign.tomllines import KeyLines
+from mutatenn_passes.campaign.planning.plan import make_plan
+from tests.campaign_inputs import tiny_campaign
+from mutatenn_passes.campaign.config.tomllines import KeyLines
 from mutatenn_passes.cli import main
 from mutatenn_passes.errors import ConfigError
 
@@ -125,7 +125,7 @@ def test_default_campaign_and_init(tmp_path, monkeypatch):
     written = (tmp_path / "campaign.toml").read_text()
     assert written == default_campaign_text()
     # the example documents every key a campaign file may hold (set, or commented out)
-    from mutatenn_passes.campaign import config as schema
+    from mutatenn_passes.campaign.config import schema
 
     for table in (schema.CAMPAIGN_KEYS, schema.MODEL_KEYS, schema.PREPROCESS_KEYS,
                   schema.IMAGES_KEYS, schema.OPERATORS_KEYS, schema.PER_OPERATOR_KEYS):
@@ -209,7 +209,8 @@ def _outputs(top1s, classes=10, seed=0):
 
 
 def test_analysis_metrics_degenerate_and_statistical_kill(tmp_path):
-    from mutatenn_passes.campaign.analysis import compare, read_image_labels, statistical_kill
+    from mutatenn_passes.campaign.scoring.analysis import read_image_labels
+    from mutatenn_passes.campaign.scoring.comparison import compare, statistical_kill
 
     original = _outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 0])
     same = compare(_outputs([1, 2, 3, 4, 5, 6, 7, 8, 9, 0]), original)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import mutatenn_passes as mn
-from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
-from mutatenn_passes.campaign.progress import CampaignUI
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.engine import execute_campaign
+from mutatenn_passes.campaign.running.progress import CampaignUI
 
 
 def test_all_operators_campaign_on_the_fixture(shared_fixtures, tmp_path):

@@ -19,8 +19,8 @@ import pytest
 
 import mutatenn_passes as mn
 from mutatenn_passes.campaign.api import load_campaign
-from mutatenn_passes.campaign.config import config_from_dict, parse_config
-from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.config.campaign_file import config_from_dict, parse_config
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from mutatenn_passes.errors import ConfigError, MissingDependencyError, MutateNNError
 from tests.conftest import missing

@@ -9,9 +9,9 @@ compared."""
 
 from __future__ import annotations
 
-from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
-from mutatenn_passes.campaign.progress import CampaignUI
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.engine import execute_campaign
+from mutatenn_passes.campaign.running.progress import CampaignUI
 from mutatenn_passes.schedule.pipeline import CACHE_ENV
 
 NONDETERMINISTIC = ("loop_", "cond_")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from mutatenn_passes.campaign import metrics
-from mutatenn_passes.campaign.analysis import statistical_kill
-from mutatenn_passes.campaign.progress import CampaignUI
-from mutatenn_passes.campaign.testing import tiny_classifier, write_images
+from mutatenn_passes.campaign.scoring import metrics
+from mutatenn_passes.campaign.scoring.comparison import statistical_kill
+from mutatenn_passes.campaign.running.progress import CampaignUI
+from tests.campaign_inputs import tiny_classifier, write_images
 from mutatenn_passes.cli import main
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -339,7 +339,7 @@ def test_the_terminal_summary_shows_every_score_at_any_width(stopped, monkeypatc
 
     from rich.console import Console
 
-    from mutatenn_passes.campaign import progress
+    from mutatenn_passes.campaign.running import progress
 
     screen = io.StringIO()
     monkeypatch.setattr(progress, "console", Console(width=width, file=screen))

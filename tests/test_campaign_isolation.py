@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
-from mutatenn_passes.campaign.progress import CampaignUI
-from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.engine import execute_campaign
+from mutatenn_passes.campaign.running.progress import CampaignUI
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.remote.farm import LocalFarm
-from mutatenn_passes.campaign.faults import FAULT_ENV
+from mutatenn_passes.campaign.running.faults import FAULT_ENV
 
 
 def test_crash_and_timeout_are_isolated(tmp_path, monkeypatch):
@@ -166,7 +166,7 @@ def test_a_run_over_its_timeout_is_killed_and_its_worker_lives_on():
     import os
     import time
 
-    from mutatenn_passes.campaign.sandbox import RunOutcome, run_in_child
+    from mutatenn_passes.campaign.running.sandbox import RunOutcome, run_in_child
 
     t0 = time.monotonic()
     hung = run_in_child(lambda: time.sleep(60) or RunOutcome("ok"), timeout=0.5)

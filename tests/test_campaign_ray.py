@@ -21,11 +21,11 @@ import time
 import psutil
 import pytest
 
-from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.faults import FAULT_ENV
-from mutatenn_passes.campaign.progress import CampaignUI
-from mutatenn_passes.campaign.store import Store
-from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.faults import FAULT_ENV
+from mutatenn_passes.campaign.running.progress import CampaignUI
+from mutatenn_passes.campaign.scoring.store import Store
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from mutatenn_passes.errors import ConfigError
 from tests.conftest import missing
@@ -181,7 +181,7 @@ def test_a_node_removed_mid_run_loses_no_mutant(cluster, tmp_path):
 
 def test_a_mutant_that_kills_its_actor_is_crashed_after_its_tries(cluster, tmp_path,
                                                                   monkeypatch, capsys):
-    from mutatenn_passes.campaign.ray_executor import TRIES
+    from mutatenn_passes.campaign.running.ray_executor import TRIES
 
     c, _ = cluster
     path = tiny_campaign(tmp_path, operators='use = ["relu_to_sigmoid", "add_to_subtract"]\n'

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 import mutatenn_passes as mn
-from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import execute_campaign, model_spec
-from mutatenn_passes.campaign.progress import (CampaignUI, NotebookProgress, make_progress,
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.engine import execute_campaign, model_spec
+from mutatenn_passes.campaign.running.progress import (CampaignUI, NotebookProgress, make_progress,
                                                reference_lines)
-from mutatenn_passes.campaign.reference_check import check_references
-from mutatenn_passes.campaign.report import regenerate
-from mutatenn_passes.campaign.store import Store, vector_digest
-from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.running.reference_check import check_references
+from mutatenn_passes.campaign.scoring.report import regenerate
+from mutatenn_passes.campaign.scoring.store import Store, vector_digest
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from tests.conftest import missing
 

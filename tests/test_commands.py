@@ -11,7 +11,7 @@ import sys
 from rich.console import Console
 
 import mutatenn_passes as mn
-from mutatenn_passes.campaign.testing import tiny_campaign
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.cli import main
 from mutatenn_passes.commands import operators as operators_cmd
 from mutatenn_passes.kernel_ir import kernel_module
@@ -69,7 +69,7 @@ def test_lock_then_run_with_output_workers_timeout_and_kept_artifacts(tmp_path, 
     # Another process holds the output folder: the run refuses to start, with one line.
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from mutatenn_passes.campaign.lock import OutputLock\n"
+         "from mutatenn_passes.campaign.scoring.lock import OutputLock\n"
          "with OutputLock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(600)",
          str(out)], stdout=subprocess.PIPE, text=True)
     try:

@@ -9,11 +9,11 @@ from itertools import combinations
 
 import pytest
 
-from mutatenn_passes.campaign.config import load_config
-from mutatenn_passes.campaign.engine import execute_campaign
-from mutatenn_passes.campaign.progress import CampaignUI
-from mutatenn_passes.campaign.report import _json_safe
-from mutatenn_passes.campaign.testing import tiny_campaign
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.engine import execute_campaign
+from mutatenn_passes.campaign.running.progress import CampaignUI
+from mutatenn_passes.campaign.scoring.report_rows import json_safe
+from tests.campaign_inputs import tiny_campaign
 from mutatenn_passes.remote.farm import LocalFarm
 
 LOCAL = ["llvm-x86-64", "llvm-avx2", "c"]
@@ -42,7 +42,7 @@ def test_cross_target_comparison(tmp_path, monkeypatch):
         {(t, "ok") for t in names}, result["originals"]
     cross = result["cross_target"]
     # results.json holds the analysis the run returned (non-finite numbers as null)
-    assert cross == json.loads(json.dumps(_json_safe(outcome["analysis"]["cross_target"]),
+    assert cross == json.loads(json.dumps(json_safe(outcome["analysis"]["cross_target"]),
                                           default=str))
     assert sorted(cross["targets"]) == sorted(names)
     tol = cross["tolerance"]
@@ -106,10 +106,10 @@ def test_cross_target_comparison(tmp_path, monkeypatch):
 
     # with a zero tolerance (bit-exact), the list holds exactly the pairs that are not
     # bit-identical (llvm-avx2 contracts to FMA: ~1e-8 differences), originals first
-    from mutatenn_passes.campaign import analysis
-    from mutatenn_passes.campaign.report import regenerate
+    from mutatenn_passes.campaign.scoring import cross_target
+    from mutatenn_passes.campaign.scoring.report import regenerate
 
-    monkeypatch.setattr(analysis, "CROSS_TOLERANCE", 0.0)
+    monkeypatch.setattr(cross_target, "CROSS_TOLERANCE", 0.0)
     strict = regenerate(out)["cross_target"]
     assert strict["tolerance"] == 0.0
     every = [p for p in strict["originals"]] + [p for e in strict["mutants"] for p in e["pairs"]]

@@ -16,7 +16,7 @@ from tvm import tirx
 
 import mutatenn_passes as mn
 from mutatenn_passes import OperatorError, find_sites, mutation
-from mutatenn_passes.campaign.testing import tiny_classifier
+from tests.campaign_inputs import tiny_classifier
 from mutatenn_passes.kernel_ir import kernel_module
 from tests.conftest import load_cases
 

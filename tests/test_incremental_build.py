@@ -7,7 +7,7 @@ import pytest
 
 import mutatenn_passes as mn
 from mutatenn_passes.build import build, build_incremental, prepare_original
-from mutatenn_passes.campaign.testing import tiny_classifier
+from tests.campaign_inputs import tiny_classifier
 
 TARGET = "llvm-x86-64"
 

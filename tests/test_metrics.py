@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from mutatenn_passes.campaign.metrics import fisher_exact, kendall_tau, rbo, top_k_overlap
+from mutatenn_passes.campaign.scoring.metrics import fisher_exact, kendall_tau, rbo, top_k_overlap
 
 
 def test_rbo_worked_values():
@@ -86,7 +86,7 @@ def test_rankings_of_many_pairs_equal_the_definitions_bit_for_bit():
     of different lengths, disjoint, identical and reversed ones among them."""
     import numpy as np
 
-    from mutatenn_passes.campaign.metrics import rankings
+    from mutatenn_passes.campaign.scoring.metrics import rankings
 
     rng = np.random.default_rng(5)
     for ks, kt, classes in [(5, 5, 8), (5, 5, 1000), (3, 5, 6), (5, 2, 7), (1, 1, 3),

@@ -23,9 +23,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mutatenn_passes.campaign.analysis import analyse
-from mutatenn_passes.campaign.report import _json_safe, regenerate
-from mutatenn_passes.campaign.synthetic import fill_store
+from mutatenn_passes.campaign.scoring.analysis import analyse
+from mutatenn_passes.campaign.scoring.report import regenerate
+from mutatenn_passes.campaign.scoring.report_rows import json_safe
+from bench.synthetic_store import fill_store
 from tests.conftest import missing
 
 SNAPSHOT = Path(__file__).parent / "data" / "analysis_snapshot.json.gz"
@@ -62,7 +63,7 @@ def snapshot_store(folder: Path):
 
 def comparable(result: dict) -> dict:
     """The analysis as results.json holds it, less what names the store's folder."""
-    out = json.loads(json.dumps(_json_safe(result), default=str))
+    out = json.loads(json.dumps(json_safe(result), default=str))
     out["campaign"] = {k: v for k, v in out["campaign"].items()
                        if k not in ("config", "config_text")}
     return out

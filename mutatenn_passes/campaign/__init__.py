@@ -3,8 +3,9 @@ worker processes, store results in SQLite as they arrive (resumable), analyse th
 the original model and write reports. `run_campaign` and `open_campaign` are the Python API."""
 
 from .api import open_campaign, run_campaign
-from .campaign_result import CampaignResult
-from .config import CampaignConfig, config_from_dict, load_config, parse_config
+from .scoring.campaign_result import CampaignResult
+from .config.campaign_config import CampaignConfig
+from .config.campaign_file import config_from_dict, load_config, parse_config
 
 __all__ = ["CampaignConfig", "CampaignResult", "config_from_dict", "load_config",
            "open_campaign", "parse_config", "run_campaign"]

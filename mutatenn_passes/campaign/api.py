@@ -16,8 +16,9 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
-from .campaign_result import CampaignResult
-from .config import CampaignConfig, config_from_dict, load_config, parse_config
+from .scoring.campaign_result import CampaignResult
+from .config.campaign_config import CampaignConfig
+from .config.campaign_file import config_from_dict, load_config, parse_config
 
 #: The ``[campaign]`` keys `mutatenn run` overrides, and its flag for each (a Python caller
 #: may override any ``[campaign]`` key).
@@ -64,8 +65,8 @@ def run_campaign(config=None, *, progress=None, quiet: bool = False,
     a label file that does not match its model, ...) raise `ConfigError` before any work;
     Ctrl-C raises `errors.CampaignInterrupted` saying how many results were saved.
     """
-    from .engine import execute_campaign
-    from .progress import CampaignUI
+    from .running.engine import execute_campaign
+    from .running.progress import CampaignUI
 
     validated = load_campaign(config, overrides=overrides)
     ui = progress or (CampaignUI(quiet=True) if quiet else None)
@@ -77,7 +78,7 @@ def run_campaign(config=None, *, progress=None, quiet: bool = False,
 def open_campaign(folder: str | Path) -> CampaignResult:
     """The results of the campaign whose output folder is ``folder``, finished or not; runs
     nothing. A folder without a campaign database raises `MutateNNError`."""
-    from .store import Store
+    from .scoring.store import Store
 
     Store(folder, create=False).close()  # raises when there is no database
     return CampaignResult(folder)

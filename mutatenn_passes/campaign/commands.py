@@ -28,7 +28,7 @@ exit codes:
 def _from_file(key: str, what: str, form: str = "{}") -> str:
     """A flag's help: what it sets, and what applies without it (the campaign file's
     ``[campaign]`` key, else the key's default)."""
-    from .config import CAMPAIGN_KEYS
+    from .config.schema import CAMPAIGN_KEYS
 
     default = {k.name: k.default for k in CAMPAIGN_KEYS}[key]
     shown = {None: "no threshold", True: "on", False: "off"}.get(default) \
@@ -103,14 +103,14 @@ def _overrides(args) -> dict:
 
 def run_command(args) -> int:
     from .api import FLAGS, load_campaign, run_campaign
-    from .gate import EXIT_BELOW_THRESHOLD
-    from .progress import CampaignUI
+    from .scoring.gate import EXIT_BELOW_THRESHOLD
+    from .running.progress import CampaignUI
 
     config = load_campaign(args.campaign, overrides=_overrides(args), override_labels=FLAGS)
     if args.check:
         from ..images import skipped_summary
         from ..ui import step
-        from .inputs import check_inputs
+        from .config.inputs import check_inputs
 
         with step("decoding images and importing models"):
             inputs = check_inputs(config)
@@ -134,7 +134,7 @@ def run_command(args) -> int:
 
 
 def init_command(args) -> int:
-    from .config import default_campaign_text
+    from .config.campaign_file import default_campaign_text
 
     path = Path(args.path)
     if path.exists() and not args.force:
@@ -146,8 +146,8 @@ def init_command(args) -> int:
 
 
 def report_command(args) -> int:
-    from .progress import print_summary
-    from .report import regenerate
+    from .running.progress import print_summary
+    from .scoring.report import regenerate
 
     result = regenerate(args.outdir)
     if not args.quiet:

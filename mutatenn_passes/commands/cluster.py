@@ -9,7 +9,7 @@ import json
 from rich.markup import escape
 from rich.table import Table
 
-from ..campaign.config import is_ray_address
+from ..campaign.config.schema import is_ray_address
 from ..errors import MutateNNError
 from ..ui import console
 
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..campaign.ray_cluster import connect, disconnect, nodes
+    from ..campaign.running.ray_cluster import connect, disconnect, nodes
 
     if not is_ray_address(args.ray):
         raise MutateNNError(f'--ray: a Ray cluster address is "auto" or HOST:PORT, not '

@@ -18,9 +18,12 @@ from typing import Callable
 
 from tvm import relax
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from .base import GraphOperator, FunctionScope, Matcher, calls_to, is_float, op_name, \
     static_shape, tensor_dtype
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Node Input/Output Modifications"
 
@@ -133,7 +136,7 @@ _BATCH_NORM = ("Calls to relax.nn.batch_norm (ONNX BatchNormalization; TFLite ha
 
 def _transpose(op_id: str, what: str, finds: str, matcher: Matcher, arg: int):
     operand = "input" if arg == 0 else "weight"
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=op_id, level="graph", category=CATEGORY, from_paper=True,
         description=f"Transpose the {operand} of {what} (two equal-length axes swapped).",
         finds=finds,
@@ -153,14 +156,14 @@ _transpose("transpose_conv2d_dense_weight", "a 2-D convolution or dense layer", 
 _transpose("transpose_batch_norm_input", "a batch normalisation", _BATCH_NORM, _is_batch_norm,
            0)
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="exp_before_conv2d_dense", level="graph", category=CATEGORY, from_paper=True,
     description="Apply exp to the input of a 2-D convolution or dense layer.",
     finds=_CONV2D_DENSE,
     rewrites="op(x, w) becomes op(exp(x), w); skipped when x is not floating point.",
     implementation=UnaryBefore(_is_conv2d_or_dense, "exp", relax.op.exp)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="exp_after_conv2d_dense", level="graph", category=CATEGORY, from_paper=True,
     description="Apply exp to the output of a 2-D convolution or dense layer.",
     finds=_CONV2D_DENSE,
@@ -168,7 +171,7 @@ register(OperatorSpec(
              "emitted separately; skipped when the result is not floating point.",
     implementation=UnaryAfter(_is_conv2d_or_dense, "exp", relax.op.exp)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="exp_before_batch_norm", level="graph", category=CATEGORY, from_paper=True,
     description="Apply exp to the input of a batch normalisation.",
     finds=_BATCH_NORM,
@@ -176,7 +179,7 @@ register(OperatorSpec(
              "floating point.",
     implementation=UnaryBefore(_is_batch_norm, "exp", relax.op.exp)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="round_before_batch_norm", level="graph", category=CATEGORY, from_paper=True,
     description="Round the input of a batch normalisation to integers.",
     finds=_BATCH_NORM,

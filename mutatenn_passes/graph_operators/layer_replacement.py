@@ -21,11 +21,14 @@ import math
 
 from tvm import relax
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from .activations import CLIP_KINDS, KINDS, Activation, activations
 from .base import FunctionScope, GraphOperator, drop_unused, is_float, relax_functions, \
     tensor_dtype
 from .replacement import ReplaceOp
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Layer Node Replacement"
 _FLOAT_ONLY = "the replacement activation is only defined on floating-point tensors"
@@ -268,7 +271,7 @@ _QUANTIZED = ("; in a quantized graph quantize(x) keeps its scale and zero point
               "equivalent where the quantize's own saturation makes it so)")
 
 for _id, _source, _target, _paper, _note in ACTIVATION_PAIRS:
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id, level="graph", category=CATEGORY, from_paper=_paper,
         description=f"Replace a {NAMES[_source]} activation with a {NAMES[_target]}"
                     + (f" ({_note})." if _note else "."),
@@ -278,7 +281,7 @@ for _id, _source, _target, _paper, _note in ACTIVATION_PAIRS:
                  f"skipped when x is not floating point" + _QUANTIZED + ".",
         implementation=ReplaceActivation(_source, _target)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="activation_remove", level="graph", category=CATEGORY, from_paper=False,
     description="Remove an activation layer: its operand passes through unchanged.",
     finds="Every activation layer of the kinds " + ", ".join(KINDS) + ", in every form the "
@@ -289,7 +292,7 @@ register(OperatorSpec(
              "quantize's saturation is the activation.",
     implementation=RemoveActivation()))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="clip_bounds_change", level="graph", category=CATEGORY, from_paper=False,
     description="Change the bounds of a clamping activation (by default clip(0, 6) becomes "
                 "clip(0, inf)).",
@@ -305,7 +308,7 @@ register(OperatorSpec(
     implementation=ChangeClipBounds()))
 
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="max_pool_to_avg_pool", level="graph", category=CATEGORY, from_paper=False,
     description="Replace a max pooling layer with an average pooling layer of the same "
                 "window.",
@@ -320,7 +323,7 @@ register(OperatorSpec(
                   "'true' or 'false'", choices=("keep", "true", "false")),),
     implementation=ReplaceOp({f"relax.nn.max_pool{r}": _pool("avg") for r in _RANKS})))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="avg_pool_to_max_pool", level="graph", category=CATEGORY, from_paper=False,
     description="Replace an average pooling layer with a max pooling layer of the same "
                 "window.",

@@ -24,9 +24,12 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import GenericConst
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from ..kernel_operators.params import PositiveFloat, PositiveInt
 from .base import GraphOperator, calls_to, is_float, static_shape, tensor_dtype
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Quantization Parameters"
 _QDQ = ("relax.quantize", "relax.dequantize")
@@ -148,7 +151,7 @@ _DELTA = Param("delta", 0.1, PositiveFloat, "relative change of the scale (0.1: 
 _K = Param("k", 1, PositiveInt, "how many integer steps the zero point moves")
 
 for _id, _sign in (("quant_scale_inc", 1), ("quant_scale_dec", -1)):
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id, level="graph", category=CATEGORY, from_paper=False,
         description=f"Multiply a quantization scale by 1 {'+' if _sign > 0 else '-'} delta.",
         finds=_FINDS.format(what="scale"),
@@ -157,7 +160,7 @@ for _id, _sign in (("quant_scale_inc", 1), ("quant_scale_dec", -1)):
         params=(_DELTA,), implementation=ScaleChange(_sign)))
 
 for _id, _sign in (("quant_zero_point_inc", 1), ("quant_zero_point_dec", -1)):
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id, level="graph", category=CATEGORY, from_paper=False,
         description=f"{'Raise' if _sign > 0 else 'Lower'} a quantization zero point by k.",
         finds=_FINDS.format(what="zero point"),
@@ -165,7 +168,7 @@ for _id, _sign in (("quant_zero_point_inc", 1), ("quant_zero_point_dec", -1)):
                  "saturated to its integer type (skipped when already at the limit).",
         params=(_K,), implementation=ZeroPointShift(_sign)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="quant_round_toward_zero", level="graph", category=CATEGORY, from_paper=False,
     description="Quantize by rounding toward zero instead of to nearest.",
     finds="Calls to relax.quantize of a floating-point operand (TFLite: every quantized "

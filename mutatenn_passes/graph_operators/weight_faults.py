@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from ..kernel_operators.params import IndexOrRandom, NonNegativeInt
 from .layers import replace_constant
 from .weights import LayerOperator, SkipLayer, weight_tensor
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Hardware Faults"
 
@@ -48,7 +51,7 @@ class WeightBitFlip(LayerOperator):
             f"{flipped[element].item()!r}")
 
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="weight_bit_flip", level="graph", category=CATEGORY, from_paper=False,
     description="Flip one bit of one stored weight of a conv2d or dense layer.",
     finds="Layers: relax.nn.conv2d and dense relax.matmul whose weight is a constant reached "

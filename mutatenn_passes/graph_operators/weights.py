@@ -26,11 +26,14 @@ import numpy as np
 import tvm
 
 from ..errors import OperatorError
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from ..kernel_operators.params import Fraction, IndexOrRandom, NonNegativeInt, PositiveFloat
 from .base import (GraphOperator, check_well_formed, relax_functions, static_shape,
                    tensor_dtype)
 from .layers import BindingValueRewriter, Layer, StoredTensor, layers, replace_constant
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Weights"
 
@@ -326,7 +329,7 @@ _OPERATORS = (
 )
 
 for _id, _name, _impl, _description, _rewrites, _params in _OPERATORS:
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id, level="graph", category=CATEGORY, from_paper=False, description=_description,
         finds=_FINDS, rewrites=_rewrites + ("" if _name == "LD" else _SKIPPED),
         params=_params, implementation=_impl))

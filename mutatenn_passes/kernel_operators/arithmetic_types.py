@@ -15,10 +15,13 @@ from __future__ import annotations
 import tvm
 from tvm import tirx
 
-from ..registry import OperatorSpec, register
+from ..operator_spec import OperatorSpec
 from ..selection import Site
 from . import native
 from .base import count_in_kernel, kernels, site_id, site_position
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Arithmetic Types"
 
@@ -74,7 +77,7 @@ _TYPES = (
 )
 
 for _id, _dtype, _paper, _loss in _TYPES:
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id,
         level="kernel", category=CATEGORY,
         description=f"a float32 store round-trips through {_dtype}: {_loss}",

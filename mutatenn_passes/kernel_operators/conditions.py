@@ -30,10 +30,13 @@ import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.ir import prim
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from .base import (KernelOperatorBase, SiteScan, SkipSite, count_in_kernel, kernels,
                    map_kernel)
 from .params import NonZeroFloat
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Conditional Statements"
 
@@ -249,7 +252,7 @@ _WHERE = ("in the condition of an IfThenElse statement, if_then_else call, Selec
           "block predicate")
 
 for _id, _matched, _replacement, _paper, _doc in _SWAPS:
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id, level="kernel", category=CATEGORY, description=_doc,
         finds=f"each '{_SYMBOL[_matched]}' comparison node {_WHERE}, as written in the IR "
               "(no mirroring of a > b into b < a)",
@@ -257,7 +260,7 @@ for _id, _matched, _replacement, _paper, _doc in _SWAPS:
         from_paper=_paper, implementation=ComparisonSwap(_matched, _replacement),
         params=(KINDS_PARAM,)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="cond_threshold", level="kernel", category=CATEGORY,
     description="a < b becomes a < b + c: move a comparison's threshold by a constant",
     finds=f"each '<' comparison node {_WHERE}",
@@ -269,7 +272,7 @@ register(OperatorSpec(
             Param("action", "add", str, "add or subtract the constant", ("add", "subtract")),
             KINDS_PARAM)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="cond_negate", level="kernel", category=CATEGORY,
     description="c becomes not c: take the other branch of a condition",
     finds="each non-constant condition of an IfThenElse statement, if_then_else call, Select "

@@ -32,10 +32,13 @@ from tvm import tirx
 from tvm.ir import prim
 from tvm.ir.expr import TensorLoad  # what tirx.BufferLoad builds in TVM 0.27
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from .base import KernelOperatorBase, SkipSite, count_in_kernel, kernels, map_kernel
 from .params import IndexOrRandom, NonNegativeInt
 from .stores import describe_store
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Hardware Faults"
 
@@ -212,7 +215,7 @@ _FAULTS = (
 )
 
 for _id, _kind, _expr, _default, _doc in _FAULTS:
-    register(OperatorSpec(
+    OPERATORS.append(OperatorSpec(
         id=_id, level="kernel", category=CATEGORY, description=_doc,
         finds="each BufferStore of an integer or float value (scalar or vector) in kernel code"
               + ("; reduction updates (the value reads the element written) are listed and "

@@ -29,9 +29,12 @@ import tvm_ffi
 from tvm import tirx
 from tvm.ir import prim
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from .base import KernelOperatorBase, SkipSite, count_in_kernel, kernels, map_kernel
 from .params import NonZeroInt, PositiveInt
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Kernel Variables & Stores"
 THREAD_EXTENT = "thread_extent"
@@ -235,28 +238,28 @@ def _relaunch(func, launches: dict):
 
 _AMOUNT = Param("amount", 1, PositiveInt, "how many iterations the bound moves by (at least 1)")
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="loop_extent_dec", level="kernel", category=CATEGORY,
     description="a loop runs amount fewer iterations (its last ones)",
     finds="each For loop in kernel code except GPU thread bindings",
     rewrites="extent into extent - amount (skipped when the loop has fewer iterations)",
     from_paper=True, implementation=ExtentDec(), params=(_AMOUNT,)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="loop_extent_inc", level="kernel", category=CATEGORY,
     description="a loop runs amount more iterations, past its end",
     finds="each For loop in kernel code except GPU thread bindings",
     rewrites="extent into extent + amount (reads/writes past the end; may crash when run)",
     from_paper=True, implementation=ExtentInc(), params=(_AMOUNT,)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="loop_min_inc", level="kernel", category=CATEGORY,
     description="a loop starts amount iterations late and ends where it did",
     finds="each For loop in kernel code except GPU thread bindings",
     rewrites="min into min + amount and extent into extent - amount",
     from_paper=True, implementation=MinInc(), params=(_AMOUNT,)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="thread_extent_change", level="kernel", category=CATEGORY,
     description="a GPU kernel launches delta more (or fewer) blocks or threads in one dimension",
     finds="each thread_extent attribute of a device kernel (CUDA builds, lowered phase only)",

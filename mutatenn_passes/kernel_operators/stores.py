@@ -24,9 +24,12 @@ from __future__ import annotations
 from tvm import tirx
 from tvm.ir import prim
 
-from ..registry import OperatorSpec, Param, register
+from ..operator_spec import OperatorSpec, Param
 from .base import KernelOperatorBase, count_in_kernel, kernels, map_kernel
 from .params import PositiveFloat
+
+#: This module's operators, read by the catalogue (`registry.operator_modules`).
+OPERATORS: list[OperatorSpec] = []
 
 CATEGORY = "Kernel Variables & Stores"
 
@@ -95,7 +98,7 @@ class MulEpsilon(_StorePerturbation):
 
 _EPS_DOC = "the perturbation; the effective one is never below one ulp of the stored value"
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="store_sub_epsilon", level="kernel", category=CATEGORY,
     description="x is stored as x - eps (at least one ulp below x)",
     finds="each BufferStore of a float value (scalar or vector) in kernel code",
@@ -103,7 +106,7 @@ register(OperatorSpec(
     from_paper=True, implementation=SubEpsilon(),
     params=(Param("epsilon", 1e-8, PositiveFloat, _EPS_DOC),)))
 
-register(OperatorSpec(
+OPERATORS.append(OperatorSpec(
     id="store_mul_epsilon", level="kernel", category=CATEGORY,
     description="x is stored as x * (1 + eps) (at least one ulp away from x unless x is 0)",
     finds="each BufferStore of a float value (scalar or vector) in kernel code",

@@ -1,0 +1,59 @@
+"""A mutant's definition as plain data, and the one place it becomes a mutation pass again.
+
+Planning applies each mutation to the IR and records the definition (operator, level, phase,
+kernel filter, parameters, site indices) with the hash of the IR it made. A worker, in another
+process, rebuilds the pass from that definition (`MutantDefinition.to_pass`), builds the mutant,
+and checks that the IR it built hashes as planned (`MutantDefinition.ir_matches`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import tvm
+
+
+def ir_hash(mod: tvm.IRModule) -> str:
+    """The structural hash of a module as 16 hex digits (what planning records)."""
+    import tvm_ffi
+
+    return f"{tvm_ffi.structural_hash(mod):016x}"
+
+
+@dataclass(frozen=True)
+class MutantDefinition:
+    """What reproduces one mutant: the arguments of `mutation` (picklable)."""
+
+    operator: str
+    level: str  # "graph" or "kernel"
+    phase: str | None  # kernel level: where in the TIR pipeline; None for graph level
+    kernels: str | None
+    params: dict = field(default_factory=dict)
+    site_indices: tuple[int, ...] = ()
+
+    @classmethod
+    def of_task_row(cls, row: dict) -> MutantDefinition:
+        """The definition of a mutant task as `store.Store.tasks` returns it."""
+        return cls(operator=row["operator"], level=row["level"], phase=row["phase"] or None,
+                   kernels=row["kernels"], params=dict(row["params"] or {}),
+                   site_indices=tuple(row["site_indices"]))
+
+    def to_pass(self) -> tvm.transform.ModulePass:
+        from ...mutation import mutation
+
+        return mutation(self.operator, sites=list(self.site_indices), kernels=self.kernels,
+                        phase=self.phase, **self.params)
+
+    def build_arguments(self) -> dict:
+        """The pass as `build` / `build_incremental` take it (``relax_passes`` for graph
+        level, ``tir_passes`` for kernel level)."""
+        return {"relax_passes" if self.level == "graph" else "tir_passes": [self.to_pass()]}
+
+    def ir_matches(self, record, expected: str) -> bool | None:
+        """Whether the build ``record`` holds mutated IR hashing to ``expected`` (None when
+        there is nothing to compare)."""
+        mutated = record.relax_input if self.level == "graph" \
+            else record.tir.get(self.phase or "s_tir")
+        if not expected or mutated is None:
+            return None
+        return ir_hash(mutated) == expected
