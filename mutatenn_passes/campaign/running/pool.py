@@ -34,7 +34,7 @@ class WorkerProcess:
         self.wid = wid
         self.log_path = log_dir / f"worker-{wid}.log"
         parent, child = mp.Pipe(duplex=True)
-        package_root = str(Path(__file__).resolve().parents[2])
+        package_root = str(Path(__file__).resolve().parents[3])  # holds mutatenn_passes
         env = dict(os.environ, **SINGLE_THREAD_ENV, TVM_NUM_THREADS=str(threads))
         # The worker must import this very package: `python -c` puts the working directory
         # first on sys.path, and a source checkout there (without the built C++ extension)
