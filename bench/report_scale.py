@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 # The synthetic store and the tiny campaign it plans are the checkout's (bench/, tests/), not
-# the installed package's.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# the installed package's; appended, so mutatenn_passes is still the installed one.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from bench.synthetic_store import fill_store, planned_examples  # noqa: E402
 

@@ -33,8 +33,18 @@ def missing(what: str) -> None:
 def load_cases(folder: str, name: str):
     """Import ``tests/<folder>/<name>.py``, registered in sys.modules as ``<folder>_<name>``
     (TVMScript reads the source of the functions it parses, so the module must be real)."""
-    path = Path(__file__).parent / folder / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", path)
+    return _load(Path(__file__).parent / folder / f"{name}.py", f"{folder}_{name}")
+
+
+def load_bench(name: str):
+    """Import ``bench/<name>.py`` by its path (the benches are scripts, not a package on
+    sys.path), registered in sys.modules as ``bench_<name>``."""
+    return _load(Path(__file__).resolve().parent.parent / "bench" / f"{name}.py",
+                 f"bench_{name}")
+
+
+def _load(path: Path, module_name: str):
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

@@ -26,8 +26,9 @@ from pathlib import Path
 from mutatenn_passes.campaign.scoring.analysis import analyse
 from mutatenn_passes.campaign.scoring.report import regenerate
 from mutatenn_passes.campaign.scoring.report_rows import json_safe
-from bench.synthetic_store import fill_store
-from tests.conftest import missing
+from tests.conftest import load_bench, missing
+
+fill_store = load_bench("synthetic_store").fill_store
 
 SNAPSHOT = Path(__file__).parent / "data" / "analysis_snapshot.json.gz"
 
