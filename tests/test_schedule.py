@@ -17,6 +17,7 @@ from mutatenn_passes.kernel_ir import kernel_module, tir_part
 from mutatenn_passes.mutation import find_sites
 from mutatenn_passes.registry import CATEGORIES, operators
 from mutatenn_passes.schedule import default_rules, scheduled_cpu_pipeline
+from mutatenn_passes.schedule.rules.common import VectorUnit
 from mutatenn_passes.targets import parse_profile
 
 TARGET = "llvm-x86-64"
@@ -130,6 +131,35 @@ def test_conv2d_vectorizes_output_channels_of_packed_weights(default_model):
     tvm_ffi.structural_walk(sch.mod["main"].body, (tirx.For, lambda loop: vector_loops.append(
         loop.loop_var.name) if loop.kind == tirx.ForKind.VECTORIZED else None))
     assert any(v.startswith("ff") for v in vector_loops), vector_loops
+
+
+def test_conv2d_register_tile_leaves_registers_for_weights_and_input(default_model):
+    """A 1x1 convolution at 28x28: the copy TVM emits as ``pad_temp`` is inlined, and the
+    register tile (unrolled pixels x vectors of channels) leaves a register for each weight
+    vector and one for the broadcast input, so LLVM need not spill accumulators (28 pixels:
+    a tile of 4, not 7); the values stay the unscheduled kernel's."""
+    kernels = _unscheduled_kernels(default_model)
+    name = next(n for n in kernels if n.startswith("fused_conv2d3_"))
+    func = kernels[name]
+    assert "T.Buffer((T.int64(1), T.int64(1), T.int64(28), T.int64(112))" in func.script()
+    assert 'T.sblock("pad_temp")' in func.script()
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+    assert 'T.sblock("pad_temp")' not in scheduled.script()
+    unit = VectorUnit.of(target)
+    loops = {}
+    tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: loops.setdefault(
+        loop.kind, []).append(int(loop.extent))))
+    vectors = max(loops[tirx.ForKind.VECTORIZED]) // unit.lanes
+    pixels = max(loops[tirx.ForKind.UNROLLED])
+    assert pixels >= 4 and pixels * vectors + vectors + 1 <= unit.registers, (pixels, vectors)
+    inputs = _random_inputs(func, seed=3)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
 @pytest.fixture(scope="module")
