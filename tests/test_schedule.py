@@ -133,6 +133,42 @@ def test_conv2d_vectorizes_output_channels_of_packed_weights(default_model):
     assert any(v.startswith("ff") for v in vector_loops), vector_loops
 
 
+def _register_tiles(func) -> set:
+    """{(unrolled extent, vector extent)} of the unrolled loops directly around a vector
+    loop: the register tiles (accumulators' initialisation and update)."""
+    tiles = set()
+
+    def visit(loop):
+        if loop.kind == tirx.ForKind.UNROLLED and isinstance(loop.body, tirx.For) and \
+                loop.body.kind == tirx.ForKind.VECTORIZED:
+            tiles.add((int(loop.extent), int(loop.body.extent)))
+
+    tvm_ffi.structural_walk(func.body, (tirx.For, visit))
+    return tiles
+
+
+def test_conv2d_unrolls_its_innermost_reduction_loop(fixture_model):
+    """The quantized fixture's 1x1 convolutions over 16 or more input channels (NHWC, packed
+    HWIO weights): the innermost reduction loop (input channels) is unrolled by 8 around the
+    register tile, and the requantized values stay the unscheduled ones (within one step)."""
+    kernels = _unscheduled_kernels(fixture_model)
+    name = next(n for n in kernels if n.startswith("fused_conv2d4_"))
+    func = kernels[name]
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+    unrolled = []
+    tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: unrolled.append(
+        (loop.loop_var.name, int(loop.extent))) if loop.kind == tirx.ForKind.UNROLLED else None))
+    assert ("rc_1", 8) in unrolled, unrolled
+    inputs = _random_inputs(func, seed=4)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    assert np.abs(actual.astype(np.int64) - expected).max() <= 1
+
+
 def test_conv2d_register_tile_leaves_registers_for_weights_and_input(default_model):
     """A 1x1 convolution at 28x28: the copy TVM emits as ``pad_temp`` is inlined, and the
     register tile (unrolled pixels x vectors of channels) leaves a register for each weight
@@ -150,11 +186,8 @@ def test_conv2d_register_tile_leaves_registers_for_weights_and_input(default_mod
     scheduled = sch.mod["main"]
     assert 'T.sblock("pad_temp")' not in scheduled.script()
     unit = VectorUnit.of(target)
-    loops = {}
-    tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: loops.setdefault(
-        loop.kind, []).append(int(loop.extent))))
-    vectors = max(loops[tirx.ForKind.VECTORIZED]) // unit.lanes
-    pixels = max(loops[tirx.ForKind.UNROLLED])
+    ((pixels, lanes),) = _register_tiles(scheduled)
+    vectors = lanes // unit.lanes
     assert pixels >= 4 and pixels * vectors + vectors + 1 <= unit.registers, (pixels, vectors)
     inputs = _random_inputs(func, seed=3)
     expected = _run(func, target, [a.copy() for a in inputs])

@@ -202,7 +202,8 @@ def weight_order(block, reduce_: list[int], vector_axis: int) -> list[int]:
 
 
 def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
-                  register_axis: int | None, unit: VectorUnit, channel_axis: int | None = None):
+                  register_axis: int | None, unit: VectorUnit, channel_axis: int | None = None,
+                  unroll_reduction: int = 1):
     """Tile the reduction block so that a block of outputs stays in vector registers.
 
     The ``vector_axis`` tile (one or two vectors) is vectorized, the ``register_axis`` tile
@@ -212,7 +213,8 @@ def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
     weights is read once from memory and reused from cache by every pixel; the tile loops are
     fused and run in parallel. The epilogue is computed per tile, vectorized on
     its innermost (contiguous) axis, and the accumulators' initialisation is split from the
-    update (``decompose_reduction``).
+    update (``decompose_reduction``). ``unroll_reduction`` > 1 unrolls the innermost reduction
+    loop by that factor where it divides the loop.
     """
     spatial, reduce_ = red.axes(sch)
     accumulate_in_registers(sch, red, vector_axis, register_axis)
@@ -248,3 +250,8 @@ def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
         if int(sch.get(last).extent) > 1:
             unit.vectorize(sch, last)
     sch.decompose_reduction(red.block, reductions[0])
+    if unroll_reduction > 1:
+        innermost = sch.get_loops(red.block)[-len(inner) - 1]
+        extent = int(sch.get(innermost).extent)
+        if extent > unroll_reduction and extent % unroll_reduction == 0:
+            sch.unroll(sch.split(innermost, [None, unroll_reduction])[1])
