@@ -147,6 +147,26 @@ def _register_tiles(func) -> set:
     return tiles
 
 
+def test_pool_reads_its_padding_inline(default_model):
+    """ShuffleNet's padded 3x3/2 max pooling: no padded copy of the input (``pad_temp``) is
+    written first, the window loops check the bounds; parallel, vectorized, and the values
+    (border windows included) stay the unscheduled kernel's."""
+    kernels = _unscheduled_kernels(default_model)
+    func = kernels["max_pool2d"]
+    assert 'T.sblock("pad_temp")' in func.script()
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Pool"
+    scheduled = sch.mod["main"]
+    assert 'T.sblock("pad_temp")' not in scheduled.script()
+    assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
+    inputs = _random_inputs(func, seed=5)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    np.testing.assert_array_equal(actual, expected)
+
+
 def test_conv2d_unrolls_its_innermost_reduction_loop(fixture_model):
     """The quantized fixture's 1x1 convolutions over 16 or more input channels (NHWC, packed
     HWIO weights): the innermost reduction loop (input channels) is unrolled by 8 around the

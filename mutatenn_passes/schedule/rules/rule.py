@@ -61,6 +61,11 @@ class ReductionRule(CPURule):
     def tile(self, sch: s_tir.Schedule, red: ReductionBlock, plan, unit: VectorUnit) -> None:
         raise NotImplementedError
 
+    def inline_prologue(self, sch: s_tir.Schedule, block) -> bool:
+        """Whether the injective ``block`` before the reduction is inlined into it rather than
+        scheduled as elementwise code of its own: a mere copy is (`is_copy`)."""
+        return is_copy(sch, block)
+
     def schedule(self, sch, blocks, target) -> bool:
         red = ReductionBlock.split(sch, blocks)
         plan = None if red is None else self.match(sch, red)
@@ -68,7 +73,7 @@ class ReductionRule(CPURule):
             return False
         unit = VectorUnit.of(target, sch.get(red.block).writes[0].source.dtype.bits)
         for producer in red.prologue:
-            if is_copy(sch, producer):
+            if self.inline_prologue(sch, producer):
                 sch.compute_inline(producer)
             else:
                 parallel_vectorize(sch, producer, unit)
