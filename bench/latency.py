@@ -17,6 +17,12 @@ inter-op thread) for ONNX Runtime. Each row gives min / median / max of ``--runs
 calls of each, the ratio of the medians and the range of the per-pair ratios; the header
 states the CPU, its vector ISA and the load average before and after.
 
+``--also-threads N`` also times TVM on a pool of N threads, interleaved with the others: TVM
+sizes its pool once per calling thread, so those calls run in a second Python thread whose
+pool was created with ``TVM_NUM_THREADS=N``. ``--also-threads 1`` on a 2-core x86-64 machine
+without SMT shows what a user got before `mutatenn_passes.threads` (TVM's own default is half
+the logical CPUs).
+
 ``--naive`` also builds each profile's ``-naive`` twin (``schedule = "none"``, TVM 0.27's
 default CPU build) and times it on the photographs once each (its seconds per image make
 more runs pointless); the build-time ratio scheduled / naive needs it.
@@ -130,6 +136,8 @@ def main() -> None:
                         help="threads for TVM and ONNX Runtime (default: the physical cores)")
     parser.add_argument("--pause-ms", type=float, default=20.0,
                         help="pause after each call (default: %(default)s)")
+    parser.add_argument("--also-threads", type=int, default=None,
+                        help="also time TVM on a pool of this many threads")
     parser.add_argument("--naive", action="store_true",
                         help="also build and time each profile's -naive twin")
     args = parser.parse_args()
@@ -139,6 +147,16 @@ def main() -> None:
     from mutatenn_passes.threads import physical_cores
 
     threads = args.threads or physical_cores()
+    other_pool = None
+    if args.also_threads:
+        import concurrent.futures
+
+        import tvm
+
+        other_pool = concurrent.futures.ThreadPoolExecutor(1)
+        os.environ["TVM_NUM_THREADS"] = str(args.also_threads)
+        size = other_pool.submit(tvm.get_global_func("runtime.NumThreads")).result()
+        assert size == args.also_threads, size
     os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM creates its pool
 
     import mutatenn_passes as mn
@@ -165,6 +183,8 @@ def main() -> None:
                 continue
             sched_build, artifact = built(model, scheduled)
             calls = {"tvm": lambda x: artifact.run_array(x)}
+            if other_pool is not None:
+                calls["tvm_other"] = lambda x: other_pool.submit(artifact.run_array, x).result()
             if ort_run is not None:
                 calls["ort"] = ort_run
             times = interleaved(calls, batch, args.runs, args.warmup, args.pause_ms / 1000)
@@ -173,10 +193,13 @@ def main() -> None:
                 naive_build, naive = built(model, mn.get_profile(f"{target}-naive"))
                 naive_ms = statistics.median(naive.run_array(batch)[1])
             row = dict(model=name, target=target, tvm=times["tvm"], ort=times.get("ort"),
-                       build=sched_build, naive_build=naive_build, naive_ms=naive_ms)
+                       other=times.get("tvm_other"), build=sched_build,
+                       naive_build=naive_build, naive_ms=naive_ms)
             rows.append(row)
             print(f"{name} {target}: TVM {spread(times['tvm'])} ms (build {sched_build:.1f} s)"
                   + (f", ONNX Runtime {spread(times['ort'])} ms" if "ort" in times else "")
+                  + (f", TVM on {args.also_threads} thread(s) {spread(times['tvm_other'])} ms"
+                     if other_pool is not None else "")
                   + (f", naive {naive_ms:.0f} ms (build {naive_build:.1f} s)"
                      if args.naive else ""), flush=True)
 
@@ -186,6 +209,8 @@ def main() -> None:
           f"after {args.warmup} warm-up runs; ms as min / median / max")
     header = ["model", "target", "TVM ms", "ORT ms", "TVM/ORT (medians)",
               "TVM/ORT per pair (min-max)", "build s"]
+    if other_pool is not None:
+        header += [f"TVM {args.also_threads} thread(s) ms", "its /ORT (medians)"]
     if args.naive:
         header += ["naive ms", "naive build s", "build / naive"]
     print("| " + " | ".join(header) + " |")
@@ -200,6 +225,10 @@ def main() -> None:
             ratio = pair = "-"
         cells = [row["model"], row["target"], spread(tvm_ms),
                  spread(ort_ms) if ort_ms else "-", ratio, pair, f"{row['build']:.1f}"]
+        if other_pool is not None:
+            other = row["other"]
+            cells += [spread(other), f"{statistics.median(other) / statistics.median(ort_ms):.2f}x"
+                      if ort_ms else "-"]
         if args.naive:
             cells += [f"{row['naive_ms']:.0f}", f"{row['naive_build']:.1f}",
                       f"{row['build'] / row['naive_build']:.2f}x"]
