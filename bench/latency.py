@@ -8,32 +8,14 @@ For each model and each scheduled CPU profile that runs here, builds the model w
 profile (``schedule = "default"``) and times it against ONNX Runtime on the same
 preprocessed photographs, one image per call as a user runs them (``Artifact.run_array`` on
 one image; ``InferenceSession.run`` on one image). The two are **interleaved** (TVM, ORT,
-TVM, ORT, ...) after ``--warmup`` calls each, so a change in the machine's load hits both
-alike; each call is followed by a short pause so that neither runtime's spinning worker
-threads steal the cores from the other's next call. Both run on ``--threads`` threads
-(default: this process's physical cores, what `mutatenn_passes.threads` gives a plain
-``build()`` then ``run()``): ``TVM_NUM_THREADS`` for TVM, ``intra_op_num_threads`` (and one
-inter-op thread) for ONNX Runtime. Each row gives min / median / max of ``--runs`` timed
-calls of each, the ratio of the medians, the range of the per-pair ratios and the ratio of
-the minima (on a machine shared with other work, other processes only ever add time to a
-call, so each runtime's fastest call is the one least disturbed); the header states the CPU,
-its vector ISA and the load average before and after.
+TVM, ORT, ...) after ``--warmup`` turns each, so a change in the machine's load hits both
+alike. A turn is an untimed call then a timed one, then a pause (``--pause-ms``): the timed
+call finds the runtime's threads awake, as running images back to back does, and the pause
+lets them go idle before the other runtime's turn (TVM's pool workers poll for work for a while
+after each call, ``TVM_THREAD_POOL_SPIN_COUNT``; ONNX Runtime's threads spin too). Even
+so, ONNX Runtime's own times are bimodal here: ShuffleNet alone in a process ran 7.9-8.6 ms
+back to back and 3.3 ms at best with pauses; SqueezeNet a steady 2.8 ms.
 
-``--also-threads N`` also times TVM on a pool of N threads, interleaved with the others: TVM
-sizes its pool once per calling thread, so those calls run in a second Python thread whose
-pool was created with ``TVM_NUM_THREADS=N``. ``--also-threads 1`` on a 2-core x86-64 machine
-without SMT shows what a user got before `mutatenn_passes.threads` (TVM's own default is half
-the logical CPUs).
-
-``--naive`` also builds each profile's ``-naive`` twin (``schedule = "none"``, TVM 0.27's
-default CPU build) and times it on the photographs once each (its seconds per image make
-more runs pointless); the build-time ratio scheduled / naive needs it.
-
-Models: ``default`` is the embedded ShuffleNet; ``squeezenet`` and ``resnet50`` are the model
-zoo architectures that ship inside the ``onnx`` wheel (their weights are constants, so their
-outputs say nothing, but their kernels are the real ones); ``mobilenet`` is the quantized
-MobileNet fixture in ``../shared/fixtures`` (skipped when that folder is absent; no ONNX
-Runtime figure).
 """
 
 from __future__ import annotations
@@ -84,11 +66,15 @@ def spread(times: list[float]) -> str:
 
 def interleaved(calls: dict, batch, runs: int, warmup: int, pause_s: float) -> dict:
     """{name: [ms of each timed call]}: the ``calls`` take turns on the same image, one image
-    per call, cycling through ``batch``."""
+    per call, cycling through ``batch``. Each turn is an untimed call then a timed one (the
+    runtime's threads awake, as when a user runs images back to back), then a pause in which
+    its threads go idle before the other runtime's turn: TVM's pool workers keep polling for
+    work (a ``sched_yield`` loop) for a while after each call, and ONNX Runtime's spin too."""
     times = {name: [] for name in calls}
     for i in range(warmup + runs):
         x = batch[i % len(batch)][None]
         for name, call in calls.items():
+            call(x)
             start = time.perf_counter()
             call(x)
             elapsed = (time.perf_counter() - start) * 1000.0
@@ -136,8 +122,8 @@ def main() -> None:
                         help="untimed calls of each first (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for TVM and ONNX Runtime (default: the physical cores)")
-    parser.add_argument("--pause-ms", type=float, default=20.0,
-                        help="pause after each call (default: %(default)s)")
+    parser.add_argument("--pause-ms", type=float, default=300.0,
+                        help="pause after each turn (default: %(default)s)")
     parser.add_argument("--also-threads", type=int, default=None,
                         help="also time TVM on a pool of this many threads")
     parser.add_argument("--naive", action="store_true",
