@@ -147,6 +147,36 @@ def _register_tiles(func) -> set:
     return tiles
 
 
+def test_conv2d_on_a_13_wide_output_takes_one_vector_of_13_pixels(tmp_path):
+    """13 has no divisor from 2 to 12: two vectors of output channels would leave a tile of one
+    pixel (two accumulators), so the tile is one vector of channels and 13 pixels, and the
+    values stay the unscheduled kernel's (SqueezeNet's last stage is 13 x 13)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(6).standard_normal((32, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "conv13",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 13, 13])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 13, 13])],
+        initializer=[numpy_helper.from_array(weight, "w")])
+    path = tmp_path / "conv13.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    kernels = _unscheduled_kernels(mn.load_model(path))
+    name = next(n for n in kernels if "conv2d" in n)
+    func = kernels[name]
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+    assert _register_tiles(scheduled) == {(13, VectorUnit.of(target).lanes)}
+    inputs = _random_inputs(func, seed=6)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
+
+
 def test_pool_reads_its_padding_inline(default_model):
     """ShuffleNet's padded 3x3/2 max pooling: no padded copy of the input (``pad_temp``) is
     written first, the window loops check the bounds; parallel, vectorized, and the values

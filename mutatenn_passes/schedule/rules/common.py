@@ -144,7 +144,12 @@ def tile_sizes(v_extent: int, r_extent: int | None, unit: VectorUnit) -> tuple[i
     of the axis from 4 up fits that budget (7- and 14-wide outputs), the tile takes 7 pixels
     anyway: fewer leave the FMA units waiting on too few independent accumulators, and
     2 x 2 pixels of a 14 x 14 output measured no faster overall (faster on some 1x1
-    convolutions, 1.3x slower on the 3x3 ones)."""
+    convolutions, 1.3x slower on the 3x3 ones). Where even that leaves fewer than 4 pixels
+    (13- and 27-wide outputs have no divisor from 4 to 7), the tile takes one vector and up
+    to all registers but three in pixels, if that is more than twice as many: SqueezeNet's
+    convolutions at 13 x 13 (13 pixels instead of 1) ran 2-3.6x faster, at 27 x 27 (9
+    instead of 3) 1.2x (AVX2, 1 thread); with 7 pixels to gain instead, one vector measured
+    2.3x slower on ResNet50's 3x3 convolutions, so 7-wide outputs keep two vectors."""
     v_tile = divisor_at_most(v_extent, 2 * unit.lanes)
     if v_tile % unit.lanes and v_extent >= unit.lanes:
         v_tile = divisor_at_most(v_extent, unit.lanes)
@@ -154,6 +159,10 @@ def tile_sizes(v_extent: int, r_extent: int | None, unit: VectorUnit) -> tuple[i
     r_tile = divisor_at_most(r_extent, max((unit.registers - vectors - 1) // vectors, 1))
     if r_tile < 4:
         r_tile = divisor_at_most(r_extent, max((unit.registers - 2) // vectors, 1))
+    if r_tile < 4 and vectors > 1:
+        one = divisor_at_most(r_extent, unit.registers - 3)
+        if one > 2 * r_tile:
+            return unit.lanes, one
     return v_tile, r_tile
 
 
