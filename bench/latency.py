@@ -1,19 +1,21 @@
-"""Per-image latency and build time: unscheduled vs scheduled TVM builds vs ONNX Runtime.
+"""Per-image latency and build time: scheduled TVM builds vs ONNX Runtime, measured side by side.
 
     python bench/latency.py [--models default,squeezenet,resnet50,mobilenet]
-                            [--targets llvm-avx2,llvm-avx512] [--repeat 5] [--threads 2]
+                            [--targets llvm-avx2,llvm-x86-64] [--runs 15] [--warmup 3]
+                            [--threads N] [--naive]
 
 For each model and each scheduled CPU profile that runs here, builds the model with the
-profile (``schedule = "default"``) and with its ``-naive`` twin (``schedule = "none"``, TVM
-0.27's default CPU build), times both over the default photographs, and times ONNX Runtime on
-the same preprocessed inputs for ONNX models, all in this one process, so the ratios printed
-at the end compare figures measured side by side. Build time includes the Relax lowering (and
-scheduling) and the code generation. TVM and ONNX Runtime both use ``--threads`` threads.
+profile (``schedule = "default"``) and times it against ONNX Runtime on the same
+preprocessed photographs, one image per call as a user runs them (``Artifact.run_array`` on
+one image; ``InferenceSession.run`` on one image). The two are **interleaved** (TVM, ORT,
+TVM, ORT, ...) after ``--warmup`` turns each, so a change in the machine's load hits both
+alike. A turn is an untimed call then a timed one, then a pause (``--pause-ms``): the timed
+call finds the runtime's threads awake, as running images back to back does, and the pause
+lets them go idle before the other runtime's turn (TVM's pool workers poll for work for a while
+after each call, ``TVM_THREAD_POOL_SPIN_COUNT``; ONNX Runtime's threads spin too). Even
+so, ONNX Runtime's own times are bimodal here: ShuffleNet alone in a process ran 7.9-8.6 ms
+back to back and 3.3 ms at best with pauses; SqueezeNet a steady 2.8 ms.
 
-Models: ``default`` is the embedded ShuffleNet; ``squeezenet`` and ``resnet50`` are the model
-zoo architectures that ship inside the ``onnx`` wheel (their weights are constants, so their
-outputs say nothing, but their kernels are the real ones); ``mobilenet`` is the quantized
-MobileNet fixture in ``../shared/fixtures`` (skipped when that folder is absent).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 
 MODELS = ("default", "squeezenet", "resnet50", "mobilenet")
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / \
@@ -43,21 +44,48 @@ def model_path(name: str) -> str | None:
                f"light_{name}.onnx")
 
 
-def median_ms(run, batch, repeat: int) -> float:
-    """Median per-image milliseconds of ``run(image)`` over ``repeat`` passes (after one
-    warm-up pass)."""
-    for x in batch:
-        run(x)
-    times = []
-    for _ in range(repeat):
-        for x in batch:
+def cpu_line() -> str:
+    """The CPU model and the widest vector ISA it has."""
+    from mutatenn_passes.targets import cpu_features
+
+    flags = cpu_features()
+    isa = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                         ("avx", "AVX"), ("sse2", "SSE2")) if flag in flags),
+               "unknown ISA")
+    if isa == "AVX2" and "fma" in flags:
+        isa = "AVX2+FMA"
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    return f"{model}, {isa}, {os.cpu_count()} logical CPUs"
+
+
+def spread(times: list[float]) -> str:
+    return f"{min(times):.1f} / {statistics.median(times):.1f} / {max(times):.1f}"
+
+
+def interleaved(calls: dict, batch, runs: int, warmup: int, pause_s: float) -> dict:
+    """{name: [ms of each timed call]}: the ``calls`` take turns on the same image, one image
+    per call, cycling through ``batch``. Each turn is an untimed call then a timed one (the
+    runtime's threads awake, as when a user runs images back to back), then a pause in which
+    its threads go idle before the other runtime's turn: TVM's pool workers keep polling for
+    work (a ``sched_yield`` loop) for a while after each call, and ONNX Runtime's spin too."""
+    times = {name: [] for name in calls}
+    for i in range(warmup + runs):
+        x = batch[i % len(batch)][None]
+        for name, call in calls.items():
+            call(x)
             start = time.perf_counter()
-            run(x)
-            times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+            call(x)
+            elapsed = (time.perf_counter() - start) * 1000.0
+            if i >= warmup:
+                times[name].append(elapsed)
+            time.sleep(pause_s)
+    return times
 
 
-def onnxruntime_ms(model, batch, repeat: int, threads: int) -> float | None:
+def onnxruntime_session(model, threads: int):
+    """A callable running one image on ONNX Runtime, or None for non-ONNX models."""
     if model.format != "onnx":
         return None
     import onnxruntime as ort
@@ -68,39 +96,63 @@ def onnxruntime_ms(model, batch, repeat: int, threads: int) -> float | None:
     session = ort.InferenceSession(model.source_bytes, options,
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return median_ms(lambda x: session.run(None, {name: x[None]}), batch, repeat)
+    return lambda x: session.run(None, {name: x})
 
 
-def tvm_ms(model, profile, batch, repeat: int) -> tuple[float, float]:
-    """(build seconds, median ms per image) of ``model`` built for ``profile``."""
+def built(model, profile):
+    """(build seconds, artifact) with the library loaded."""
     import mutatenn_passes as mn
 
     start = time.perf_counter()
     artifact = mn.build(model, profile)
-    artifact.run_array(batch[:1])  # loads the library
-    build_s = time.perf_counter() - start
-    return build_s, median_ms(lambda x: artifact.run_array(x[None]), batch, repeat)
+    artifact._machine()  # loads the library (an exported one for C profiles)
+    return time.perf_counter() - start, artifact
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated, from {', '.join(MODELS)} (default: all)")
-    parser.add_argument("--targets", default="llvm-x86-64,llvm-avx2,llvm-avx512",
-                        help="scheduled CPU profiles; each is paired with its -naive twin "
-                             "(default: %(default)s; those that cannot run here are skipped)")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="timed passes over the images for scheduled builds and ONNX "
-                             "Runtime; unscheduled builds get one (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="threads for TVM and ONNX Runtime (default: all cores, "
-                             "%(default)s)")
+    parser.add_argument("--targets", default="llvm-avx2,llvm-x86-64,llvm-avx512",
+                        help="scheduled CPU profiles (default: %(default)s; those that cannot "
+                             "run here are skipped)")
+    parser.add_argument("--runs", type=int, default=15,
+                        help="timed calls of each runtime, interleaved (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="untimed calls of each first (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for TVM and ONNX Runtime (default: the physical cores)")
+    parser.add_argument("--pause-ms", type=float, default=300.0,
+                        help="pause after each turn (default: %(default)s)")
+    parser.add_argument("--also-threads", type=int, default=None,
+                        help="also time TVM on a pool of this many threads")
+    parser.add_argument("--naive", action="store_true",
+                        help="also build and time each profile's -naive twin")
     args = parser.parse_args()
-    os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    if args.runs < 9:
+        parser.error("--runs must be at least 9 (a median of fewer runs does not hold still)")
+
+    from mutatenn_passes.threads import physical_cores
+
+    threads = args.threads or physical_cores()
+    other_pool = None
+    if args.also_threads:
+        import concurrent.futures
+
+        import tvm
+
+        other_pool = concurrent.futures.ThreadPoolExecutor(1)
+        os.environ["TVM_NUM_THREADS"] = str(args.also_threads)
+        size = other_pool.submit(tvm.get_global_func("runtime.NumThreads")).result()
+        assert size == args.also_threads, size
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # before TVM creates its pool
 
     import mutatenn_passes as mn
     from mutatenn_passes.images import preprocess
 
+    load_before = os.getloadavg()
+    print(f"{cpu_line()}; {threads} thread(s) each; load average "
+          f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     images = mn.default_images()
     rows = []
     for name in args.models.split(","):
@@ -110,32 +162,65 @@ def main() -> None:
             continue
         model = mn.load_model(path)
         batch = preprocess(images, model.preprocess)
-        ort_ms = onnxruntime_ms(model, batch, args.repeat, args.threads)
+        ort_run = onnxruntime_session(model, threads)
         for target in args.targets.split(","):
             scheduled = mn.get_profile(target)
-            naive = mn.get_profile(f"{target}-naive")
             ok, why = scheduled.can_run()
             if not ok:
                 print(f"{name} {target}: skipped, {why}")
                 continue
-            naive_build, naive_ms = tvm_ms(model, naive, batch, 1)
-            sched_build, sched_ms = tvm_ms(model, scheduled, batch, args.repeat)
-            rows.append((name, target, naive_build, sched_build, naive_ms, sched_ms, ort_ms))
-            print(f"{name} {target}: naive {naive_ms:.1f} ms (build {naive_build:.1f} s), "
-                  f"scheduled {sched_ms:.1f} ms (build {sched_build:.1f} s)"
-                  + (f", ONNX Runtime {ort_ms:.1f} ms" if ort_ms else ""), flush=True)
+            sched_build, artifact = built(model, scheduled)
+            calls = {"tvm": lambda x: artifact.run_array(x)}
+            if other_pool is not None:
+                calls["tvm_other"] = lambda x: other_pool.submit(artifact.run_array, x).result()
+            if ort_run is not None:
+                calls["ort"] = ort_run
+            times = interleaved(calls, batch, args.runs, args.warmup, args.pause_ms / 1000)
+            naive_build = naive_ms = None
+            if args.naive:
+                naive_build, naive = built(model, mn.get_profile(f"{target}-naive"))
+                naive_ms = statistics.median(naive.run_array(batch)[1])
+            row = dict(model=name, target=target, tvm=times["tvm"], ort=times.get("ort"),
+                       other=times.get("tvm_other"), build=sched_build,
+                       naive_build=naive_build, naive_ms=naive_ms)
+            rows.append(row)
+            print(f"{name} {target}: TVM {spread(times['tvm'])} ms (build {sched_build:.1f} s)"
+                  + (f", ONNX Runtime {spread(times['ort'])} ms" if "ort" in times else "")
+                  + (f", TVM on {args.also_threads} thread(s) {spread(times['tvm_other'])} ms"
+                     if other_pool is not None else "")
+                  + (f", naive {naive_ms:.0f} ms (build {naive_build:.1f} s)"
+                     if args.naive else ""), flush=True)
 
-    print(f"\n{os.cpu_count()} CPUs, {args.threads} thread(s), load average "
-          f"{os.getloadavg()[0]:.1f}; ms are per-image medians")
-    header = ("model", "target", "naive ms", "sched ms", "ORT ms", "naive/sched",
-              "sched/ORT", "build naive s", "build sched s", "build ratio")
+    load_after = os.getloadavg()
+    print(f"\n{cpu_line()}; {threads} thread(s) each; load average {load_before[0]:.2f} "
+          f"before, {load_after[0]:.2f} after; {args.runs} interleaved runs of one image "
+          f"after {args.warmup} warm-up runs; ms as min / median / max")
+    header = ["model", "target", "TVM ms", "ORT ms", "TVM/ORT (medians)",
+              "TVM/ORT per pair (min-max)", "TVM/ORT (minima)", "build s"]
+    if other_pool is not None:
+        header += [f"TVM {args.also_threads} thread(s) ms", "its /ORT (medians)"]
+    if args.naive:
+        header += ["naive ms", "naive build s", "build / naive"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for name, target, nb, sb, nms, sms, oms in rows:
-        cells = (name, target, f"{nms:.1f}", f"{sms:.1f}",
-                 f"{oms:.1f}" if oms else "-", f"{nms / sms:.1f}x",
-                 f"{sms / oms:.2f}x" if oms else "-", f"{nb:.1f}", f"{sb:.1f}",
-                 f"{sb / nb:.2f}x")
+    for row in rows:
+        tvm_ms, ort_ms = row["tvm"], row["ort"]
+        if ort_ms:
+            pairs = [t / o for t, o in zip(tvm_ms, ort_ms)]
+            ratio = f"**{statistics.median(tvm_ms) / statistics.median(ort_ms):.2f}x**"
+            pair = f"{min(pairs):.2f}-{max(pairs):.2f}x"
+            least = f"{min(tvm_ms) / min(ort_ms):.2f}x"
+        else:
+            ratio = pair = least = "-"
+        cells = [row["model"], row["target"], spread(tvm_ms),
+                 spread(ort_ms) if ort_ms else "-", ratio, pair, least, f"{row['build']:.1f}"]
+        if other_pool is not None:
+            other = row["other"]
+            cells += [spread(other), f"{statistics.median(other) / statistics.median(ort_ms):.2f}x"
+                      if ort_ms else "-"]
+        if args.naive:
+            cells += [f"{row['naive_ms']:.0f}", f"{row['naive_build']:.1f}",
+                      f"{row['build'] / row['naive_build']:.2f}x"]
         print("| " + " | ".join(cells) + " |")
 
 

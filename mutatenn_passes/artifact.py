@@ -1,7 +1,9 @@
 """Built models: run them on images, export them, and dump their IR and generated code.
 
 An `Artifact` is what `build()` returns. Running is lazy: the TVM virtual machine is created on
-first use, on the profile's device. TVM's C backend has no JIT, so C artifacts are exported to
+first use, on the profile's device; CPU kernels then run on one thread per physical core
+unless ``TVM_NUM_THREADS`` says otherwise (`threads.use_physical_cores`: TVM's own default is
+half the cores on x86-64). TVM's C backend has no JIT, so C artifacts are exported to
 a shared library (compiled by the system C compiler) and loaded back before running.
 """
 
@@ -21,6 +23,7 @@ from .errors import MutateNNError, TargetError
 from .images import Image, Preprocess, preprocess, resize_note
 from .model import TensorSpec
 from .targets import TargetProfile
+from .threads import use_physical_cores
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Artifact:
             ok, why = self.profile.can_run()
             if not ok:
                 raise TargetError(f"cannot run {self.profile.name} here: {why}")
+            use_physical_cores()  # before TVM creates its thread pool (see threads.py)
             runnable = self.executable
             if self.profile.kind == "c":
                 self._tmp = tempfile.TemporaryDirectory(prefix="mutatenn-c-")
@@ -199,6 +203,7 @@ def load_artifact(path: str | Path) -> Artifact:
     art = Artifact(executable=None, profile=profile, input=spec(meta["input"]),
                    output=spec(meta["output"]), preprocess=pre, labels=meta.get("labels"),
                    model_name=meta.get("model", ""))
+    use_physical_cores()
     art._vm = relax.VirtualMachine(tvm.runtime.load_module(str(path)), art.device())
     return art
 

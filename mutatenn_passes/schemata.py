@@ -29,6 +29,7 @@ from tvm import relax
 from .build import (BuildRecord, OriginalBuild, _artifact, _calling_library, _tir_pipeline,
                     mutant_kernels, tvm_error_summary)
 from .errors import BuildError
+from .threads import use_physical_cores
 
 #: The prefix TVM's ``MakePackedAPI`` gives the symbol of a function callable by name.
 PACKED_PREFIX = "__tvm_ffi_"
@@ -116,6 +117,7 @@ def _variant(original: OriginalBuild, change, index: int, library, size: int):
     record.mode = f"schema ({len(record.compiled)} kernel(s): {shown}; {size} mutants in " \
         "one library)"
     art = _artifact(original.model, original.profile, executable, record, 0.0)
+    use_physical_cores()  # as `Artifact` does before TVM's thread pool exists
     # Straight from the executable's module: it holds no kernel, only an empty host module,
     # which `Executable.jit` would export and link with the libraries it calls (LLVM code
     # generation of every kernel again) for nothing.

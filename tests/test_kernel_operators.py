@@ -259,6 +259,20 @@ def test_loop_amount_and_skip_when_a_loop_is_too_short():
     assert site.index == 1 and "runs 3 time(s)" in reason
 
 
+def test_loop_min_inc_on_a_parallel_loop_shifts_its_body_and_builds():
+    """A parallel loop must start at 0 (code generation fails otherwise, seen on a scheduled
+    kernel's fused tile loop): it runs one iteration fewer and its body reads i + 1; the
+    first row is skipped, as for a serial loop."""
+    out, report = _mutate(STORES.parallel_rows, "loop_min_inc", sites=0)
+    _assert_same(out["kernel"], STORES.parallel_rows_min_inc)
+    assert report.applied[0].description == "for i in [0, 0 + 8) (parallel)"
+    lib = tvm.compile(tvm.IRModule({"main": out["kernel"].with_attr("global_symbol", "main")}),
+                      target=mn.get_profile(TARGET).tvm_target())
+    a = tvm.runtime.tensor(np.ones((8, 4), "float32"))
+    lib["main"](a)
+    np.testing.assert_array_equal(a.numpy(), np.r_[np.ones((1, 4)), np.zeros((7, 4))])
+
+
 @pytest.mark.parametrize("op_id", ["loop_extent_dec", "loop_min_inc"])
 def test_a_vectorized_loop_keeps_one_iteration(op_id):
     """TVM cannot vectorize an empty loop, so emptying a vector loop is a mutant known not to
@@ -437,6 +451,8 @@ def test_one_site_mutants_of_every_operator_build_for_llvm(default_model, kernel
             low, extent = _loop_range(site.description)
             after = find_sites(p.spec.id, mutated)[site.index]
             d_low, d_extent = expected[p.spec.id]
+            if "(parallel)" in site.description:  # starts at 0, its body shifts (MinInc)
+                d_low = 0
             assert _loop_range(after.description) == (low + d_low, extent + d_extent)
 
 

@@ -17,6 +17,7 @@ from mutatenn_passes.kernel_ir import kernel_module, tir_part
 from mutatenn_passes.mutation import find_sites
 from mutatenn_passes.registry import CATEGORIES, operators
 from mutatenn_passes.schedule import default_rules, scheduled_cpu_pipeline
+from mutatenn_passes.schedule.rules.common import VectorUnit
 from mutatenn_passes.targets import parse_profile
 
 TARGET = "llvm-x86-64"
@@ -130,6 +131,118 @@ def test_conv2d_vectorizes_output_channels_of_packed_weights(default_model):
     tvm_ffi.structural_walk(sch.mod["main"].body, (tirx.For, lambda loop: vector_loops.append(
         loop.loop_var.name) if loop.kind == tirx.ForKind.VECTORIZED else None))
     assert any(v.startswith("ff") for v in vector_loops), vector_loops
+
+
+def _register_tiles(func) -> set:
+    """{(unrolled extent, vector extent)} of the unrolled loops directly around a vector
+    loop: the register tiles (accumulators' initialisation and update)."""
+    tiles = set()
+
+    def visit(loop):
+        if loop.kind == tirx.ForKind.UNROLLED and isinstance(loop.body, tirx.For) and \
+                loop.body.kind == tirx.ForKind.VECTORIZED:
+            tiles.add((int(loop.extent), int(loop.body.extent)))
+
+    tvm_ffi.structural_walk(func.body, (tirx.For, visit))
+    return tiles
+
+
+def test_conv2d_on_a_13_wide_output_takes_one_vector_of_13_pixels(tmp_path):
+    """13 has no divisor from 2 to 12: two vectors of output channels would leave a tile of one
+    pixel (two accumulators), so the tile is one vector of channels and 13 pixels, and the
+    values stay the unscheduled kernel's (SqueezeNet's last stage is 13 x 13)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(6).standard_normal((32, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "conv13",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 13, 13])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 13, 13])],
+        initializer=[numpy_helper.from_array(weight, "w")])
+    path = tmp_path / "conv13.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    kernels = _unscheduled_kernels(mn.load_model(path))
+    name = next(n for n in kernels if "conv2d" in n)
+    func = kernels[name]
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+    assert _register_tiles(scheduled) == {(13, VectorUnit.of(target).lanes)}
+    inputs = _random_inputs(func, seed=6)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
+
+
+def test_pool_reads_its_padding_inline(default_model):
+    """ShuffleNet's padded 3x3/2 max pooling: no padded copy of the input (``pad_temp``) is
+    written first, the window loops check the bounds; parallel, vectorized, and the values
+    (border windows included) stay the unscheduled kernel's."""
+    kernels = _unscheduled_kernels(default_model)
+    func = kernels["max_pool2d"]
+    assert 'T.sblock("pad_temp")' in func.script()
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Pool"
+    scheduled = sch.mod["main"]
+    assert 'T.sblock("pad_temp")' not in scheduled.script()
+    assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
+    inputs = _random_inputs(func, seed=5)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_conv2d_unrolls_its_innermost_reduction_loop(fixture_model):
+    """The quantized fixture's 1x1 convolutions over 16 or more input channels (NHWC, packed
+    HWIO weights): the innermost reduction loop (input channels) is unrolled by 8 around the
+    register tile, and the requantized values stay the unscheduled ones (within one step)."""
+    kernels = _unscheduled_kernels(fixture_model)
+    name = next(n for n in kernels if n.startswith("fused_conv2d4_"))
+    func = kernels[name]
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+    unrolled = []
+    tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: unrolled.append(
+        (loop.loop_var.name, int(loop.extent))) if loop.kind == tirx.ForKind.UNROLLED else None))
+    assert ("rc_1", 8) in unrolled, unrolled
+    inputs = _random_inputs(func, seed=4)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    assert np.abs(actual.astype(np.int64) - expected).max() <= 1
+
+
+def test_conv2d_register_tile_leaves_registers_for_weights_and_input(default_model):
+    """A 1x1 convolution at 28x28: the copy TVM emits as ``pad_temp`` is inlined, and the
+    register tile (unrolled pixels x vectors of channels) leaves a register for each weight
+    vector and one for the broadcast input, so LLVM need not spill accumulators (28 pixels:
+    a tile of 4, not 7); the values stay the unscheduled kernel's."""
+    kernels = _unscheduled_kernels(default_model)
+    name = next(n for n in kernels if n.startswith("fused_conv2d3_"))
+    func = kernels[name]
+    assert "T.Buffer((T.int64(1), T.int64(1), T.int64(28), T.int64(112))" in func.script()
+    assert 'T.sblock("pad_temp")' in func.script()
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+    assert 'T.sblock("pad_temp")' not in scheduled.script()
+    unit = VectorUnit.of(target)
+    ((pixels, lanes),) = _register_tiles(scheduled)
+    vectors = lanes // unit.lanes
+    assert pixels >= 4 and pixels * vectors + vectors + 1 <= unit.registers, (pixels, vectors)
+    inputs = _random_inputs(func, seed=3)
+    expected = _run(func, target, [a.copy() for a in inputs])
+    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
 @pytest.fixture(scope="module")

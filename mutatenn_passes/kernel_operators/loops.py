@@ -147,11 +147,33 @@ class ExtentInc(_LoopBound):
 
 
 class MinInc(_LoopBound):
-    """``loop_min_inc``: the first ``amount`` iterations are skipped."""
+    """``loop_min_inc``: the first ``amount`` iterations are skipped.
+
+    TVM launches a parallel loop only from 0 (code generation fails on any other start), so
+    a parallel loop keeps its start and runs ``extent - amount`` times with its body reading
+    the loop variable shifted by ``amount``: the same iterations as ``[min + amount, min +
+    extent)``."""
 
     def new_range(self, loop, amount):
         _check_shrink(loop, amount)
         return offset(loop.min, amount), offset(loop.extent, -amount)
+
+    def rewrite(self, loop, amount):
+        if loop.kind != tirx.ForKind.PARALLEL:
+            return super().rewrite(loop, amount)
+        _check_shrink(loop, amount)
+        var = loop.loop_var
+        fresh = tirx.Var(var.name, var.ty.dtype)
+        start = fresh if isinstance(loop.min, prim.IntImm) and loop.min.value == 0 else \
+            prim.Add(fresh, loop.min)
+        shifted = offset(start, amount)
+
+        def on_var(node):
+            return shifted if node.same_as(var) else node
+
+        body = tvm_ffi.structural_map(loop.body, [(tvm.ir.expr.Var, on_var)])
+        return tirx.For(fresh, loop.min, offset(loop.extent, -amount), loop.kind, body,
+                        loop.thread_binding, loop.annotations, loop.step, loop.span)
 
 
 def _launch_counts(func) -> collections.Counter:

@@ -82,6 +82,20 @@ def loops_min_inc(A: T.Buffer((8, 4), "float32")):
 
 
 @T.prim_func
+def parallel_rows(A: T.Buffer((8, 4), "float32")):
+    for i in T.parallel(8):
+        for j in range(4):
+            A[i, j] = T.float32(0)
+
+
+@T.prim_func
+def parallel_rows_min_inc(A: T.Buffer((8, 4), "float32")):
+    for i in T.parallel(7):  # TVM launches parallel loops from 0 only: the body shifts
+        for j in range(4):
+            A[i + 1, j] = T.float32(0)
+
+
+@T.prim_func
 def loops_inner_dec_by_2(A: T.Buffer((8, 4), "float32")):
     for i in range(8):
         for j in T.serial(1, 2):

@@ -135,15 +135,35 @@ def tile_sizes(v_extent: int, r_extent: int | None, unit: VectorUnit) -> tuple[i
     The vector tile is two vectors where the axis allows (one otherwise): one vector per
     pixel measured 2-10x slower on ResNet50's 1x1 convolutions with AVX2, and four (a 64-byte
     line with SSE2) left room for too few pixels. The register tile then takes as many pixels
-    as the accumulators allow: all vector registers but two, which hold the weights being
-    multiplied (7 pixels of two vectors with 16 registers)."""
+    as the accumulators allow: every vector register but those holding the tile's weights
+    (one per vector) and the broadcast input pixel, i.e. 6 pixels of two vectors with 16
+    registers (12 accumulators, the shape of the usual AVX2 micro-kernel). Seven pixels of
+    two vectors need 17 registers: LLVM then spills an accumulator and rotates all the others
+    through the spare register on every iteration; 4 pixels instead of 7 made ResNet50's 1x1
+    convolutions at 56x56 and 28x28 1.2-4.5x faster (and its 3x3 at 56x56 1.7x). When no divisor
+    of the axis from 4 up fits that budget (7- and 14-wide outputs), the tile takes 7 pixels
+    anyway: fewer leave the FMA units waiting on too few independent accumulators, and
+    2 x 2 pixels of a 14 x 14 output measured no faster overall (faster on some 1x1
+    convolutions, 1.3x slower on the 3x3 ones). Where even that leaves fewer than 4 pixels
+    (13- and 27-wide outputs have no divisor from 4 to 7), the tile takes one vector and up
+    to all registers but three in pixels, if that is more than twice as many: SqueezeNet's
+    convolutions at 13 x 13 (13 pixels instead of 1) ran 2-3.6x faster, at 27 x 27 (9
+    instead of 3) 1.2x (AVX2, 1 thread); with 7 pixels to gain instead, one vector measured
+    2.3x slower on ResNet50's 3x3 convolutions, so 7-wide outputs keep two vectors."""
     v_tile = divisor_at_most(v_extent, 2 * unit.lanes)
     if v_tile % unit.lanes and v_extent >= unit.lanes:
         v_tile = divisor_at_most(v_extent, unit.lanes)
     vectors = max(v_tile // unit.lanes, 1)
     if r_extent is None:
         return v_tile, 1
-    return v_tile, divisor_at_most(r_extent, max((unit.registers - 2) // vectors, 1))
+    r_tile = divisor_at_most(r_extent, max((unit.registers - vectors - 1) // vectors, 1))
+    if r_tile < 4:
+        r_tile = divisor_at_most(r_extent, max((unit.registers - 2) // vectors, 1))
+    if r_tile < 4 and vectors > 1:
+        one = divisor_at_most(r_extent, unit.registers - 3)
+        if one > 2 * r_tile:
+            return unit.lanes, one
+    return v_tile, r_tile
 
 
 def accumulate_in_registers(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
@@ -191,7 +211,8 @@ def weight_order(block, reduce_: list[int], vector_axis: int) -> list[int]:
 
 
 def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
-                  register_axis: int | None, unit: VectorUnit, channel_axis: int | None = None):
+                  register_axis: int | None, unit: VectorUnit, channel_axis: int | None = None,
+                  unroll_reduction: int = 1):
     """Tile the reduction block so that a block of outputs stays in vector registers.
 
     The ``vector_axis`` tile (one or two vectors) is vectorized, the ``register_axis`` tile
@@ -201,7 +222,8 @@ def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
     weights is read once from memory and reused from cache by every pixel; the tile loops are
     fused and run in parallel. The epilogue is computed per tile, vectorized on
     its innermost (contiguous) axis, and the accumulators' initialisation is split from the
-    update (``decompose_reduction``).
+    update (``decompose_reduction``). ``unroll_reduction`` > 1 unrolls the innermost reduction
+    loop by that factor where it divides the loop.
     """
     spatial, reduce_ = red.axes(sch)
     accumulate_in_registers(sch, red, vector_axis, register_axis)
@@ -237,3 +259,8 @@ def register_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
         if int(sch.get(last).extent) > 1:
             unit.vectorize(sch, last)
     sch.decompose_reduction(red.block, reductions[0])
+    if unroll_reduction > 1:
+        innermost = sch.get_loops(red.block)[-len(inner) - 1]
+        extent = int(sch.get(innermost).extent)
+        if extent > unroll_reduction and extent % unroll_reduction == 0:
+            sch.unroll(sch.split(innermost, [None, unroll_reduction])[1])

@@ -61,6 +61,12 @@ def choose_axes(block, spatial: list[int]) -> tuple[int, int | None, int | None]
     return pixel, register, channel
 
 
+#: The innermost reduction loop (input channels, in the weight's storage order) unrolled by
+#: this factor: 8 made ResNet50's convolutions 10% faster in all (1-thread kernel timings,
+#: AVX2), 22% its 3x3 ones on 7- and 14-wide outputs, whose 7-pixel tiles spill a register.
+UNROLL_REDUCTION = 8
+
+
 class Conv2D(ReductionRule):
     """Register-tiled direct convolution (see the module doc)."""
 
@@ -73,4 +79,5 @@ class Conv2D(ReductionRule):
 
     def tile(self, sch, red, plan, unit):
         vector, register, channel = plan
-        register_tile(sch, red, vector, register, unit, channel_axis=channel)
+        register_tile(sch, red, vector, register, unit, channel_axis=channel,
+                      unroll_reduction=UNROLL_REDUCTION)
