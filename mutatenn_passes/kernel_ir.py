@@ -23,7 +23,8 @@ def relax_pipeline(profile: TargetProfile) -> tvm.transform.Pass:
     """The Relax pipeline a profile builds with: TVM's GPU pipeline (dlight schedules) for
     CUDA; for CPUs, mutatenn's scheduled pipeline (``schedule = "default"``, see
     `mutatenn_passes.schedule`) or TVM 0.27's default build pipeline, which neither fuses nor
-    schedules (``schedule = "none"``)."""
+    schedules (``schedule = "none"``; legalized calls are remembered, as in the scheduled
+    pipeline: `schedule.legalize_cache`)."""
     target = profile.tvm_target()
     if profile.device == "cuda":
         return relax.get_default_pipeline(target)
@@ -31,7 +32,9 @@ def relax_pipeline(profile: TargetProfile) -> tvm.transform.Pass:
         from .schedule import scheduled_cpu_pipeline
 
         return scheduled_cpu_pipeline(target)
-    return relax.get_pipeline("default")
+    from .schedule.legalize_cache import with_cached_legalization
+
+    return with_cached_legalization(relax.get_pipeline("default"))
 
 
 def lower_relax(mod: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:

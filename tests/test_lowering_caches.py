@@ -51,3 +51,23 @@ def test_cached_lowering_of_a_graph_mutant_equals_an_uncached_one(default_model,
 def test_cached_lowering_equals_uncached_on_the_quantized_fixture(shared_fixtures, op_id):
     model = mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
     _check(model, op_id, 0)
+
+
+@pytest.mark.parametrize("op_id", [None, "relu_to_sigmoid"])
+def test_unscheduled_lowering_with_cached_legalization_equals_tvms(default_model, monkeypatch,
+                                                                    op_id):
+    """Unscheduled profiles lower with TVM's default build pipeline; legalizing first through
+    the cache leaves it the same module."""
+    from mutatenn_passes.kernel_ir import lower_relax
+    from mutatenn_passes.schedule.legalize_cache import CACHE_ENV
+
+    profile = get_profile("llvm-x86-64-naive")
+    mod = default_model.mod if op_id is None else mn.mutation(op_id, sites=[3])(default_model.mod)
+    legalize_cache.clear()
+    with tvm.transform.PassContext(opt_level=3):
+        lower_relax(default_model.mod, profile)  # the original fills the cache
+        cached = lower_relax(mod, profile)
+        assert legalize_cache.cached_calls() > 0
+        monkeypatch.setenv(CACHE_ENV, "0")
+        plain = lower_relax(mod, profile)
+    tvm.ir.assert_structural_equal(cached, plain)

@@ -17,6 +17,7 @@ structurally equal to one without it (tested).
 
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +29,15 @@ from tvm.ir.expr import Constant
 
 #: Legalized calls remembered per process; past that the least recently used are forgotten.
 MAX_CALLS = 8192
+
+#: Set to 0 to lower without the caches (every call legalized, every kernel scheduled afresh):
+#: results are the same either way (tested); it is there to rule the caches out.
+CACHE_ENV = "MUTATENN_LOWERING_CACHE"
+
+
+def enabled() -> bool:
+    """Whether lowerings use the caches (`CACHE_ENV`)."""
+    return os.environ.get(CACHE_ENV, "1") != "0"
 
 _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 
@@ -152,3 +162,16 @@ class CachedLegalizeOps:
             if legalize is not None:
                 table[name] = _cached(name, legalize)
         return relax.transform.LegalizeOps(customize_legalize_map=table)(mod)
+
+
+def with_cached_legalization(pipeline: tvm.transform.Pass) -> tvm.transform.Pass:
+    """``pipeline``, a Relax pipeline that legalizes (TVM's default build pipeline, which
+    unscheduled CPU profiles use), preceded by TVM's library dispatch and `CachedLegalizeOps`:
+    its own dispatch and ``LegalizeOps`` then find nothing left to do, so it makes the same
+    module at the cost of the calls not seen before. Without the caches (`CACHE_ENV`),
+    ``pipeline`` itself."""
+    if not enabled():
+        return pipeline
+    return tvm.transform.Sequential([relax.backend.DispatchSampling(),
+                                     relax.backend.DispatchSortScan(), CachedLegalizeOps(),
+                                     pipeline], name="mutatenn.CachedLegalization")

@@ -13,8 +13,6 @@ GPU pipelines. Kernel-level mutations then run on the kernels a deployment would
 
 from __future__ import annotations
 
-import os
-
 import tvm
 from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
@@ -22,15 +20,12 @@ from tvm.s_tir import dlight as dl
 
 from .cache import CachedSchedule
 from .fold_constants import FoldConstants
-from .legalize_cache import CachedLegalizeOps
+from .legalize_cache import CACHE_ENV, CachedLegalizeOps, enabled
 from .rules import default_rules
 from .simplify import SimplifySums
 from .weight_layout import PackConvWeights
 
-
-#: Set to 0 to lower without the caches (every call legalized, every kernel scheduled afresh):
-#: results are the same either way (tested); it is there to rule the caches out.
-CACHE_ENV = "MUTATENN_LOWERING_CACHE"
+__all__ = ["CACHE_ENV", "graph_preparation", "scheduled_cpu_pipeline"]
 
 
 def graph_preparation() -> list:
@@ -48,7 +43,7 @@ def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None) -> tvm.transfo
     ``rules`` replaces `default_rules` and, like `CACHE_ENV` = 0, legalizes and schedules
     every kernel afresh (an empty list gives the same fused kernels without schedules, which
     is how the tests hold each rule against the kernel it transformed)."""
-    cached = rules is None and os.environ.get(CACHE_ENV, "1") != "0"
+    cached = rules is None and enabled()
     rules = default_rules() if rules is None else list(rules)
     schedule = CachedSchedule(rules) if cached else dl.ApplyDefaultSchedule(*rules)
     legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
