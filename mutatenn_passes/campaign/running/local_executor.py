@@ -39,10 +39,12 @@ class LocalExecutor:
         return self.pool[i]
 
     def start(self, first: ModelSpec, images: list[str] | None, targets=()) -> None:
-        """Start the workers: they import ``first`` and build its original for each of
-        ``targets`` while the campaign plans."""
+        """Start the workers: they import ``first`` while the campaign plans, and as many as
+        there are cores besides the planning one build its original for each of ``targets``
+        (more would take the planner's core: on 2 cores, planning took 7.5 s instead of 4)."""
+        builders = max(1, (os.cpu_count() or 1) - 1)
         for i in range(len(self.pool)):
-            self._spawn(i).send(Prepare(first, images, tuple(targets)))
+            self._spawn(i).send(Prepare(first, images, tuple(targets) if i < builders else ()))
 
     def run(self, tasks: list, spec_of, sink, affinity=None) -> None:
         """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`.
