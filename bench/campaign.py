@@ -126,7 +126,7 @@ def split(out: Path) -> dict:
         "execute": secs["execute_wall"],
         "reference": secs.get("reference_wall", 0.0),
         "analysis": secs.get("analysis", 0.0),
-        "reports": secs.get("reports", 0.0),  # recorded since this bench was written
+        "reports": meta.get("reports_seconds", 0.0),  # recorded since this bench was written
         "workers": meta["executor"]["workers"], "threads": meta["executor"]["threads"],
     }
     rows = db.execute("select t.kind, t.level, count(*), sum(r.build_s), sum(r.load_s), "
