@@ -318,3 +318,15 @@ def test_no_servers_is_clear_and_losing_all_servers_is_device_lost(farm, jobs, p
     assert all(isinstance(r, remote.DeviceLost) for r in results), results
     assert time.monotonic() - start < 20
     np.testing.assert_array_equal(first.result()[0], jobs["local"]["original"][0][:1])
+
+
+def test_a_server_answering_shutdown_is_a_broken_connection():
+    """A server killed mid-job may answer the call with RPCCode::kShutdown (1) before its
+    socket closes: that is a connection lost (retried elsewhere), not the job's own error."""
+    from mutatenn_passes.remote.session import classify
+
+    shutdown = RuntimeError("Check failed: (code == RPCCode::kReturn) is false: code=1")
+    assert classify(shutdown) == "connection"
+    assert classify(RuntimeError("Error caught from RPC call: ValueError: bad")) == "error"
+    assert classify(RuntimeError("Check failed: (code == RPCCode::kReturn) is false: "
+                                 "code=5")) == "error"

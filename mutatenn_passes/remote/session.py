@@ -26,6 +26,11 @@ import numpy as np
 _CONNECTION_WORDS = ("socket", "sockchannel", "kshutdown", "connection", "broken pipe",
                      "connect to", "closed", "reset by peer", "eof")
 
+#: The server's end answered a call with ``RPCCode::kShutdown`` (1), not ``kReturn``: it was
+#: going away (TVM 0.27 prints the code as a number), as when its process group is killed and
+#: the server outlives its session process by a moment.
+_SHUTDOWN_ANSWER = "(code == RPCCode::kReturn) is false: code=1"
+
 
 class SessionFailure(Exception):
     """A try failed; ``kind`` is "timeout" (the server's session limit), "error" (the remote
@@ -44,7 +49,7 @@ def classify(exc: BaseException) -> str:
         return "timeout"
     if "Error caught from RPC call" in text:  # raised on the remote side, sent back to us
         return "error"
-    if any(word in text.lower() for word in _CONNECTION_WORDS):
+    if _SHUTDOWN_ANSWER in text or any(word in text.lower() for word in _CONNECTION_WORDS):
         return "connection"
     return "error"
 
