@@ -71,6 +71,22 @@ def _random_inputs(func, seed):
     return arrays
 
 
+def _scheduled_by(rule_name: str, func, target):
+    """``func`` as the first matching default rule schedules it, checking that the rule is
+    ``rule_name``."""
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == rule_name
+    return sch.mod["main"]
+
+
+def _outputs(func, scheduled, target, seed):
+    """The outputs of ``func`` and of ``scheduled`` on the same random inputs."""
+    inputs = _random_inputs(func, seed=seed)
+    return (_run(func, target, [a.copy() for a in inputs]),
+            _run(scheduled, target, [a.copy() for a in inputs]))
+
+
 @pytest.fixture(scope="module")
 def fixture_model(shared_fixtures):
     return mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
@@ -166,14 +182,9 @@ def test_conv2d_on_a_13_wide_output_takes_one_vector_of_13_pixels(tmp_path):
     name = next(n for n in kernels if "conv2d" in n)
     func = kernels[name]
     target = mn.get_profile(TARGET).tvm_target()
-    with target:
-        rule, sch = _first_rule(func, target)
-    assert rule == "Conv2D"
-    scheduled = sch.mod["main"]
+    scheduled = _scheduled_by("Conv2D", func, target)
     assert _register_tiles(scheduled) == {(13, VectorUnit.of(target).lanes)}
-    inputs = _random_inputs(func, seed=6)
-    expected = _run(func, target, [a.copy() for a in inputs])
-    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    expected, actual = _outputs(func, scheduled, target, seed=6)
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
@@ -185,15 +196,10 @@ def test_pool_reads_its_padding_inline(default_model):
     func = kernels["max_pool2d"]
     assert 'T.sblock("pad_temp")' in func.script()
     target = mn.get_profile(TARGET).tvm_target()
-    with target:
-        rule, sch = _first_rule(func, target)
-    assert rule == "Pool"
-    scheduled = sch.mod["main"]
+    scheduled = _scheduled_by("Pool", func, target)
     assert 'T.sblock("pad_temp")' not in scheduled.script()
     assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
-    inputs = _random_inputs(func, seed=5)
-    expected = _run(func, target, [a.copy() for a in inputs])
-    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    expected, actual = _outputs(func, scheduled, target, seed=5)
     np.testing.assert_array_equal(actual, expected)
 
 
@@ -205,17 +211,12 @@ def test_conv2d_unrolls_its_innermost_reduction_loop(fixture_model):
     name = next(n for n in kernels if n.startswith("fused_conv2d4_"))
     func = kernels[name]
     target = mn.get_profile(TARGET).tvm_target()
-    with target:
-        rule, sch = _first_rule(func, target)
-    assert rule == "Conv2D"
-    scheduled = sch.mod["main"]
+    scheduled = _scheduled_by("Conv2D", func, target)
     unrolled = []
     tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: unrolled.append(
         (loop.loop_var.name, int(loop.extent))) if loop.kind == tirx.ForKind.UNROLLED else None))
     assert ("rc_1", 8) in unrolled, unrolled
-    inputs = _random_inputs(func, seed=4)
-    expected = _run(func, target, [a.copy() for a in inputs])
-    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    expected, actual = _outputs(func, scheduled, target, seed=4)
     assert np.abs(actual.astype(np.int64) - expected).max() <= 1
 
 
@@ -230,18 +231,13 @@ def test_conv2d_register_tile_leaves_registers_for_weights_and_input(default_mod
     assert "T.Buffer((T.int64(1), T.int64(1), T.int64(28), T.int64(112))" in func.script()
     assert 'T.sblock("pad_temp")' in func.script()
     target = mn.get_profile(TARGET).tvm_target()
-    with target:
-        rule, sch = _first_rule(func, target)
-    assert rule == "Conv2D"
-    scheduled = sch.mod["main"]
+    scheduled = _scheduled_by("Conv2D", func, target)
     assert 'T.sblock("pad_temp")' not in scheduled.script()
     unit = VectorUnit.of(target)
     ((pixels, lanes),) = _register_tiles(scheduled)
     vectors = lanes // unit.lanes
     assert pixels >= 4 and pixels * vectors + vectors + 1 <= unit.registers, (pixels, vectors)
-    inputs = _random_inputs(func, seed=3)
-    expected = _run(func, target, [a.copy() for a in inputs])
-    actual = _run(scheduled, target, [a.copy() for a in inputs])
+    expected, actual = _outputs(func, scheduled, target, seed=3)
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
