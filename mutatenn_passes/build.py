@@ -43,14 +43,19 @@ from .targets import TargetProfile, get_profile
 class BuildRecord:
     """IR snapshots taken during one build, for inspection and diffs, and how it was built.
 
-    ``mode`` is ``full``, ``full (why not incremental)`` or ``incremental (N kernel(s)
-    compiled: ...)``; ``compiled`` names the kernels an incremental build compiled.
+    ``mode`` is ``full``, ``full (why not incremental)``, ``incremental (N kernel(s)
+    compiled: ...)`` or ``schema (...)`` (`schemata`); ``compiled`` names the kernels an
+    incremental or schema build compiled.
     """
 
     relax_input: tvm.IRModule | None = None
     tir: dict[str, tvm.IRModule] = field(default_factory=dict)
     mode: str = "full"
     compiled: list[str] = field(default_factory=list)
+
+    def compiled_shown(self, most: int = 6) -> str:
+        """``compiled`` as a build mode shows it: the first ``most`` names, then "…"."""
+        return ", ".join(self.compiled[:most]) + (", …" if len(self.compiled) > most else "")
 
 
 def _phase_of(p) -> str:
@@ -306,8 +311,8 @@ class MutantKernels:
 def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list):
     """The incremental build proper: (executable, record)."""
     m = mutant_kernels(original, relax_passes, tir_passes)
-    shown = ", ".join(m.record.compiled[:6]) + (", …" if len(m.changed) > 6 else "")
-    m.record.mode = f"incremental ({len(m.changed)} kernel(s) compiled: {shown})"
+    m.record.mode = f"incremental ({len(m.changed)} kernel(s) compiled: " \
+        f"{m.record.compiled_shown()})"
     mod = _calling_library(m.relax, m.changed, m.renamed, [original.library])
     target = original.profile.tvm_target()
     with _tir_pipeline(target, (), BuildRecord(),

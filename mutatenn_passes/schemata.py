@@ -43,7 +43,6 @@ class Schema:
     original: OriginalBuild
     library: tvm.runtime.Module | None
     variants: list = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
@@ -61,6 +60,7 @@ def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
             if len({c.kernels_lowered for c in changes}) > 1:
                 raise BuildError("a schema holds mutants of one kernel phase")
             library = _library(original, changes)
+            use_physical_cores()  # as `Artifact` does, before TVM's thread pool exists
             variants = [_variant(original, change, i, library, len(changes))
                         for i, change in enumerate(changes)]
     except BuildError:
@@ -71,7 +71,7 @@ def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
     seconds = time.perf_counter() - start
     for art in variants:
         art.build_seconds = seconds / len(variants)
-    return Schema(original, library, variants, seconds)
+    return Schema(original, library, variants)
 
 
 def _symbol(name: str, index: int) -> str:
@@ -113,11 +113,9 @@ def _variant(original: OriginalBuild, change, index: int, library, size: int):
     with _tir_pipeline(target, (), BuildRecord()) as pipeline:
         executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
     record = change.record
-    shown = ", ".join(record.compiled[:6]) + (", …" if len(record.compiled) > 6 else "")
-    record.mode = f"schema ({len(record.compiled)} kernel(s): {shown}; {size} mutants in " \
-        "one library)"
+    record.mode = f"schema ({len(record.compiled)} kernel(s): {record.compiled_shown()}; " \
+        f"{size} mutants in one library)"
     art = _artifact(original.model, original.profile, executable, record, 0.0)
-    use_physical_cores()  # as `Artifact` does before TVM's thread pool exists
     # Straight from the executable's module: it holds no kernel, only an empty host module,
     # which `Executable.jit` would export and link with the libraries it calls (LLVM code
     # generation of every kernel again) for nothing.
