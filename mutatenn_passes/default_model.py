@@ -16,6 +16,7 @@ deterministic function of the input, which is what mutation testing compares.
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -141,9 +142,55 @@ def _scale_logits(model: onnx.ModelProto, weights: dict[str, np.ndarray],
         .astype(np.float32)
 
 
+#: The user-cache folder (`user_cache`) of generated default models.
+CACHE_KIND = "default-model"
+
+
+def _cache_name(seed: int) -> str:
+    """The cache entry of the model ``seed`` gives: named by everything the generation reads
+    (the architecture file, this module and the default images' code, the seed) and the
+    versions of the libraries that compute it, so no change to any of them can reuse a stale
+    model."""
+    import onnxruntime
+
+    from . import images
+
+    h = hashlib.sha256()
+    for path in (architecture_path(), Path(__file__), Path(images.__file__)):
+        h.update(path.read_bytes())
+    h.update(f"{seed} {onnx.__version__} {onnxruntime.__version__} {np.__version__}".encode())
+    return f"{NAME}-{h.hexdigest()[:24]}.onnx"
+
+
 @functools.lru_cache(maxsize=2)
 def default_onnx_bytes(seed: int = DEFAULT_SEED) -> bytes:
-    """The default model as a serialised ONNX model with synthetic, data-fitted weights."""
+    """The default model as a serialised ONNX model (`generate_onnx_bytes`), kept in the
+    user's cache: fitting its batch norms runs ONNX Runtime 250 times (~3.5 s), and every
+    process of a campaign (the planner, each worker, the reference check) loads the model."""
+    from .user_cache import read_entry, write_entry
+
+    name = _cache_name(seed)
+    data = read_entry(CACHE_KIND, name)
+    if data is not None and _complete(data):
+        return data
+    data = generate_onnx_bytes(seed)
+    write_entry(CACHE_KIND, name, data)
+    return data
+
+
+def _complete(data: bytes) -> bool:
+    """Whether a cached entry is a whole, valid model (a truncated or foreign file is
+    regenerated, not imported)."""
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data))
+    except Exception:  # onnx raises DecodeError, ValidationError, ...
+        return False
+    return True
+
+
+def generate_onnx_bytes(seed: int = DEFAULT_SEED) -> bytes:
+    """The default model generated afresh: seeded weights, batch norms fitted to the default
+    images (see the module doc)."""
     from .images import default_images, preprocess
     from .onnx_import import onnx_preprocess
 

@@ -24,12 +24,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from .user_cache import cache_root
+
 
 def log_dir() -> Path:
     """The folder logs are written to, created on first use."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    for folder in (Path(cache) / "mutatenn" / "logs",
-                   Path(tempfile.gettempdir()) / "mutatenn-logs"):
+    for folder in (cache_root() / "logs", Path(tempfile.gettempdir()) / "mutatenn-logs"):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:

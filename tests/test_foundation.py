@@ -84,9 +84,23 @@ def test_reference_runtime_agrees_on_the_default_model(x86_artifact, default_mod
 
 def test_default_model_is_deterministic_and_varied(x86_artifact, default_images):
     assert len(set(x86_artifact.run(default_images).top1())) >= 3
-    first = dm.default_onnx_bytes()
+    # the generation itself (not the user-cache copy): same seed, same fitted weights
+    assert dm.generate_onnx_bytes() == dm.default_onnx_bytes()
+
+
+def test_default_model_is_kept_in_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     dm.default_onnx_bytes.cache_clear()
-    assert dm.default_onnx_bytes() == first  # same seed, same fitted weights, byte for byte
+    try:
+        data = dm.default_onnx_bytes()
+        (entry,) = (tmp_path / "mutatenn" / dm.CACHE_KIND).iterdir()
+        assert entry.read_bytes() == data
+        entry.write_bytes(b"x" * 100)  # a foreign file there: overwritten, not imported
+        dm.default_onnx_bytes.cache_clear()
+        assert dm.default_onnx_bytes() == data and entry.read_bytes() == data
+        assert len(list(entry.parent.iterdir())) == 1  # no temporary file left beside it
+    finally:
+        dm.default_onnx_bytes.cache_clear()
 
 
 def test_default_model_says_its_weights_are_synthetic(default_model, capsys):
