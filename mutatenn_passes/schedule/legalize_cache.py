@@ -4,14 +4,15 @@ TVM's ``LegalizeOps`` turns each high-level Relax call into a ``call_tir`` of a 
 it builds through TE (``bb.call_te``): after the schedule cache (`cache`), that was the largest
 part of lowering a graph-level mutant again, although the mutation changes one or two calls
 of hundreds. `CachedLegalizeOps` runs the same pass with every operator's registered
-legalization (``FLegalize``) wrapped: a call whose arguments are all variables or constants
-is looked up by its operator, attributes, the types of its arguments and result, and the
-value of each constant argument (a legalization may read a constant, never a variable); a
-miss runs the registered legalization and remembers its PrimFunc when the result is the plain
-``call_tir(f, (arguments…), out)`` that TE makes. A hit adds the remembered PrimFunc to the
-module under the name TVM gave it (``BlockBuilder.add_func`` reuses an equal function already
-there, as a fresh legalization would) and calls it with this call's own arguments. Whatever
-does not fit that shape is legalized by TVM as usual. A lowering with the cache is
+legalization (``FLegalize``) wrapped: a call whose arguments are all variables, constants or
+static shapes (``reshape``'s target) is looked up by its operator, attributes, the types of its
+arguments and result, and the value of each constant or shape argument (a legalization may
+read a constant, never a variable); a miss runs the registered legalization and remembers its
+PrimFunc when the result is the plain ``call_tir(f, (arguments…), out)`` that TE makes. A hit
+adds the remembered PrimFunc to the module under the name TVM gave it
+(``BlockBuilder.add_func`` reuses an equal function already there, as a fresh legalization
+would) and calls it with this call's own arguments. Whatever does not fit that shape is
+legalized by TVM as usual. A lowering with the cache is
 structurally equal to one without it (tested).
 """
 
@@ -72,7 +73,10 @@ def _signature(call: relax.Call) -> list | None:
             parts.append(arg)  # its type and its value
         elif isinstance(arg, relax.Var):
             parts.append(arg.ty)
-        else:  # shapes, tuples, prim values: read by value in ways we do not model
+        elif isinstance(arg, relax.ShapeExpr) and all(
+                isinstance(v, tvm.tirx.IntImm) for v in arg.values):
+            parts.append(arg)  # a static shape (reshape's target): read by its values
+        else:  # symbolic shapes, tuples, prim values: read in ways we do not model
             return None
     return parts
 
