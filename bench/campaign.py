@@ -53,7 +53,9 @@ def model_file(name: str | None) -> str | None:
 
         return str(Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" /
                    f"light_{name}.onnx")
-    return name
+    # the campaign file is written elsewhere: a path relative to here must not become
+    # relative to it
+    return None if name is None else str(Path(name).resolve())
 
 
 def replicate_images(count: int, folder: Path, source: str | None) -> list[str]:
