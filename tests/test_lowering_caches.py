@@ -1,4 +1,5 @@
-"""The lowering caches (`schedule.legalize_cache`, `schedule.cache`) change only the cost of a
+"""The lowering caches (`schedule.legalize_cache`, `schedule.cache`, the constant memos of
+`FoldConstants` and `PackConvWeights`) change only the cost of a
 lowering, never its result: a graph mutant lowered after its original (the caches warm) is
 structurally equal to the same mutant lowered with nothing cached, on the embedded default
 model and on the quantized MobileNet fixture, and the caches were really used."""
@@ -10,35 +11,46 @@ import tvm
 import tvm_ffi
 
 import mutatenn_passes as mn
-from mutatenn_passes.schedule import cache, default_rules, legalize_cache
+from mutatenn_passes.schedule import cache, fold_constants, legalize_cache, weight_layout
 from mutatenn_passes.schedule import scheduled_cpu_pipeline
 from mutatenn_passes.targets import get_profile
 
 TARGET = "llvm-x86-64"
 
 
-def _lower(mod: tvm.IRModule, rules=None) -> tvm.IRModule:
-    """The scheduled CPU lowering; explicit ``rules`` bypass both caches."""
+def _lower(mod: tvm.IRModule, cached: bool = True) -> tvm.IRModule:
+    """The scheduled CPU lowering, with every cache or none."""
     target = get_profile(TARGET).tvm_target()
-    with tvm.transform.PassContext(opt_level=3), target:
-        return scheduled_cpu_pipeline(target, rules)(mod)
+    with pytest.MonkeyPatch.context() as env:
+        if not cached:
+            env.setenv(legalize_cache.CACHE_ENV, "0")
+        with tvm.transform.PassContext(opt_level=3), target:
+            return scheduled_cpu_pipeline(target)(mod)
+
+
+def _memoized() -> int:
+    return len(fold_constants._folded) + len(weight_layout._packed)
 
 
 def _check(model, op_id: str, site: int) -> None:
     cache.clear()
     legalize_cache.clear()
+    fold_constants._folded.clear()
+    weight_layout._packed.clear()
     original = _lower(model.mod)
     assert legalize_cache.cached_calls() > 0 and cache.cached_kernels() > 0
-    assert tvm_ffi.structural_equal(original, _lower(model.mod, default_rules()))
+    assert _memoized() > 0
+    assert tvm_ffi.structural_equal(original, _lower(model.mod, cached=False))
 
     mutated = mn.mutation(op_id, sites=[site])(model.mod)
-    calls, kernels = legalize_cache.cached_calls(), cache.cached_kernels()
+    calls, kernels, memoized = legalize_cache.cached_calls(), cache.cached_kernels(), _memoized()
     cached = _lower(mutated)
     # the mutant added what it changed, not the whole model again
     assert 0 < legalize_cache.cached_calls() - calls < calls / 4
     assert 0 < cache.cached_kernels() - kernels < kernels / 4
+    assert _memoized() - memoized < memoized / 4  # its constants are its original's
     assert not tvm_ffi.structural_equal(cached, original)
-    tvm.ir.assert_structural_equal(cached, _lower(mutated, default_rules()))
+    tvm.ir.assert_structural_equal(cached, _lower(mutated, cached=False))
 
 
 @pytest.mark.parametrize("op_id, site", [("relu_to_sigmoid", 3), ("transpose_conv2d_input", 1),

@@ -20,6 +20,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
+from .constant_memo import ConstantMemo
 from .relax_rewrite import rewrite_functions
 
 
@@ -62,6 +63,11 @@ FOLDABLE: dict[str, tuple[int, Callable]] = {
 }
 
 
+#: Each fold computed once per process: a graph mutant's constants are its original's, and so
+#: are the folds of them (the same objects, so folds of folds are found too).
+_folded = ConstantMemo()
+
+
 def constant_array(const: Constant) -> np.ndarray:
     """The NumPy value of a Relax constant."""
     return const.value.numpy()
@@ -86,8 +92,13 @@ class _Folder(relax.PyExprMutator):
         if any(c is None for c in inputs):
             return call
         dtype = str(call.ty.dtype.dtype)
-        value = evaluate(call, *(constant_array(c) for c in inputs))
-        return relax.const(np.ascontiguousarray(np.asarray(value).astype(dtype)), dtype)
+
+        def fold() -> Constant:
+            value = evaluate(call, *(constant_array(c) for c in inputs))
+            return relax.const(np.ascontiguousarray(np.asarray(value).astype(dtype)), dtype)
+
+        # what the evaluator reads besides the constants: attributes, shapes, the type
+        return _folded.get(inputs, [call.op, call.attrs, call.ty, *call.args[count:]], fold)
 
 
 @tvm.transform.module_pass(opt_level=0, name="mutatenn.FoldConstants")

@@ -17,11 +17,15 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
+from .constant_memo import ConstantMemo
 from .fold_constants import constant_array
 from .relax_rewrite import rewrite_functions
 
 #: Output channel last: input pixels are broadcast, weights loaded as vectors.
 PACKED = "HWIO"
+
+#: Each weight packed once per process: a graph mutant's weights are its original's.
+_packed = ConstantMemo()
 
 
 @relax.expr_functor.mutator
@@ -38,9 +42,9 @@ class _Packer(relax.PyExprMutator):
         if layout == PACKED or not isinstance(weight, Constant) or sorted(layout) != \
                 sorted(PACKED):
             return call
-        packed = np.ascontiguousarray(np.transpose(constant_array(weight),
-                                                   [layout.index(axis) for axis in PACKED]))
-        return relax.op.nn.conv2d(call.args[0], relax.const(packed), attrs.strides,
+        packed = _packed.get([weight], [layout], lambda: relax.const(np.ascontiguousarray(
+            np.transpose(constant_array(weight), [layout.index(axis) for axis in PACKED]))))
+        return relax.op.nn.conv2d(call.args[0], packed, attrs.strides,
                                   attrs.padding, attrs.dilation, attrs.groups,
                                   attrs.data_layout, PACKED, attrs.out_layout, attrs.out_dtype)
 
