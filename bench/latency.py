@@ -1,14 +1,16 @@
-"""Per-image latency and build time: scheduled TVM builds vs ONNX Runtime, measured side by side.
+"""Per-image latency and build time: scheduled TVM builds vs ONNX Runtime (LiteRT for TFLite),
+measured side by side.
 
     python bench/latency.py [--models default,squeezenet,resnet50,mobilenet]
                             [--targets llvm-avx2,llvm-x86-64] [--runs 15] [--warmup 3]
                             [--threads N] [--naive]
 
 For each model and each scheduled CPU profile that runs here, builds the model with the
-profile (``schedule = "default"``) and times it against ONNX Runtime on the same
+profile (``schedule = "default"``) and times it against the reference runtime of its format
+(ONNX Runtime; LiteRT with XNNPACK for the TFLite fixture, ``mobilenet``) on the same
 preprocessed photographs, one image per call as a user runs them (``Artifact.run_array`` on
-one image; ``InferenceSession.run`` on one image). The two are **interleaved** (TVM, ORT,
-TVM, ORT, ...) after ``--warmup`` turns each, so a change in the machine's load hits both
+one image; ``InferenceSession.run`` / ``Interpreter.invoke`` on one image), both on the same
+threads. The two are **interleaved** (TVM, reference, TVM, reference, ...) after ``--warmup`` turns each, so a change in the machine's load hits both
 alike. A turn is an untimed call then a timed one, then a pause (``--pause-ms``): the timed
 call finds the runtime's threads awake, as running images back to back does, and the pause
 lets them go idle before the other runtime's turn (TVM's pool workers poll for work for a while
@@ -84,10 +86,23 @@ def interleaved(calls: dict, batch, runs: int, warmup: int, pause_s: float) -> d
     return times
 
 
-def onnxruntime_session(model, threads: int):
-    """A callable running one image on ONNX Runtime, or None for non-ONNX models."""
-    if model.format != "onnx":
-        return None
+def reference_session(model, threads: int):
+    """(runtime name, a callable running one image) on the runtime the model's format was
+    made for: ONNX Runtime for ONNX, LiteRT (XNNPACK) for TFLite; both on ``threads``."""
+    if model.format == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=model.source_bytes, num_threads=threads)
+        interpreter.allocate_tensors()
+        source = interpreter.get_input_details()[0]["index"]
+        sink = interpreter.get_output_details()[0]["index"]
+
+        def run_litert(x):
+            interpreter.set_tensor(source, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(sink)
+
+        return "LiteRT", run_litert
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -96,7 +111,7 @@ def onnxruntime_session(model, threads: int):
     session = ort.InferenceSession(model.source_bytes, options,
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})
+    return "ONNX Runtime", lambda x: session.run(None, {name: x})
 
 
 def built(model, profile):
@@ -162,7 +177,7 @@ def main() -> None:
             continue
         model = mn.load_model(path)
         batch = preprocess(images, model.preprocess)
-        ort_run = onnxruntime_session(model, threads)
+        ref_name, ref_run = reference_session(model, threads)
         for target in args.targets.split(","):
             scheduled = mn.get_profile(target)
             ok, why = scheduled.can_run()
@@ -173,19 +188,19 @@ def main() -> None:
             calls = {"tvm": lambda x: artifact.run_array(x)}
             if other_pool is not None:
                 calls["tvm_other"] = lambda x: other_pool.submit(artifact.run_array, x).result()
-            if ort_run is not None:
-                calls["ort"] = ort_run
+            calls["reference"] = ref_run
             times = interleaved(calls, batch, args.runs, args.warmup, args.pause_ms / 1000)
             naive_build = naive_ms = None
             if args.naive:
                 naive_build, naive = built(model, mn.get_profile(f"{target}-naive"))
                 naive_ms = statistics.median(naive.run_array(batch)[1])
-            row = dict(model=name, target=target, tvm=times["tvm"], ort=times.get("ort"),
+            row = dict(model=name, target=target, reference=ref_name, tvm=times["tvm"],
+                       reference_ms=times["reference"],
                        other=times.get("tvm_other"), build=sched_build,
                        naive_build=naive_build, naive_ms=naive_ms)
             rows.append(row)
             print(f"{name} {target}: TVM {spread(times['tvm'])} ms (build {sched_build:.1f} s)"
-                  + (f", ONNX Runtime {spread(times['ort'])} ms" if "ort" in times else "")
+                  + f", {ref_name} {spread(times['reference'])} ms"
                   + (f", TVM on {args.also_threads} thread(s) {spread(times['tvm_other'])} ms"
                      if other_pool is not None else "")
                   + (f", naive {naive_ms:.0f} ms (build {naive_build:.1f} s)"
@@ -195,29 +210,25 @@ def main() -> None:
     print(f"\n{cpu_line()}; {threads} thread(s) each; load average {load_before[0]:.2f} "
           f"before, {load_after[0]:.2f} after; {args.runs} interleaved runs of one image "
           f"after {args.warmup} warm-up runs; ms as min / median / max")
-    header = ["model", "target", "TVM ms", "ORT ms", "TVM/ORT (medians)",
-              "TVM/ORT per pair (min-max)", "TVM/ORT (minima)", "build s"]
+    header = ["model", "target", "reference", "TVM ms", "reference ms", "TVM/ref (medians)",
+              "TVM/ref per pair (min-max)", "TVM/ref (minima)", "build s"]
     if other_pool is not None:
-        header += [f"TVM {args.also_threads} thread(s) ms", "its /ORT (medians)"]
+        header += [f"TVM {args.also_threads} thread(s) ms", "its /ref (medians)"]
     if args.naive:
         header += ["naive ms", "naive build s", "build / naive"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        tvm_ms, ort_ms = row["tvm"], row["ort"]
-        if ort_ms:
-            pairs = [t / o for t, o in zip(tvm_ms, ort_ms)]
-            ratio = f"**{statistics.median(tvm_ms) / statistics.median(ort_ms):.2f}x**"
-            pair = f"{min(pairs):.2f}-{max(pairs):.2f}x"
-            least = f"{min(tvm_ms) / min(ort_ms):.2f}x"
-        else:
-            ratio = pair = least = "-"
-        cells = [row["model"], row["target"], spread(tvm_ms),
-                 spread(ort_ms) if ort_ms else "-", ratio, pair, least, f"{row['build']:.1f}"]
+        tvm_ms, ref_ms = row["tvm"], row["reference_ms"]
+        pairs = [t / r for t, r in zip(tvm_ms, ref_ms)]
+        cells = [row["model"], row["target"], row["reference"], spread(tvm_ms), spread(ref_ms),
+                 f"**{statistics.median(tvm_ms) / statistics.median(ref_ms):.2f}x**",
+                 f"{min(pairs):.2f}-{max(pairs):.2f}x", f"{min(tvm_ms) / min(ref_ms):.2f}x",
+                 f"{row['build']:.1f}"]
         if other_pool is not None:
             other = row["other"]
-            cells += [spread(other), f"{statistics.median(other) / statistics.median(ort_ms):.2f}x"
-                      if ort_ms else "-"]
+            cells += [spread(other),
+                      f"{statistics.median(other) / statistics.median(ref_ms):.2f}x"]
         if args.naive:
             cells += [f"{row['naive_ms']:.0f}", f"{row['naive_build']:.1f}",
                       f"{row['build'] / row['naive_build']:.2f}x"]
