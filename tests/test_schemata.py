@@ -62,3 +62,17 @@ def test_a_schema_holds_mutants_of_one_phase(default_model):
         build_schema(original, [
             {"tir_passes": [mn.mutation("store_f32_to_i8", sites=[0])]},
             {"tir_passes": [mn.mutation("store_f32_to_i8", sites=[0], phase="lowered")]}])
+
+
+def test_a_worker_helping_with_another_workers_group_builds_its_tasks_alone():
+    """At the end of a campaign an idle worker takes tasks of a group another worker owns:
+    those come marked as shared (built on their own, not by compiling the group again)."""
+    from mutatenn_passes.campaign.running.local_executor import _TaskQueue
+
+    tasks = ["a1", "a2", "a3", "a4", "b1", "c1"]
+    queue = _TaskQueue(tasks, lambda task: task[0] if task[0] != "c" else None)
+    taken = [(0, *queue.next_for(0)), (1, *queue.next_for(1)), (1, *queue.next_for(1)),
+             (1, *queue.next_for(1)), (0, *queue.next_for(0)), (1, *queue.next_for(1))]
+    assert taken == [(0, "a1", False), (1, "b1", False), (1, "c1", False), (1, "a2", True),
+                     (0, "a3", False), (1, "a4", True)]
+    assert not queue

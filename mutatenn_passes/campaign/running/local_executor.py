@@ -10,6 +10,7 @@ killed, recorded ``timeout`` and replaced. `ray_executor.RayExecutor` is the oth
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import deque
@@ -61,8 +62,11 @@ class LocalExecutor:
                         if w is not None:
                             w.kill()
                         w = self._spawn(i)
-                    task = queue.next_for(i)
-                    w.assign(task, spec_of(task))
+                    task, shared = queue.next_for(i)
+                    spec = spec_of(task)
+                    if shared:  # one task of a group another worker compiled: on its own
+                        spec = dataclasses.replace(spec, schema_key="", schema=())
+                    w.assign(task, spec)
                     sink.assigned(_label(w), task)
             busy = [w for w in pool if w is not None and w.busy]
             if not busy:
@@ -140,7 +144,8 @@ class LocalExecutor:
 class _TaskQueue:
     """The tasks still to hand out, in order, a group (``affinity``) as one unit: a worker
     that takes a group's first task owns the group and gets its other tasks next; the others
-    take the next unit, and only when none is left share the fullest group still owned."""
+    take the next unit, and only when none is left take tasks of the fullest group still
+    owned, each built on its own (not as a variant of a schema they would compile again)."""
 
     def __init__(self, tasks: list, affinity):
         self.units: deque[deque] = deque()
@@ -161,13 +166,17 @@ class _TaskQueue:
         return self.left > 0
 
     def next_for(self, worker: int):
+        """(the next task for ``worker``, whether it comes from a group another worker owns:
+        compiling that group's whole schema for a few of its tasks would cost more than
+        building them one by one)."""
         unit = self.owned.get(worker)
         while not unit and self.units:
             unit = self.owned[worker] = self.units.popleft()
-        if not unit:
+        shared = not unit
+        if shared:
             unit = max(self.owned.values(), key=len)
         self.left -= 1
-        return unit.popleft()
+        return unit.popleft(), shared
 
 
 def _label(w: WorkerProcess) -> str:

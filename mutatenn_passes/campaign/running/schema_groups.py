@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 
 #: Mutants per schema: larger groups spread the fixed cost thinner but leave more of a group
-#: to compile twice when two workers share it at the end of a campaign.
+#: to build one by one when another worker helps with it at the end of a campaign.
 GROUP_SIZE = 8
 
 
