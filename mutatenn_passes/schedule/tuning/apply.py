@@ -25,7 +25,7 @@ _parsed: dict[tuple[str, int], tirx.PrimFunc | None] = {}
 
 def tuned_kernel(store: TuningStore, func: tirx.PrimFunc,
                  target: tvm.target.Target) -> tirx.PrimFunc | None:
-    """``func`` as its tuning record schedules it (named as ``func``, marked scheduled), or
+    """``func`` as its tuning record schedules it (named as ``func`` is, marked scheduled), or
     None when the kernel has no record or the rules' schedule won. A record written by
     another TVM whose text no longer parses to what was measured is warned about once and
     ignored."""
@@ -47,8 +47,9 @@ def tuned_kernel(store: TuningStore, func: tirx.PrimFunc,
     scheduled = _parsed[stamp]
     if scheduled is None:
         return None
-    return scheduled.with_attrs({"global_symbol": func.attrs["global_symbol"],
-                                 "tirx.is_scheduled": True})
+    scheduled = scheduled.without_attr("global_symbol").with_attr("tirx.is_scheduled", True)
+    name = func.attrs.get("global_symbol") if func.attrs else None  # none before finalization
+    return scheduled if name is None else scheduled.with_attr("global_symbol", name)
 
 
 @tvm.transform.module_pass(opt_level=0, name="mutatenn.ApplyTuned")

@@ -113,13 +113,13 @@ def model_kernels(model, target: tvm.target.Target, pattern: str = "*") -> list[
 class Baseline:
     """A kernel's rules' schedule as measured: the candidate, its outcome (with the arguments
     every other candidate must reproduce), the seconds its build-and-time round trip took,
-    and the kernel's design space."""
+    and the kernel's design space (None: candidates come from elsewhere)."""
 
     kernel: Kernel
     rules: Candidate
     outcome: Outcome
     round_trip: float
-    space: DesignSpace
+    space: DesignSpace | None = None
 
 
 def sampled(space: DesignSpace, seed: int, trials: int) -> Iterable[Candidate | None]:
