@@ -18,7 +18,8 @@ from mutatenn_passes.cli import main
 from mutatenn_passes.errors import TargetError
 from mutatenn_passes.kernel_ir import kernel_module
 from mutatenn_passes.mutation import find_sites
-from mutatenn_passes.schedule.tuning.measure import Job, Measurer, mismatch, random_arguments
+from mutatenn_passes.schedule.tuning.measure import (Job, Measurer, mismatch,
+                                                     random_arguments)
 from mutatenn_passes.schedule.tuning.space import Candidate, DesignSpace
 from mutatenn_passes.schedule.tuning.store import DIR_ENV, TuningRecord, TuningStore
 from mutatenn_passes.schedule.tuning.tuner import (Baseline, Kernel, Progress, model_kernels,

@@ -109,7 +109,8 @@ def run(args) -> int:
     rules = sum(r.rules_ms for r in reports if not r.error)
     tuned = sum(r.tuned_ms for r in reports if not r.error)
     console.print(f"kernels summed: rules {rules:.2f} ms, tuned {tuned:.2f} ms "
-                  f"({rules / tuned if tuned else 1:.2f}x); records in {escape(str(store.folder))}",
+                  f"({rules / tuned if tuned else 1:.2f}x); records in "
+                  f"{escape(str(store.folder))}",
                   soft_wrap=True)
     if store.folder != default_folder():
         console.print(f"[yellow]note:[/] builds read ${DIR_ENV} or {default_folder()}: set "

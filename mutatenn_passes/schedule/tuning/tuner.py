@@ -138,7 +138,8 @@ def tune_kernel(base: Baseline, candidates: Iterable[Candidate | None], measurer
     candidate the postprocessors rejected (None) counts as failed."""
     timeout = max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * base.round_trip)
     check = replace(job, expected=base.outcome.arguments)
-    best, rules_s, best_s, tried, failed = None, base.outcome.seconds, base.outcome.seconds, 0, 0
+    rules_s = best_s = base.outcome.seconds
+    best, tried, failed = None, 0, 0
     for candidate in candidates:
         if time.monotonic() + base.round_trip > deadline:
             break
