@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "mutatenn_passes.commands.predict",
     "mutatenn_passes.commands.targets",
     "mutatenn_passes.commands.operators",
+    "mutatenn_passes.commands.tune",
     "mutatenn_passes.campaign.commands",
     "mutatenn_passes.commands.devices",
     "mutatenn_passes.commands.cluster",

@@ -22,16 +22,20 @@ from .targets import TargetProfile, get_profile
 def relax_pipeline(profile: TargetProfile) -> tvm.transform.Pass:
     """The Relax pipeline a profile builds with: TVM's GPU pipeline (dlight schedules) for
     CUDA; for CPUs, mutatenn's scheduled pipeline (``schedule = "default"``, see
-    `mutatenn_passes.schedule`) or TVM 0.27's default build pipeline, which neither fuses nor
+    `mutatenn_passes.schedule`), the same with the kernels tuned by ``mutatenn tune`` taken
+    from the tuning cache (``schedule = "tuned"``, `schedule.tuning`), or TVM 0.27's default
+    build pipeline, which neither fuses nor
     schedules (``schedule = "none"``; legalized calls are remembered, as in the scheduled
     pipeline: `schedule.legalize_cache`)."""
     target = profile.tvm_target()
     if profile.device == "cuda":
         return relax.get_default_pipeline(target)
-    if profile.schedule == "default":
+    if profile.schedule in ("default", "tuned"):
         from .schedule import scheduled_cpu_pipeline
+        from .schedule.tuning.store import TuningStore
 
-        return scheduled_cpu_pipeline(target)
+        return scheduled_cpu_pipeline(
+            target, tuned=TuningStore() if profile.schedule == "tuned" else None)
     from .schedule.legalize_cache import with_cached_legalization
 
     return with_cached_legalization(relax.get_pipeline("default"))

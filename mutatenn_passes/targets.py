@@ -34,9 +34,11 @@ _KNOWN_KEYS = {"name", "description", "device", "runner", "requires_cpu_features
 
 #: How a profile's kernels are scheduled. ``default``: CPU kernels fused and scheduled by
 #: mutatenn's rules (`mutatenn_passes.schedule`), GPU kernels by TVM's dlight rules, as TVM's
-#: GPU pipeline does; ``none``: TVM 0.27's default CPU build, naive loops (GPU kernels cannot
-#: run unscheduled, so CUDA profiles take ``default`` only).
-SCHEDULES = ("default", "none")
+#: GPU pipeline does; ``tuned``: LLVM CPU kernels as ``mutatenn tune`` left them in the
+#: tuning cache, the rules' schedule for kernels not tuned (`schedule.tuning`); ``none``: TVM
+#: 0.27's default CPU build, naive loops (GPU kernels cannot run unscheduled, so CUDA
+#: profiles take ``default`` only).
+SCHEDULES = ("default", "tuned", "none")
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,9 @@ def parse_profile(path: Path) -> TargetProfile:
                           f"not {schedule!r}")
     if schedule == "none" and device == "cuda":
         raise TargetError(f"{path}: CUDA kernels cannot run unscheduled: use "
+                          "schedule = \"default\"")
+    if schedule == "tuned" and target["kind"] != "llvm":
+        raise TargetError(f"{path}: only LLVM CPU kernels are tuned (`mutatenn tune`): use "
                           "schedule = \"default\"")
     profile = TargetProfile(
         name=str(data.get("name", path.stem)), description=str(data.get("description", "")),

@@ -301,7 +301,7 @@ def test_schedule_is_part_of_a_profile(tmp_path):
     assert mn.get_profile(TARGET).identity() != mn.get_profile(NAIVE).identity()
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nschedule = "fast"\n[target]\nkind = "llvm"\n')
-    with pytest.raises(TargetError, match="schedule must be one of default, none"):
+    with pytest.raises(TargetError, match="schedule must be one of default, tuned, none"):
         parse_profile(bad)
     gpu = tmp_path / "gpu.toml"
     gpu.write_text('name = "g"\nschedule = "none"\n[target]\nkind = "cuda"\narch = "sm_80"\n'

@@ -23,6 +23,8 @@ from .fold_constants import FoldConstants
 from .legalize_cache import CACHE_ENV, CachedLegalizeOps, enabled
 from .rules import default_rules
 from .simplify import SimplifySums
+from .tuning.apply import ApplyTuned
+from .tuning.store import TuningStore
 from .weight_layout import PackConvWeights
 
 __all__ = ["CACHE_ENV", "graph_preparation", "scheduled_cpu_pipeline"]
@@ -35,8 +37,11 @@ def graph_preparation() -> list:
             relax.transform.DeadCodeElimination()]
 
 
-def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None) -> tvm.transform.Pass:
-    """The Relax pipeline for ``schedule = "default"`` CPU profiles (see the module doc).
+def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None,
+                           tuned: TuningStore | None = None) -> tvm.transform.Pass:
+    """The Relax pipeline for ``schedule = "default"`` CPU profiles (see the module doc), and
+    with a tuning cache ``tuned``, for ``schedule = "tuned"`` ones: kernels tuned for
+    ``target`` take their tuned schedule (`tuning.apply`), the others the rules'.
 
     With the default rules, calls legalized and kernels scheduled before in this process are
     reused (`legalize_cache`, `cache`): a graph mutant lowers at the cost of what it changed.
@@ -46,6 +51,8 @@ def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None) -> tvm.transfo
     cached = rules is None and enabled()
     rules = default_rules() if rules is None else list(rules)
     schedule = CachedSchedule(rules) if cached else dl.ApplyDefaultSchedule(*rules)
+    if tuned is not None:
+        schedule = tvm.transform.Sequential([ApplyTuned(tuned, target), schedule])
     legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
                 for p in cpu_generic.legalize_passes(target) if p.info.name != "FoldConstant"]
 
