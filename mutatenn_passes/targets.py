@@ -100,9 +100,15 @@ class TargetProfile:
     def identity(self) -> dict:
         """What decides the code built and where it runs: the part of a profile that results
         are keyed by. Not the file's location or description, so the same profile found in
-        ./targets or in the installed package keys results identically."""
-        return {"name": self.name, "target": self.target, "device": self.device,
-                "runner": self.runner, "rpc": dict(self.rpc), "schedule": self.schedule}
+        ./targets or in the installed package keys results identically; for a ``tuned``
+        profile, the tuning cache's contents."""
+        identity = {"name": self.name, "target": self.target, "device": self.device,
+                    "runner": self.runner, "rpc": dict(self.rpc), "schedule": self.schedule}
+        if self.schedule == "tuned":  # its kernels are what the tuning cache holds now
+            from .schedule.tuning.store import contents_digest
+
+            identity["tuning"] = contents_digest()
+        return identity
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "target": self.target,

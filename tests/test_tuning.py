@@ -205,3 +205,21 @@ def test_only_llvm_profiles_take_the_tuned_schedule(tmp_path):
     bad.write_text('name = "c-tuned"\nschedule = "tuned"\n[target]\nkind = "c"\n')
     with pytest.raises(TargetError, match="only LLVM CPU kernels are tuned"):
         parse_profile(bad)
+
+
+def test_tuned_results_are_keyed_by_the_tuning_cache(tmp_path, monkeypatch):
+    """Tuning again changes a tuned profile's identity (what campaign results are keyed by),
+    never a rules-scheduled one's."""
+    import os
+    import time
+
+    from mutatenn_passes.targets import get_profile
+
+    monkeypatch.setenv(DIR_ENV, str(tmp_path))
+    tuned, rules = get_profile("llvm-x86-64-tuned"), get_profile("llvm-x86-64")
+    before = tuned.identity()
+    (tmp_path / "k1.json").write_text("{}")
+    os.utime(tmp_path, ns=(time.time_ns(), time.time_ns() + 1))
+    after = tuned.identity()
+    assert after["tuning"] and after != before
+    assert "tuning" not in rules.identity()

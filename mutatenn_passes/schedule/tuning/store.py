@@ -18,6 +18,7 @@ native logs (`native_log.log_dir`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +29,8 @@ from pathlib import Path
 import tvm
 import tvm_ffi
 from tvm import tirx
+
+from ...user_cache import cache_root
 
 #: Environment variable naming the tuning folder builds read (and ``tune`` writes by default).
 DIR_ENV = "MUTATENN_TUNING_DIR"
@@ -40,8 +43,31 @@ def default_folder() -> Path:
     """``$MUTATENN_TUNING_DIR``, else ``$XDG_CACHE_HOME/mutatenn/tuning``."""
     if os.environ.get(DIR_ENV):
         return Path(os.environ[DIR_ENV])
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "mutatenn" / "tuning"
+    return cache_root() / "tuning"
+
+
+def contents_digest(folder: Path | None = None) -> str:
+    """A digest of every record in ``folder`` (the default folder): results built with
+    ``schedule = "tuned"`` are keyed by it (`targets.TargetProfile.identity`), so tuning again
+    between two runs of a campaign gives its tuned builds new keys instead of changing their
+    kernels under the old ones. Empty when there is no record."""
+    folder = Path(folder or default_folder())
+    try:
+        stamp = folder.stat().st_mtime_ns  # renaming a record into place changes it
+    except OSError:
+        return ""
+    return _digest(str(folder), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(folder: str, _stamp: int) -> str:
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+        except OSError:
+            continue
+    return h.hexdigest()[:16]
 
 
 def as_kernel(func: tirx.PrimFunc) -> tirx.PrimFunc:
