@@ -381,4 +381,5 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(baseline, tm
     assert modes == {"full"}
     modes = {m["build_mode"].split(" ")[0] for m in outcome["analysis"]["mutants"]
              if m["status"] == "ok"}
-    assert modes == {"schema"}
+    # one group: its owner compiles it as a schema; a worker helping with it builds alone
+    assert "schema" in modes and modes <= {"schema", "incremental"}
