@@ -16,19 +16,18 @@ Only `rules.default_rules` are cached; a pipeline given its own rules schedules 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import tvm
 import tvm_ffi
 from tvm import tirx
 from tvm.s_tir import dlight as dl
 
+from .memo import StructuralMemo
+
 #: Kernels remembered per process; past that the least recently used are forgotten.
 MAX_KERNELS = 4096
 
 #: (target JSON, structural hash) -> [(unscheduled PrimFunc, scheduled PrimFunc)]
-_kernels: OrderedDict[tuple[str, int], list[tuple[tirx.PrimFunc, tirx.PrimFunc]]] = \
-    OrderedDict()
+_kernels = StructuralMemo(MAX_KERNELS)
 
 
 def clear() -> None:
@@ -38,25 +37,11 @@ def clear() -> None:
 
 def cached_kernels() -> int:
     """How many scheduled kernels the cache holds."""
-    return sum(len(entries) for entries in _kernels.values())
+    return len(_kernels)
 
 
-def _lookup(key: tuple[str, int], func: tirx.PrimFunc) -> tirx.PrimFunc | None:
-    for unscheduled, scheduled in _kernels.get(key, ()):
-        if tvm_ffi.structural_equal(func, unscheduled):
-            _kernels.move_to_end(key)
-            return scheduled
-    return None
-
-
-def _remember(key: tuple[str, int], func: tirx.PrimFunc, scheduled: tirx.PrimFunc) -> None:
-    _kernels.setdefault(key, []).append((func, scheduled))
-    _kernels.move_to_end(key)
-    while len(_kernels) > MAX_KERNELS:
-        _kernels.popitem(last=False)
-
-
-def _is_scheduled(func: tirx.PrimFunc) -> bool:
+def is_scheduled(func: tirx.PrimFunc) -> bool:
+    """Whether ``func`` was scheduled already (dlight marks it so; rules skip it)."""
     return bool(func.attrs and func.attrs.get("tirx.is_scheduled", False))
 
 
@@ -75,10 +60,10 @@ class CachedSchedule:
         target_key = str(target)  # the target's JSON: kind and every attribute
         pending: dict[tvm.ir.GlobalVar, tuple] = {}
         for gv, func in mod.functions_items():
-            if not isinstance(func, tirx.PrimFunc) or _is_scheduled(func):
+            if not isinstance(func, tirx.PrimFunc) or is_scheduled(func):
                 continue
             key = (target_key, tvm_ffi.structural_hash(func))
-            scheduled = _lookup(key, func)
+            scheduled = _kernels.get(key, func)
             if scheduled is None:
                 pending[gv] = (key, func)
             else:
@@ -87,6 +72,6 @@ class CachedSchedule:
             fresh = dl.ApplyDefaultSchedule(*self.rules)(
                 tvm.IRModule({gv: func for gv, (_, func) in pending.items()}))
             for gv, (key, func) in pending.items():
-                _remember(key, func, fresh[gv])
+                _kernels.put(key, func, fresh[gv])
                 mod[gv] = fresh[gv]
         return mod

@@ -13,10 +13,12 @@ constants too. Per process, least recently used forgotten past `MAX_ENTRIES`.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
 import tvm_ffi
+
+from .legalize_cache import enabled
+from .memo import StructuralMemo
 
 #: Results remembered per memo.
 MAX_ENTRIES = 4096
@@ -37,31 +39,26 @@ class ConstantMemo:
     objects and this signature (anything structural: attributes, types, shapes)."""
 
     def __init__(self):
-        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._memo = StructuralMemo(MAX_ENTRIES)
 
     def get(self, constants: list, signature: list, compute: Callable):
-        from .legalize_cache import enabled
-
         if not enabled():
             return compute()
         # small constants (an epsilon, a zero point) are made afresh by the passes before, so
         # they are read by value; weights by identity
-        small = [c for c in constants if _elements(c) <= SMALL]
-        signature = [*signature, *small]
-        key = (tuple(c.__chandle__() for c in constants if _elements(c) > SMALL),
-               tvm_ffi.structural_hash(signature))
-        entry = self._entries.get(key)
-        if entry is not None and tvm_ffi.structural_equal(entry[1], signature):
-            self._entries.move_to_end(key)
-            return entry[2]
-        result = compute()
-        self._entries[key] = (list(constants), signature, result)
-        while len(self._entries) > MAX_ENTRIES:
-            self._entries.popitem(last=False)
-        return result
+        large = [c for c in constants if _elements(c) > SMALL]
+        signature = [*signature, *(c for c in constants if _elements(c) <= SMALL)]
+        key = (tuple(c.__chandle__() for c in large), tvm_ffi.structural_hash(signature))
+        kept = self._memo.get(key, signature)
+        if kept is None:
+            # the large constants are held with the result, so their identity cannot pass
+            # to new objects while it is remembered
+            kept = (large, compute())
+            self._memo.put(key, signature, kept)
+        return kept[1]
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._memo)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._memo.clear()

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import tvm
 import tvm_ffi
 from tvm import relax
 from tvm.ir.expr import Constant
+
+from .memo import StructuralMemo
 
 #: Legalized calls remembered per process; past that the least recently used are forgotten.
 MAX_CALLS = 8192
@@ -45,14 +46,16 @@ _CALL_TIR = tvm.ir.Op.get("relax.call_tir")
 
 @dataclass(frozen=True)
 class _Legalized:
-    signature: list  # what the legalization read: attributes, argument types and constants
+    """A remembered legalization (its memo key is what it read: `_signature`)."""
+
     func: tvm.tirx.PrimFunc
     name: str  # the name hint TE gave the PrimFunc
     order: tuple[int, ...]  # which of the call's arguments the call_tir passes, in order
     out: list  # the output tensor types, as `relax.call_tir` takes them
 
 
-_calls: OrderedDict[int, list[_Legalized]] = OrderedDict()
+#: structural hash of the signature -> [(signature, _Legalized)]
+_calls = StructuralMemo(MAX_CALLS)
 
 
 def clear() -> None:
@@ -62,7 +65,7 @@ def clear() -> None:
 
 def cached_calls() -> int:
     """How many legalized calls the cache holds."""
-    return sum(len(entries) for entries in _calls.values())
+    return len(_calls)
 
 
 def _signature(call: relax.Call) -> list | None:
@@ -81,23 +84,7 @@ def _signature(call: relax.Call) -> list | None:
     return parts
 
 
-def _lookup(key: int, signature: list) -> _Legalized | None:
-    for entry in _calls.get(key, ()):
-        if tvm_ffi.structural_equal(signature, entry.signature):
-            _calls.move_to_end(key)
-            return entry
-    return None
-
-
-def _remember(key: int, entry: _Legalized) -> None:
-    _calls.setdefault(key, []).append(entry)
-    _calls.move_to_end(key)
-    while len(_calls) > MAX_CALLS:
-        _calls.popitem(last=False)
-
-
-def _as_entry(bb: relax.BlockBuilder, call: relax.Call, signature: list,
-              result) -> _Legalized | None:
+def _as_entry(bb: relax.BlockBuilder, call: relax.Call, result) -> _Legalized | None:
     """``result`` as a cache entry when it is ``call_tir(f, (arguments of call…), out)``."""
     if not (isinstance(result, relax.Call) and result.op.same_as(_CALL_TIR)
             and len(result.args) == 2 and isinstance(result.args[1], relax.Tuple)):
@@ -116,7 +103,7 @@ def _as_entry(bb: relax.BlockBuilder, call: relax.Call, signature: list,
     name = re.sub(r"\d+$", "", gv.name_hint) or gv.name_hint
     out = result.ty_args[0]
     outs = list(out.fields) if isinstance(out, relax.TupleType) else [out]
-    return _Legalized(signature, func, name, tuple(order), outs)
+    return _Legalized(func, name, tuple(order), outs)
 
 
 def _cached(op_name: str, legalize):
@@ -127,14 +114,14 @@ def _cached(op_name: str, legalize):
         if signature is None:
             return legalize(bb, call)
         key = tvm_ffi.structural_hash(signature)
-        entry = _lookup(key, signature)
+        entry = _calls.get(key, signature)
         if entry is not None:
             gv = bb.add_func(entry.func, entry.name)
             return relax.call_tir(gv, [call.args[i] for i in entry.order], entry.out)
         result = legalize(bb, call)
-        entry = _as_entry(bb, call, signature, result)
+        entry = _as_entry(bb, call, result)
         if entry is not None:
-            _remember(key, entry)
+            _calls.put(key, signature, entry)
         return result
 
     cached_legalize.__name__ = f"cached_legalize_{op_name}"

@@ -17,6 +17,7 @@ import tvm
 from tvm import tirx
 
 from ...errors import MutateNNWarning
+from ..cache import is_scheduled
 from .store import TuningStore, kernel_key
 
 #: (record path, its mtime in ns) -> the parsed winning PrimFunc, or None (no usable one)
@@ -63,8 +64,7 @@ class ApplyTuned:
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         for gv, func in mod.functions_items():
-            if isinstance(func, tirx.PrimFunc) and \
-                    not (func.attrs and func.attrs.get("tirx.is_scheduled", False)):
+            if isinstance(func, tirx.PrimFunc) and not is_scheduled(func):
                 scheduled = tuned_kernel(self.store, func, self.target)
                 if scheduled is not None:
                     mod[gv] = scheduled
