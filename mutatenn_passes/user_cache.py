@@ -43,17 +43,21 @@ def write_entry(kind: str, name: str, data: bytes) -> None:
     """Store ``data`` as entry ``name`` of ``kind`` (atomically; silently not at all when the
     cache cannot be written)."""
     folder = cache_folder(kind)
-    if folder is None:
-        return
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-    except OSError:
-        return
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            write_atomically(folder / name, data)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file beside it renamed into place, so a reader
+    never sees half of it (raises `OSError`; no temporary file is left either way)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)  # as a plain file would be (mkstemp makes it private)
-        os.replace(tmp, folder / name)
-    except OSError:
+        os.replace(tmp, path)
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        raise

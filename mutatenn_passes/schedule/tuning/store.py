@@ -22,7 +22,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import tvm
 import tvm_ffi
 from tvm import tirx
 
-from ...user_cache import cache_root
+from ...user_cache import cache_root, write_atomically
 
 #: Environment variable naming the tuning folder builds read (and ``tune`` writes by default).
 DIR_ENV = "MUTATENN_TUNING_DIR"
@@ -155,9 +154,6 @@ class TuningStore:
     def put(self, record: TuningRecord) -> Path:
         """Write ``record`` atomically (a reader never sees half a file)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{record.key}.", suffix=".tmp", dir=self.folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(dataclasses.asdict(record), out, indent=1)
         path = self.path(record.key)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(dataclasses.asdict(record), indent=1).encode())
         return path
