@@ -1,4 +1,4 @@
-"""Tuning's gain on a whole model: rules vs tuned vs ONNX Runtime, measured side by side.
+"""Tuning's gain on a whole model: rules vs tuned vs ONNX Runtime (LiteRT for TFLite), side by side.
 
     python bench/tuning.py [--model resnet50] [--target llvm-avx2] [--budget 10m]
                            [--trials 64] [--cache-dir DIR] [--runs 15] [--warmup 3]
@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import time
 
-from latency import cpu_line, interleaved, model_path, onnxruntime_session, spread
+from latency import cpu_line, interleaved, model_path, reference_session, spread
 
 
 def main() -> None:
@@ -75,25 +75,21 @@ def main() -> None:
     tuned = mn.build(model, f"{args.target}-tuned")
     batch = preprocess(mn.default_images(), model.preprocess)
     calls = {"rules": rules.run_array, "tuned": tuned.run_array}
-    ort_run = onnxruntime_session(model, threads)
-    if ort_run is not None:
-        calls["ort"] = ort_run
+    ref_name, calls["reference"] = reference_session(model, threads)
     times = interleaved(calls, batch, args.runs, args.warmup, args.pause_ms / 1000)
     load_after = os.getloadavg()
     print(f"\n{args.model} {args.target}, {args.runs} interleaved runs of one image after "
           f"{args.warmup} warm-up turns, ms as min / median / max; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    for name, label in (("rules", "rules"), ("tuned", "tuned"), ("ort", "ONNX Runtime")):
-        if name in times:
-            print(f"  {label}: {spread(times[name])}")
+    for name, label in (("rules", "rules"), ("tuned", "tuned"), ("reference", ref_name)):
+        print(f"  {label}: {spread(times[name])}")
     med = {name: statistics.median(t) for name, t in times.items()}
     low = {name: min(t) for name, t in times.items()}
     print(f"  tuned / rules: {med['tuned'] / med['rules']:.2f}x medians "
           f"({low['tuned'] / low['rules']:.2f}x minima)")
-    if "ort" in times:
-        for name in ("rules", "tuned"):
-            print(f"  {name} / ONNX Runtime: {med[name] / med['ort']:.2f}x medians "
-                  f"({low[name] / low['ort']:.2f}x minima)")
+    for name in ("rules", "tuned"):
+        print(f"  {name} / {ref_name}: {med[name] / med['reference']:.2f}x medians "
+              f"({low[name] / low['reference']:.2f}x minima)")
 
 
 if __name__ == "__main__":
