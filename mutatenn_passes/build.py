@@ -35,6 +35,7 @@ from .errors import BuildError, MutateNNError, OperatorError
 from .kernel_ir import (bind_target, lower_cross_thread_reductions, lower_kernels,
                         lower_relax, tir_part)
 from .model import Model
+from .segmented_lowering import SegmentedLowering
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
 
@@ -223,12 +224,27 @@ class OriginalBuild:
     library: tvm.runtime.Module | None
     unavailable: str = ""
     _lowered_kernels: tvm.IRModule | None = field(default=None, repr=False)
+    _segmented: SegmentedLowering | None = field(default=None, repr=False)
 
     def lowered_kernels(self) -> tvm.IRModule:
         """The kernels after TVM's TIR lowering (the ``lowered`` phase), computed once."""
         if self._lowered_kernels is None:
             self._lowered_kernels = lower_kernels(self.kernels, self.profile)
         return self._lowered_kernels
+
+    def segmented_lowering(self) -> SegmentedLowering:
+        """How this original lowers its graph mutants segment by segment, made once."""
+        if self._segmented is None:
+            with tvm.transform.PassContext(opt_level=3):  # as `prepare_original` lowers
+                self._segmented = SegmentedLowering(self.model.mod, self.relax, self.profile)
+        return self._segmented
+
+    def lower_graph_mutant(self, mod: tvm.IRModule) -> tvm.IRModule:
+        """``mod``, the model with graph-level passes applied, through the target's Relax
+        lowering: only its segments that differ from the original's where the original can
+        be cut (`segmented_lowering`), else the whole graph."""
+        lowered = self.segmented_lowering().lower(mod)
+        return lowered if lowered is not None else lower_relax(mod, self.profile)
 
 
 def prepare_original(model: Model, target="llvm-x86-64", *,
@@ -332,7 +348,7 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
     relax_mod, kernels = original.relax, original.kernels
     if relax_passes:
         record.relax_input = tvm.transform.Sequential(relax_passes)(original.model.mod)
-        relax_mod = lower_relax(record.relax_input, profile)
+        relax_mod = original.lower_graph_mutant(record.relax_input)
         kernels = bind_target(tir_part(relax_mod), profile)
     if by_phase["s_tir"]:
         kernels = tvm.transform.Sequential(by_phase["s_tir"])(kernels)

@@ -27,7 +27,7 @@ from .tuning.apply import ApplyTuned
 from .tuning.store import TuningStore
 from .weight_layout import PackConvWeights
 
-__all__ = ["CACHE_ENV", "graph_preparation", "scheduled_cpu_pipeline"]
+__all__ = ["CACHE_ENV", "graph_preparation", "scheduled_cpu_phases", "scheduled_cpu_pipeline"]
 
 
 def graph_preparation() -> list:
@@ -35,6 +35,26 @@ def graph_preparation() -> list:
     return [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
             SimplifySums(), FoldConstants(), PackConvWeights(),
             relax.transform.DeadCodeElimination()]
+
+
+def scheduled_cpu_phases(target: tvm.target.Target, rules=None,
+                         tuned: TuningStore | None = None) -> tuple[list, list]:
+    """The passes of `scheduled_cpu_pipeline` in its two phases: the kernel phase (dispatch,
+    graph preparation, legalization, fusion and schedules), which transforms each part of a
+    graph on its own, and the VM phase (dataflow lowering, memory planning, VM builtins),
+    which needs the whole program. Run them in order under ``target``.
+    `segmented_lowering` runs the first per segment of a graph and the second once."""
+    cached = rules is None and enabled()
+    rules = default_rules() if rules is None else list(rules)
+    schedule = CachedSchedule(rules) if cached else dl.ApplyDefaultSchedule(*rules)
+    if tuned is not None:
+        schedule = tvm.transform.Sequential([ApplyTuned(tuned, target), schedule])
+    legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
+                for p in cpu_generic.legalize_passes(target) if p.info.name != "FoldConstant"]
+    kernel_phase = (cpu_generic.library_dispatch_passes(target) + graph_preparation() +
+                    legalize + [schedule])
+    vm_phase = cpu_generic.dataflow_lower_passes(target) + cpu_generic.finalize_passes(target)
+    return kernel_phase, vm_phase
 
 
 def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None,
@@ -48,21 +68,11 @@ def scheduled_cpu_pipeline(target: tvm.target.Target, rules=None,
     ``rules`` replaces `default_rules` and, like `CACHE_ENV` = 0, legalizes and schedules
     every kernel afresh (an empty list gives the same fused kernels without schedules, which
     is how the tests hold each rule against the kernel it transformed)."""
-    cached = rules is None and enabled()
-    rules = default_rules() if rules is None else list(rules)
-    schedule = CachedSchedule(rules) if cached else dl.ApplyDefaultSchedule(*rules)
-    if tuned is not None:
-        schedule = tvm.transform.Sequential([ApplyTuned(tuned, target), schedule])
-    legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
-                for p in cpu_generic.legalize_passes(target) if p.info.name != "FoldConstant"]
+    kernel_phase, vm_phase = scheduled_cpu_phases(target, rules, tuned)
 
     @tvm.transform.module_pass(opt_level=0, name="mutatenn.ScheduledCPUPipeline")
     def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         with target:
-            return tvm.transform.Sequential(
-                cpu_generic.library_dispatch_passes(target) + graph_preparation() + legalize +
-                [schedule] +
-                cpu_generic.dataflow_lower_passes(target) +
-                cpu_generic.finalize_passes(target))(mod)
+            return tvm.transform.Sequential(kernel_phase + vm_phase)(mod)
 
     return pipeline
