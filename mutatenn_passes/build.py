@@ -23,7 +23,7 @@ import itertools
 import re
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import tvm
@@ -34,6 +34,7 @@ from .device_code import compile_device_code
 from .errors import BuildError, MutateNNError, OperatorError
 from .kernel_ir import (bind_target, lower_cross_thread_reductions, lower_kernels,
                         lower_relax, tir_part)
+from .graph_operators.base import unchecked_rewrites
 from .model import Model
 from .segmented_lowering import SegmentedLowering
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
@@ -239,12 +240,20 @@ class OriginalBuild:
                 self._segmented = SegmentedLowering(self.model.mod, self.relax, self.profile)
         return self._segmented
 
-    def lower_graph_mutant(self, mod: tvm.IRModule) -> tvm.IRModule:
-        """``mod``, the model with graph-level passes applied, through the target's Relax
+    def lower_graph_mutant(self, relax_passes: list) -> tuple[tvm.IRModule, tvm.IRModule]:
+        """The model with ``relax_passes`` applied, and that through the target's Relax
         lowering: only its segments that differ from the original's where the original can
-        be cut (`segmented_lowering`), else the whole graph."""
-        lowered = self.segmented_lowering().lower(mod)
-        return lowered if lowered is not None else lower_relax(mod, self.profile)
+        be cut (`segmented_lowering`, which checks the segments it lowers well formed, so
+        mutation operators skip their check of the whole graph), else the whole graph."""
+        segmented = self.segmented_lowering()
+        with unchecked_rewrites() if not segmented.why else nullcontext():
+            mod = tvm.transform.Sequential(relax_passes)(self.model.mod)
+        lowered = segmented.lower(mod)
+        if lowered is None:
+            if not segmented.why:
+                relax.analysis.well_formed(mod)
+            lowered = lower_relax(mod, self.profile)
+        return mod, lowered
 
 
 def prepare_original(model: Model, target="llvm-x86-64", *,
@@ -347,8 +356,7 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
     by_phase = _passes_by_phase(tir_passes)
     relax_mod, kernels = original.relax, original.kernels
     if relax_passes:
-        record.relax_input = tvm.transform.Sequential(relax_passes)(original.model.mod)
-        relax_mod = original.lower_graph_mutant(record.relax_input)
+        record.relax_input, relax_mod = original.lower_graph_mutant(relax_passes)
         kernels = bind_target(tir_part(relax_mod), profile)
     if by_phase["s_tir"]:
         kernels = tvm.transform.Sequential(by_phase["s_tir"])(kernels)

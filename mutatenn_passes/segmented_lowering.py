@@ -66,9 +66,9 @@ def split_main(mod: tvm.IRModule) -> list[relax.Function] | None:
             last = body[-1].var
             result = relax.Var(last.name, last.ty)
             tail, ret = [relax.VarBinding(result, last)], last.ty
-        segments.append(relax.Function(
+        segments.append(relax.BlockBuilder().normalize(relax.Function(
             inputs, relax.SeqExpr([relax.DataflowBlock(head + body + tail)], result), ret,
-            main.is_pure, main.attrs))
+            main.is_pure, main.attrs)))
         start = end
     return segments
 
@@ -173,13 +173,15 @@ class SegmentedLowering:
     def lower(self, mod: tvm.IRModule) -> tvm.IRModule | None:
         """``mod`` (a graph mutant of the original) through the profile's Relax pipeline,
         lowering only the segments the original has not; None when it must be lowered whole
-        (``why`` set, or ``mod`` cannot be cut). Call under a `tvm.transform.PassContext`."""
+        (``why`` set, or ``mod`` cannot be cut). Each segment lowered is checked well formed
+        first (``relax.analysis.well_formed`` raises), so that a mutant needs no check of
+        the whole graph. Call under a `tvm.transform.PassContext`."""
         if self.why:
             return None
         segments = split_main(mod)
         if segments is None:
             return None
-        return self._stitch([self._known(segment) or self._lower_segment(segment)
+        return self._stitch([self._known(segment) or self._lower_segment(segment, check=True)
                              for segment in segments])
 
     def _known(self, segment: relax.Function) -> _Lowered | None:
@@ -188,10 +190,14 @@ class SegmentedLowering:
                 return part
         return None
 
-    def _lower_segment(self, segment: relax.Function) -> _Lowered:
-        """The kernel phase on one segment; its kernels named as the original's equal ones."""
+    def _lower_segment(self, segment: relax.Function, check: bool = False) -> _Lowered:
+        """The kernel phase on one segment (``check``: checked well formed before); its
+        kernels named as the original's equal ones."""
+        mod = tvm.IRModule({"main": segment}, attrs=self._attrs)
+        if check:
+            relax.analysis.well_formed(mod)
         with self.profile.tvm_target():
-            mod = self._kernel_phase(tvm.IRModule({"main": segment}, attrs=self._attrs))
+            mod = self._kernel_phase(mod)
         names, new = {}, {}
         for gv, func in mod.functions_items():
             if not isinstance(func, tvm.tirx.PrimFunc):

@@ -40,8 +40,10 @@ def unchecked_rewrites():
     """Within the block, rewrites skip the well-formedness check (`check_well_formed`).
 
     Campaign planning applies every graph mutant only to hash and compare it; the worker that
-    builds a mutant applies the same rewrite again, checked, and records an ill-formed one as
-    a build failure. The check is a third of planning a graph mutant."""
+    builds a mutant applies the same rewrite again and records an ill-formed one as a build
+    failure, checking only the segments of the graph it changed where the graph is lowered
+    by segment (`segmented_lowering`). The whole check is a third of planning a graph mutant
+    and a fifth of building one."""
     token = _CHECKED.set(False)
     try:
         yield
