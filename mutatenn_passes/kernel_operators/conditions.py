@@ -114,17 +114,17 @@ def map_conditions(func, kinds: frozenset, matched: tuple, scan: SiteScan, rewri
     """Number (and, where selected, ``rewrite``) the comparisons of the ``matched`` types
     inside the conditions of holders of ``kinds`` in ``func``'s kernel code."""
     def number(condition, kind):
-        def on_comparison(node, mutator):
-            return mutator.default_mutate(
-                scan.site(kind, describe(node, kind), node, rewrite))
+        # One catch-all callback (conditions are small): structural_mutate inspects the
+        # signature of each callback it is given, on every call, which cost more than the walk.
+        def visit(node, mutator):
+            if isinstance(node, matched):
+                return mutator.default_mutate(
+                    scan.site(kind, describe(node, kind), node, rewrite))
+            if isinstance(node, _HOLDER_TYPES) and condition_kind(node):
+                return node  # numbered when the outer walk reaches it
+            return mutator.default_mutate(node)
 
-        def stop_at_holder(node, mutator):
-            # A holder nested in this condition is numbered when the outer walk reaches it.
-            return node if condition_kind(node) else mutator.default_mutate(node)
-
-        return tvm_ffi.structural_mutate(
-            condition,
-            [(t, on_comparison) for t in matched] + [(t, stop_at_holder) for t in _HOLDER_TYPES])
+        return tvm_ffi.structural_mutate(condition, visit)
 
     def on_holder(node, mutator):
         kind = condition_kind(node)
