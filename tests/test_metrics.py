@@ -79,6 +79,17 @@ def test_fisher_exact_worked_values():
     assert fisher_exact([[0, 0], [0, 0]]) == 1.0  # no images: nothing to test
 
 
+def test_fisher_exact_equals_scipys_on_every_table_of_up_to_twelve_images():
+    from scipy import stats
+
+    for n in range(13):  # n images: each side right on 0..n of them
+        for o_ok in range(n + 1):
+            for m_ok in range(n + 1):
+                table = [[o_ok, n - o_ok], [m_ok, n - m_ok]]
+                expected = stats.fisher_exact(table, alternative="two-sided").pvalue
+                assert fisher_exact(table) == pytest.approx(expected, rel=1e-12, abs=0), table
+
+
 @pytest.mark.filterwarnings("ignore:One or more sample arguments is too small")  # SciPy, k < 2
 def test_rankings_of_many_pairs_equal_the_definitions_bit_for_bit():
     """`rankings` (NumPy, all pairs at once) against `top_k_overlap`, `rbo` and `kendall_tau`
