@@ -21,18 +21,20 @@ from tvm import s_tir, tirx
 from .common import (ReductionBlock, VectorUnit, accumulate_in_registers, divisor_at_most,
                      indices, inline_epilogue, tile_sizes, weight_order)
 
-#: The accumulators of one channel tile's plane may take this many bytes: a third of a
-#: 48 KB L1 data cache, half of a 32 KB one, beside the block of weights and of inputs.
-#: 14x14 and 7x7 planes of 16 float32 channels fit (12.5 and 3 KB), 28x28 (50 KB) does not;
-#: blocking 28- and 56-wide outputs by rows the same way measured no faster.
-PLANE_BYTES = 16 * 1024
+#: The accumulators of one channel tile's plane may take this many bytes of the L1 data
+#: cache (48 KB here), beside the block of weights (8 KB) and of inputs. 14x14 and 7x7
+#: planes of 16 float32 channels fit (12.5 and 3 KB), of 32 (AVX-512) too (25 and 6 KB:
+#: 1.2-2.2x faster than with a 16 KB bound, which left them register tiles), 28x28 of 16
+#: (50 KB) does not; blocking 28- and 56-wide outputs by rows the same way measured no
+#: faster.
+PLANE_BYTES = 32 * 1024
+#: A channel tile's weights smaller than this stay in L1 for register tiles anyway.
+SLICE_BYTES = 16 * 1024
 #: Input channels per block of the reduction: 128 x 16 float32 weights = 8 KB per window
 #: position (64 and 256 measured within noise of it on ResNet50's 14x14 and 7x7 stages).
 REDUCTION_BLOCK = 128
-#: Channel tiles are the only parallel loop here: fewer than this many leave cores idle
-#: (SqueezeNet's 1x1 convolutions to 48 or 64 channels at 13x13, one vector each: 6 or 8
-#: tiles, measured up to 1.6x slower than their register tiles parallel over rows too).
-MIN_CHANNEL_TILES = 16
+#: Channel tiles are the only parallel loop here: fewer than this many leave cores idle.
+MIN_CHANNEL_TILES = 8
 #: A plane of fewer pixels gives the block of weights too few register tiles to serve: the
 #: quantized MobileNet's 1x1 convolution at 4x4 (16 pixels, 4 tiles of 4) ran 1.4x slower.
 MIN_PLANE = 49
@@ -89,8 +91,9 @@ def _pays(block, extent: dict, vector_axis: int, reduce_: list[int], inner: int,
     for axis in reduce_:
         slice_bytes *= extent[axis]
     plane_bytes = plane * v_tile * block.writes[0].source.dtype.bits // 8
-    return plane_bytes <= PLANE_BYTES <= slice_bytes and plane >= MIN_PLANE and \
-        extent[inner] >= REDUCTION_BLOCK and extent[vector_axis] // v_tile >= MIN_CHANNEL_TILES
+    return plane_bytes <= PLANE_BYTES and slice_bytes >= SLICE_BYTES and \
+        plane >= MIN_PLANE and extent[inner] >= REDUCTION_BLOCK and \
+        extent[vector_axis] // v_tile >= MIN_CHANNEL_TILES
 
 
 def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
@@ -98,10 +101,10 @@ def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
                unroll_reduction: int = 1) -> bool:
     """Tile the reduction block as the module doc says, or return False (nothing changed)
     when the plane's accumulators exceed `PLANE_BYTES`, the weights of a channel tile take
-    less (register tiles then reread them from L1 anyway), the plane has fewer than
-    `MIN_PLANE` pixels, the innermost reduction (in the weights' storage order) has fewer
-    than `REDUCTION_BLOCK` iterations to block, or there are fewer than `MIN_CHANNEL_TILES`
-    channel tiles to run in parallel.
+    less than `SLICE_BYTES` (register tiles then reread them from L1 anyway), the plane has
+    fewer than `MIN_PLANE` pixels, the innermost reduction (in the weights' storage order)
+    has fewer than `REDUCTION_BLOCK` iterations to block, or there are fewer than
+    `MIN_CHANNEL_TILES` channel tiles to run in parallel.
 
     ``vector_axis`` is the output channels (the weights' innermost axis), ``register_axis``
     the output's columns and ``row_axis`` its rows. Loops, outermost first: the output's
