@@ -5,8 +5,8 @@ stay in L1 cache and the reduction over input channels is blocked, as a packed G
 next: every tile then reads the channel tile's weights once more. On a 56- or 28-wide output
 that slice is small next to the pixels sharing it; on ResNet50's 14x14 and 7x7 stages (256
 to 2048 input channels, 3x3 windows) it is 64-300 KB, read from L2 by every register tile,
-and those kernels reached 20-50% of the vector units' peak where the 56- and 28-wide ones
-reached 80-95% (`bench/kernels.py`). Here, per channel tile, the window and a block of
+and those kernels reached 45-75% of the vector units' peak where the 56- and 28-wide ones
+reached 75-98% (`bench/kernels.py`, AVX2, 2 threads). Here, per channel tile, the window and a block of
 `REDUCTION_BLOCK` input channels run outside the pixels: that block of weights (8 KB) is
 read from L1 by every register tile of the plane, whose accumulators (at most `PLANE_BYTES`)
 are loaded and stored once per block. A plane whose rows take no register tile that fits
