@@ -16,6 +16,7 @@ the kernels with the most milliseconds and the lowest fraction are the levers.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import statistics
 import sys
@@ -97,8 +98,6 @@ def main() -> None:
 
     threads = args.threads or physical_cores()
     os.environ["TVM_NUM_THREADS"] = str(threads)
-    import fnmatch
-
     import tvm
 
     import mutatenn_passes as mn
