@@ -188,6 +188,61 @@ def test_conv2d_on_a_13_wide_output_takes_one_vector_of_13_pixels(tmp_path):
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
+def _conv_model(tmp_path, channels: int, outputs: int, size: int, window: int, seed: int):
+    """A one-convolution ONNX model (bias and ReLU after it, padding keeping the size)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((outputs, channels, window, window)).astype(np.float32)
+    bias = rng.standard_normal(outputs).astype(np.float32)
+    pad = window // 2
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[pad] * 4),
+         helper.make_node("Relu", ["c"], ["y"])], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, outputs, size, size])],
+        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return mn.load_model(path)
+
+
+@pytest.mark.parametrize("channels, outputs, size, window, tile", [
+    (512, 256, 14, 1, 4),  # 14 wide: the 196-pixel plane is tiled by 4, not rows by 7
+    (128, 256, 7, 3, 7),  # 3x3, padded: the window loops outside the reduction blocks
+])
+def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, outputs, size,
+                                                      window, tile):
+    """ResNet50's 14x14 and 7x7 stages: per channel tile, the reduction over input channels
+    runs in blocks of `REDUCTION_BLOCK` outside the register tiles of the whole plane (each
+    block of weights serves every pixel from L1), the register tile fits the registers, the
+    tiles run in parallel and vectorized, and the values stay the unscheduled kernel's."""
+    from mutatenn_passes.schedule.rules.plane import REDUCTION_BLOCK
+
+    kernels = _unscheduled_kernels(_conv_model(tmp_path, channels, outputs, size, window, 7))
+    name = next(n for n in kernels if "conv2d" in n)
+    func = kernels[name]
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        rule, sch = _first_rule(func, target)
+    assert rule == "Conv2D"
+    scheduled = sch.mod["main"]
+
+    def extents(block):
+        return [int(sch.get(loop).extent) for loop in sch.get_loops(sch.get_sblock(block))]
+
+    unit = VectorUnit.of(target)
+    ((pixels, lanes),) = _register_tiles(scheduled)
+    assert pixels == tile and lanes == 2 * unit.lanes, (pixels, lanes)
+    # the accumulators of a channel tile's whole plane, initialised once, then the blocks
+    assert np.prod(extents("conv2d_nchw_init")[1:]) == size * size * lanes
+    assert channels // REDUCTION_BLOCK in extents("conv2d_nchw_update")
+    assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
+    expected, actual = _outputs(func, scheduled, target, seed=7)
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
+
+
 def test_pool_reads_its_padding_inline(default_model):
     """ShuffleNet's padded 3x3/2 max pooling: no padded copy of the input (``pad_temp``) is
     written first, the window loops check the bounds; parallel, vectorized, and the values

@@ -9,7 +9,10 @@ the block indexes its buffers:
   (`PackConvWeights` stores constant weights ``HWIO`` for this) and every other read either
   ignores it or has it innermost too (NHWC depthwise): each input pixel is broadcast and
   multiplied into one or two vectors of output channels, for a few neighbouring output
-  pixels at once — ``rt x (vt / lanes)`` accumulators in registers;
+  pixels at once — ``rt x (vt / lanes)`` accumulators in registers; on a small output
+  plane (ResNet50's 14x14 and 7x7 stages) the whole plane of a channel tile is accumulated
+  in L1 and the reduction blocked (`plane.plane_tile`), elsewhere each register tile runs
+  its whole reduction (`common.register_tile`);
 * **vector over output pixels** otherwise (NCHW grouped or depthwise convolutions, whose
   input channel depends on the output channel; weights that are not constants): the
   output's innermost spatial axis is the vector, output channels (or rows) the register
@@ -21,6 +24,7 @@ from __future__ import annotations
 from tvm import tirx
 
 from .common import indices, register_tile, uses
+from .plane import plane_tile
 from .rule import ReductionRule
 
 
@@ -61,6 +65,16 @@ def choose_axes(block, spatial: list[int]) -> tuple[int, int | None, int | None]
     return pixel, register, channel
 
 
+def output_row(block, column: int | None) -> int | None:
+    """The iter var of the output axis just outside ``column``'s (the rows of the output
+    whose columns are ``column``), or None."""
+    ivs = block.iter_vars
+    out = indices(block.writes[0])
+    at = next((d for d, e in enumerate(out) if column is not None and
+               e.same_as(ivs[column].var)), None)
+    return None if not at else _index_var(out[at - 1], ivs, range(len(ivs)))
+
+
 #: The innermost reduction loop (input channels, in the weight's storage order) unrolled by
 #: this factor: 8 made ResNet50's convolutions 10% faster in all (1-thread kernel timings,
 #: AVX2), 22% its 3x3 ones on 7- and 14-wide outputs, whose 7-pixel tiles spill a register.
@@ -79,5 +93,9 @@ class Conv2D(ReductionRule):
 
     def tile(self, sch, red, plan, unit):
         vector, register, channel = plan
+        if vector == channel and plane_tile(sch, red, vector, register,
+                                            output_row(sch.get(red.block), register), unit,
+                                            UNROLL_REDUCTION):
+            return
         register_tile(sch, red, vector, register, unit, channel_axis=channel,
                       unroll_reduction=UNROLL_REDUCTION)
