@@ -280,7 +280,17 @@ class GraphOperator:
 
     def _candidates(self, mod: tvm.IRModule) -> list[_Candidate]:
         """Every matching binding in graph order, as a site with a stable ID and a description
-        naming the op, its position among all calls of that op, and the binding."""
+        naming the op, its position among all calls of that op, and the binding. Those of
+        the last module asked about are kept: a campaign finds an operator's sites and then
+        applies it, site group by site group, to the same original module."""
+        last = getattr(self, "_last_candidates", None)
+        if last is not None and last[0].same_as(mod):
+            return last[1]
+        candidates = self._find_candidates(mod)
+        self._last_candidates = (mod, candidates)
+        return candidates
+
+    def _find_candidates(self, mod: tvm.IRModule) -> list[_Candidate]:
         matched, calls_seen = [], Counter()
         for gv, func in relax_functions(mod):
             scope = FunctionScope(gv.name_hint, func)
