@@ -152,7 +152,7 @@ class SegmentedLowering:
         phases = relax_phases(profile)
         segments = split_main(model_mod) if phases else None
         if phases is None:
-            self.why = f"{profile.name} is lowered in one piece (a GPU, or the lowering caches off)"
+            self.why = f"{profile.name} is lowered in one piece (not a scheduled CPU profile, or the lowering caches off)"
         elif segments is None or len(segments) < 2:
             self.why = "the graph has no place to cut"
         if self.why:

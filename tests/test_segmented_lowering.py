@@ -79,3 +79,11 @@ def test_a_graph_without_a_place_to_cut_is_lowered_whole(tiny_classifier, tmp_pa
     expected, _ = mn.build(model, TARGET, relax_passes=passes).run_array(batch)
     assert np.array_equal(got, expected)
     assert not np.array_equal(got, original.artifact.run_array(batch)[0])
+
+
+def test_an_unscheduled_profile_lowers_its_graph_mutants_whole(default_model):
+    original = prepare_original(default_model, "llvm-x86-64-naive")
+    assert original.segmented_lowering().why.startswith("llvm-x86-64-naive is lowered in one")
+    passes = [mn.mutation("relu_to_sigmoid", sites=[4])]
+    art = build_incremental(original, relax_passes=passes)
+    assert art.record.mode.startswith("incremental")

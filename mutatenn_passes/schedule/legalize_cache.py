@@ -155,19 +155,14 @@ class CachedLegalizeOps:
         return relax.transform.LegalizeOps(customize_legalize_map=table)(mod)
 
 
-def cached_legalization_passes() -> list:
-    """TVM's library dispatch and `CachedLegalizeOps`: what `with_cached_legalization` puts
-    before a pipeline."""
-    return [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan(),
-            CachedLegalizeOps()]
-
-
 def with_cached_legalization(pipeline: tvm.transform.Pass) -> tvm.transform.Pass:
     """``pipeline``, a Relax pipeline that legalizes (TVM's default build pipeline, which
-    unscheduled CPU profiles use), preceded by `cached_legalization_passes`: its own dispatch
-    and ``LegalizeOps`` then find nothing left to do, so it makes the same module at the cost
-    of the calls not seen before. Without the caches (`CACHE_ENV`), ``pipeline`` itself."""
+    unscheduled CPU profiles use), preceded by TVM's library dispatch and `CachedLegalizeOps`:
+    its own dispatch and ``LegalizeOps`` then find nothing left to do, so it makes the same
+    module at the cost of the calls not seen before. Without the caches (`CACHE_ENV`),
+    ``pipeline`` itself."""
     if not enabled():
         return pipeline
-    return tvm.transform.Sequential([*cached_legalization_passes(), pipeline],
-                                    name="mutatenn.CachedLegalization")
+    return tvm.transform.Sequential([relax.backend.DispatchSampling(),
+                                     relax.backend.DispatchSortScan(), CachedLegalizeOps(),
+                                     pipeline], name="mutatenn.CachedLegalization")
