@@ -193,8 +193,11 @@ def physical_limit(figures: dict, images: list[str] | None) -> dict:
     pairs = [key.rsplit("@", 1) for key in figures["builds_per_original"]]
     spec = {"models": sorted({None if m == "None" else m for m, _ in pairs}, key=str),
             "targets": sorted({t for _, t in pairs}), "images": images}
+    # run outside any checkout: `python -c` would import a mutatenn_passes folder in the
+    # working directory (unbuilt) instead of the installed package
     done = subprocess.run([sys.executable, "-c", LIMIT_SNIPPET, str(figures["threads"]),
-                           json.dumps(spec)], capture_output=True, text=True, check=True)
+                           json.dumps(spec)], capture_output=True, text=True, check=True,
+                          cwd=tempfile.gettempdir())
     parts = json.loads(done.stdout.strip().splitlines()[-1])
     build = sum(parts[key]["build"] for key in figures["builds_per_original"])
     runs = sum(n * parts[key]["batch"] for key, n in figures["builds_per_original"].items())
