@@ -133,9 +133,10 @@ def partial_vector(v_extent: int, unit: VectorUnit, tile: int) -> int:
     """The vector tile of an axis no whole vector divides, given the largest divisor ``tile``
     below the lanes: the largest power-of-two divisor instead (a register width the ISA has:
     8 float32 are the 256-bit half of an AVX-512 vector) where that drops at most a quarter
-    of ``tile``'s lanes. SqueezeNet's 1000 classes took a tile of 10 on AVX-512, which LLVM
-    splits into an 8- and a 2-lane part per load and store: its classifier convolution ran
-    1.1x faster with 8 (19% of peak before, slower than AVX2's 8). Dropping more measured
+    of ``tile``'s lanes. SqueezeNet's 1000 classes took a tile of 10 on AVX-512, a vector
+    type no register has, which LLVM has to legalize in parts or widened: its classifier
+    convolution ran 1.1x faster with 8 (19% of peak before, slower than AVX2's 8; the
+    assembly was not compared). Dropping more measured
     slower: ShuffleNet's 28-pixel vectors (14 on AVX-512, 7 on AVX2) as 4 ran up to 2x
     slower, its 24 channels (12) as 8 1.1x slower."""
     power = min(v_extent & -v_extent, unit.lanes)
