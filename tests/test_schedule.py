@@ -208,6 +208,24 @@ def _conv_model(tmp_path, channels: int, outputs: int, size: int, window: int, s
     return mn.load_model(path)
 
 
+def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_path):
+    """SqueezeNet's classifier: 1000 output channels have no divisor that is a whole AVX-512
+    vector; the tile is 8 channels (a 256-bit register), not 10 (split by LLVM into 8 + 2
+    lanes per load and store), with 13 pixels, and the values stay the unscheduled
+    kernel's."""
+    profile = mn.get_profile("llvm-avx512")
+    kernels = _unscheduled_kernels(_conv_model(tmp_path, 32, 1000, 13, 1, 8))
+    func = kernels[next(n for n in kernels if "conv2d" in n)]
+    target = profile.tvm_target()
+    scheduled = _scheduled_by("Conv2D", func, target)
+    assert _register_tiles(scheduled) == {(13, 8)}
+    ok, why = profile.can_run()
+    if not ok:
+        pytest.skip(f"the tile is checked; its values need AVX-512: {why}")
+    expected, actual = _outputs(func, scheduled, target, seed=8)
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
+
+
 @pytest.mark.parametrize("channels, outputs, size, window, tile", [
     (512, 256, 14, 1, 4),  # 14 wide: the 196-pixel plane is tiled by 4, not rows by 7
     (128, 256, 7, 3, 7),  # 3x3, padded: the window loops outside the reduction blocks
