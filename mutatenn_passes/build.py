@@ -34,7 +34,6 @@ from .device_code import compile_device_code
 from .errors import BuildError, MutateNNError, OperatorError
 from .kernel_ir import (bind_target, lower_cross_thread_reductions, lower_kernels,
                         lower_relax, tir_part)
-from .graph_operators.base import unchecked_rewrites
 from .model import Model
 from .segmented_lowering import SegmentedLowering
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
@@ -245,6 +244,10 @@ class OriginalBuild:
         lowering: only its segments that differ from the original's where the original can
         be cut (`segmented_lowering`, which checks the segments it lowers well formed, so
         mutation operators skip their check of the whole graph), else the whole graph."""
+        # imported here: the graph operators load the C++ extension, which `import
+        # mutatenn_passes` does not need (a checkout without it still imports)
+        from .graph_operators.base import unchecked_rewrites
+
         segmented = self.segmented_lowering()
         with unchecked_rewrites() if not segmented.why else nullcontext():
             mod = tvm.transform.Sequential(relax_passes)(self.model.mod)
