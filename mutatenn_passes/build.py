@@ -33,7 +33,7 @@ from tvm import relax
 from .device_code import compile_device_code
 from .errors import BuildError, MutateNNError, OperatorError
 from .kernel_ir import (bind_target, lower_cross_thread_reductions, lower_kernels,
-                        lower_relax, tir_part)
+                        lower_relax, nameless, tir_part)
 from .model import Model
 from .segmented_lowering import SegmentedLowering
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
@@ -376,10 +376,6 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
     return MutantKernels(relax_mod, changed, renamed, bool(by_phase["lowered"]), record)
 
 
-def _nameless(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
-    return func.with_attr("global_symbol", "")
-
-
 def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule) -> tuple[dict, dict]:
     """The kernels of ``kernels`` that must be compiled (name -> PrimFunc), and those equal
     to a kernel of ``base`` under another name (name -> that name).
@@ -392,15 +388,15 @@ def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule) -> tuple[dict, d
     before = {gv.name_hint: f for gv, f in base.functions_items()}
     by_body: dict[int, list[str]] = {}
     for name, func in before.items():
-        by_body.setdefault(tvm_ffi.structural_hash(_nameless(func)), []).append(name)
+        by_body.setdefault(tvm_ffi.structural_hash(nameless(func)), []).append(name)
     changed, renamed = {}, {}
     for gv, func in kernels.functions_items():
         name = gv.name_hint
         if name in before and tvm_ffi.structural_equal(func, before[name]):
             continue
-        nameless = _nameless(func)
-        twins = [t for t in by_body.get(tvm_ffi.structural_hash(nameless), [])
-                 if tvm_ffi.structural_equal(nameless, _nameless(before[t]))]
+        body = nameless(func)
+        twins = [t for t in by_body.get(tvm_ffi.structural_hash(body), [])
+                 if tvm_ffi.structural_equal(body, nameless(before[t]))]
         if twins:
             renamed[name] = twins[0]
         else:

@@ -108,6 +108,12 @@ def tir_part(mod: tvm.IRModule) -> tvm.IRModule:
     return tvm.IRModule(funcs, attrs=mod.attrs)
 
 
+def nameless(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
+    """``func`` without its symbol: what compares kernels by body alone (a graph mutation
+    renames the kernels fused after its site)."""
+    return func.with_attr("global_symbol", "")
+
+
 def lower_kernels(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
     """S-TIR kernels through TVM's TIR lowering for ``profile`` (the ``lowered`` phase)."""
     lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())

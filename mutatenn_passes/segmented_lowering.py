@@ -26,7 +26,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from .kernel_ir import relax_phases
+from .kernel_ir import nameless, relax_phases
 from .targets import TargetProfile
 
 #: Operators that begin a fused kernel: TVM's fusion merges what follows them into them,
@@ -125,10 +125,6 @@ class _CallRenamer(relax.PyExprMutator):
         return self.names.get(gv.name_hint, gv)
 
 
-def _nameless(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
-    return func.with_attr("global_symbol", "")
-
-
 class SegmentedLowering:
     """Lowers graph mutants of one original segment by segment (see the module doc).
 
@@ -146,7 +142,7 @@ class SegmentedLowering:
                              if isinstance(f, tvm.tirx.PrimFunc)}
         self._by_body: dict[int, list[str]] = {}
         for name, gv in self._kernel_vars.items():
-            body = _nameless(lowered[gv])
+            body = nameless(lowered[gv])
             self._by_body.setdefault(tvm_ffi.structural_hash(body), []).append(name)
         self._segments: dict[int, list[tuple[relax.Function, _Lowered]]] = {}
         phases = relax_phases(profile)
@@ -202,9 +198,9 @@ class SegmentedLowering:
         for gv, func in mod.functions_items():
             if not isinstance(func, tvm.tirx.PrimFunc):
                 continue
-            body = _nameless(func)
+            body = nameless(func)
             twins = [name for name in self._by_body.get(tvm_ffi.structural_hash(body), [])
-                     if tvm_ffi.structural_equal(body, _nameless(self.lowered[name]))]
+                     if tvm_ffi.structural_equal(body, nameless(self.lowered[name]))]
             if twins:
                 names[gv.name_hint] = self._kernel_vars[twins[0]]
             else:
