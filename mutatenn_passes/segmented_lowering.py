@@ -148,7 +148,8 @@ class SegmentedLowering:
         phases = relax_phases(profile)
         segments = split_main(model_mod) if phases else None
         if phases is None:
-            self.why = f"{profile.name} is lowered in one piece (not a scheduled CPU profile, or the lowering caches off)"
+            self.why = f"{profile.name} is lowered in one piece (not a scheduled CPU " \
+                "profile, or the lowering caches off)"
         elif segments is None or len(segments) < 2:
             self.why = "the graph has no place to cut"
         if self.why:
@@ -177,7 +178,8 @@ class SegmentedLowering:
         segments = split_main(mod)
         if segments is None:
             return None
-        return self._stitch([self._known(segment) or self._lower_segment(segment, check=True)
+        new: dict = {}  # the mutant's new kernels, across its segments: unique names
+        return self._stitch([self._known(segment) or self._lower_segment(segment, new)
                              for segment in segments])
 
     def _known(self, segment: relax.Function) -> _Lowered | None:
@@ -186,11 +188,13 @@ class SegmentedLowering:
                 return part
         return None
 
-    def _lower_segment(self, segment: relax.Function, check: bool = False) -> _Lowered:
-        """The kernel phase on one segment (``check``: checked well formed before); its
-        kernels named as the original's equal ones."""
+    def _lower_segment(self, segment: relax.Function, taken: dict | None = None) -> _Lowered:
+        """The kernel phase on one segment; its kernels named as the original's equal ones,
+        the others by names neither the original's kernels nor those in ``taken`` (a
+        mutant's new kernels so far, which this adds to) have. A mutant's segment
+        (``taken`` given) is checked well formed first."""
         mod = tvm.IRModule({"main": segment}, attrs=self._attrs)
-        if check:
+        if taken is not None:
             relax.analysis.well_formed(mod)
         with self.profile.tvm_target():
             mod = self._kernel_phase(mod)
@@ -204,9 +208,11 @@ class SegmentedLowering:
             if twins:
                 names[gv.name_hint] = self._kernel_vars[twins[0]]
             else:
-                name = self._unique(gv.name_hint, new)
+                name = self._unique(gv.name_hint, {**new, **(taken or {})})
                 names[gv.name_hint] = relax.BlockBuilder().add_func(func, name)
                 new[name] = func
+        if taken is not None:
+            taken.update(new)
         main = _CallRenamer(mod, names).visit_expr(mod["main"])
         return _Lowered(main, new)
 

@@ -59,6 +59,18 @@ def test_graph_mutants_lowered_by_segment_equal_full_builds(default_model, defau
                     ("exp_before_conv2d_dense", 7), ("transpose_conv2d_input", 1)])
 
 
+def test_a_mutant_of_several_segments_names_its_new_kernels_apart(default_model,
+                                                                  default_images):
+    """Sigmoids in three segments make three new kernels that fusion names alike."""
+    original = prepare_original(default_model, TARGET)
+    passes = [mn.mutation("relu_to_sigmoid", sites=[2, 6, 10])]
+    segmented = build_incremental(original, relax_passes=passes)
+    assert segmented.record.mode.startswith("incremental"), segmented.record.mode
+    batch = preprocess(default_images[:1], default_model.preprocess)
+    expected, _ = mn.build(default_model, TARGET, relax_passes=passes).run_array(batch)
+    assert np.array_equal(segmented.run_array(batch)[0], expected)
+
+
 def test_graph_mutants_of_the_quantized_fixture_lowered_by_segment(shared_fixtures):
     model = mn.load_model(shared_fixtures / "mobilenet_v1_0.25_128_quant.tflite")
     assert len(split_main(model.mod)) >= 5  # cut before each convolution's weights
