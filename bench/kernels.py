@@ -19,12 +19,8 @@ import argparse
 import fnmatch
 import os
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from latency import cpu_line, model_path  # noqa: E402
+from latency import cpu_line, model_path  # the sibling bench (its folder is sys.path[0])
 
 
 def call_counts(mod) -> dict[str, int]:
