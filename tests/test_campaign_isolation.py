@@ -66,6 +66,35 @@ params = {amount = 100000}
     assert rows["loop_extent_inc"]["status"] == "crashed"
 
 
+def test_workers_are_forked_from_the_zygote_or_fresh_when_it_dies(tmp_path, monkeypatch):
+    import dataclasses
+
+    path = tiny_campaign(tmp_path, workers=2, operators='use = ["relu_to_sigmoid", '
+                         '"add_to_subtract", "loop_extent_dec"]\nsites = [0]')
+    config = load_config(path)
+    forked = execute_campaign(config, progress=CampaignUI(quiet=True))
+    logs = config.output / "logs"
+    zygote_log = (logs / "zygote.log").read_text()
+    assert "prepared in" in zygote_log
+    pid = zygote_log.split("(pid ")[1].split(")")[0]
+    workers = [w.read_text() for w in sorted(logs.glob("worker-*.log"))]
+    assert len(workers) == 2
+    assert all(f"forked from the zygote (pid {pid})" in w for w in workers)
+    meta = dict(sqlite3.connect(config.output / "results.db").execute("SELECT * FROM meta"))
+    assert '"forked": 2' in meta["executor"]
+    # The zygote dies while preparing: fresh workers run the same campaign.
+    monkeypatch.setenv(FAULT_ENV, "crash@prepare:zygote")
+    fresh = execute_campaign(dataclasses.replace(config, output=tmp_path / "fresh"),
+                             progress=CampaignUI(quiet=True))
+    workers = [w.read_text() for w in sorted((tmp_path / "fresh/logs").glob("worker-*.log"))]
+    assert workers and not any("forked" in w for w in workers)
+    assert all(" started, " in w for w in workers)
+    statuses = lambda outcome: {(m["operator"], m["target"]): m["status"]
+                                for m in outcome["analysis"]["mutants"]}
+    assert statuses(fresh) == statuses(forked)
+    assert set(statuses(forked).values()) == {"ok"}
+
+
 def test_cuda_builds_but_cannot_run_here(tmp_path):
     from mutatenn_passes.targets import get_profile
 

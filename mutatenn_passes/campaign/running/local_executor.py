@@ -2,10 +2,12 @@
 
 An executor hands a campaign's build tasks to workers and reports each result to the
 engine's `engine.ResultSink` as it arrives; the engine plans, stores and reports. This one
-keeps ``workers`` `pool.WorkerProcess` processes, started before planning so that they import
-the first model meanwhile. A worker that crashes is recorded ``crashed`` (with its exit code
-or signal and an excerpt of its log) and replaced; one that exceeds the per-mutant timeout is
-killed, recorded ``timeout`` and replaced. `ray_executor.RayExecutor` is the other one.
+keeps ``workers`` `pool.WorkerProcess` processes, forked from a `zygote` started before
+planning, which imports the first model and builds its originals meanwhile (fresh worker
+processes when the zygote cannot fork). A worker that crashes is recorded ``crashed`` (with
+its exit code or signal and an excerpt of its log) and replaced; one that exceeds the
+per-mutant timeout is killed, recorded ``timeout`` and replaced.
+`ray_executor.RayExecutor` is the other one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from .messages import Built, Done, ModelSpec, Prepare, Started, TaskResult
-from .pool import PREPARE_TIMEOUT, WorkerProcess
+from .pool import PREPARE_TIMEOUT, WorkerProcess, Zygote
 from .processes import log_excerpt, signal_name
 
 
@@ -30,22 +32,36 @@ class LocalExecutor:
         self.log_dir = log_dir
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.pool: list[WorkerProcess | None] = [None] * workers
+        self.zygote: Zygote | None = None
+        self.forked = 0  # workers the zygote forked (recorded)
 
     def describe(self) -> dict:
         """What ran the campaign (recorded in the database)."""
-        return {"kind": "local", "workers": len(self.pool), "threads": self.threads}
+        return {"kind": "local", "workers": len(self.pool), "threads": self.threads,
+                "forked": self.forked}
 
-    def _spawn(self, i: int) -> WorkerProcess:
-        self.pool[i] = WorkerProcess(i, self.log_dir, self.threads)
+    def _spawn(self, i: int, sink) -> WorkerProcess:
+        """Worker ``i``: forked from the zygote, or a fresh process when the zygote is gone
+        (then it is not asked again)."""
+        w = None
+        if self.zygote is not None:
+            w = self.zygote.fork(i, self.log_dir, waiting=sink.update)
+            if w is None:
+                self.zygote.kill()
+                self.zygote = None
+                sink.note("the zygote could not fork workers: starting fresh ones "
+                          f"(see {self.log_dir / 'zygote.log'})")
+            else:
+                self.forked += 1
+        self.pool[i] = w or WorkerProcess.spawn(i, self.log_dir, self.threads)
         return self.pool[i]
 
     def start(self, first: ModelSpec, images: list[str] | None, targets=()) -> None:
-        """Start the workers: they import ``first`` while the campaign plans, and as many as
-        there are cores besides the planning one build its original for each of ``targets``
-        (more would take the planner's core: on 2 cores, planning took 7.5 s instead of 4)."""
-        builders = max(1, (os.cpu_count() or 1) - 1)
-        for i in range(len(self.pool)):
-            self._spawn(i).send(Prepare(first, images, tuple(targets) if i < builders else ()))
+        """Start the zygote: it imports ``first`` and builds its original for each of
+        ``targets`` while the campaign plans (one process: on 2 cores another would take
+        the planner's core), and forks the workers when the tasks start."""
+        self.zygote = Zygote(self.log_dir, self.threads)
+        self.zygote.send(Prepare(first, images, tuple(targets)))
 
     def run(self, tasks: list, spec_of, sink, affinity=None) -> None:
         """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`.
@@ -61,7 +77,7 @@ class LocalExecutor:
                     if w is None or not w.alive():
                         if w is not None:
                             w.kill()
-                        w = self._spawn(i)
+                        w = self._spawn(i, sink)
                     task, shared = queue.next_for(i)
                     spec = spec_of(task)
                     if shared:  # one task of a group another worker compiled: on its own
@@ -116,7 +132,7 @@ class LocalExecutor:
                     sink.built()
                 self._finish(w, sink, msg.result)
                 return
-        if w.busy and not w.alive():
+        if w.busy and w.ended():
             # Died without a result: a crash in generated code, an abort, the OOM killer.
             code = w.exitcode
             tail = log_excerpt(w.log_path, w.log_offset)
@@ -129,16 +145,20 @@ class LocalExecutor:
             w.kill()
 
     def close(self) -> None:
-        """Stop the workers at the end of a campaign."""
+        """Stop the workers, then the zygote, at the end of a campaign."""
         for w in self.pool:
             if w is not None:
                 w.stop()
+        if self.zygote is not None:
+            self.zygote.stop()
 
     def abort(self) -> None:
-        """Kill the workers (the campaign was interrupted)."""
+        """Kill the workers and the zygote (the campaign was interrupted)."""
         for w in self.pool:
             if w is not None:
                 w.kill()
+        if self.zygote is not None:
+            self.zygote.kill()
 
 
 class _TaskQueue:

@@ -4,7 +4,10 @@ Campaign to worker: `Prepare` (import a model and its images, and build its orig
 of its tasks; no reply),
 `Assign` (one task), `Stop`. Worker to campaign, per task: `Started` when its inputs are ready
 (the per-mutant timeout starts then), `Built` when the build finished, `Done` with the
-`TaskResult`. Both sides import this module, so a field renamed here is renamed everywhere.
+`TaskResult`. Campaign to the zygote (`zygote`): `Prepare`, `Fork` (followed by the new
+worker's end of its socket pair, passed as a file descriptor), `Stop`; zygote to campaign:
+`Forked` with the new worker's process ID, `Exited` when a worker it forked has ended. Both
+sides import this module, so a field renamed here is renamed everywhere.
 """
 
 from __future__ import annotations
@@ -101,6 +104,14 @@ class Stop:
     pass
 
 
+@dataclass(frozen=True)
+class Fork:
+    """Fork a worker (zygote only): its ID and log file; its socket follows the message."""
+
+    worker_id: int
+    log_path: str
+
+
 # --- worker -> campaign --------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -119,3 +130,19 @@ class Built:
 class Done:
     key: str
     result: TaskResult = field(compare=False)
+
+
+# --- zygote -> campaign --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Forked:
+    pid: int
+
+
+@dataclass(frozen=True)
+class Exited:
+    """A forked worker ended: ``code`` as `subprocess.Popen.returncode` gives it (negative:
+    the signal that killed it)."""
+
+    pid: int
+    code: int

@@ -1,7 +1,9 @@
 """A worker process: receive tasks, build and run one mutant at a time, report each result.
 
-Workers are fresh interpreters (``python -c``, never a fork of a parent that has already run
-TVM threads or compiled code, and never a re-import of the caller's main script). A worker
+Local workers are forked from the campaign's `zygote`, a fresh interpreter that prepared the
+first model; otherwise (Ray actors, or when the zygote cannot fork) a worker is a fresh
+interpreter itself (``python -c``). Neither is a fork of the caller's process, which may have
+run TVM threads or generated code, nor re-imports the caller's main script. A worker
 receives plain data (`messages`): the model's file and overrides, the target profile, the
 image paths and the mutation's definition. It keeps each model, its preprocessed images, its
 Relax side lowered per target and its original build (`worker_cache`). Per task it rebuilds
@@ -34,7 +36,7 @@ def main_from_fd(fd: str, worker_id: str, log_path: str, threads: str) -> None:
 
 
 def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> None:
-    """The message loop of a worker process."""
+    """The life of a fresh worker process: set up, then `serve` with empty caches."""
     die_with_parent()
     redirect_output(log_path)
     os.environ["TVM_NUM_THREADS"] = str(threads)  # read when a run creates TVM's pool
@@ -42,7 +44,12 @@ def worker_main(conn, worker_id: int, log_path: str | None, threads: int) -> Non
         else 0
     print(f"mutatenn worker {worker_id} (pid {os.getpid()}) started, {threads_now} "
           "thread(s)", flush=True)
-    cache = WorkerCache()
+    serve(conn, WorkerCache(), log_path)
+
+
+def serve(conn, cache: WorkerCache, log_path: str | None) -> None:
+    """The message loop of a worker: prepare, run tasks, until `Stop` or the campaign's end.
+    ``cache`` is empty in a fresh worker and the zygote's in a forked one (`zygote`)."""
     while True:
         try:
             msg = conn.recv()
@@ -75,15 +82,18 @@ def redirect_output(log_path: str | None) -> None:
 
 def prepare(cache: WorkerCache, model, images, targets=()) -> None:
     """Import ``model`` and its images, and build its original for each of ``targets`` (refs),
-    ahead of its tasks: the campaign is planning meanwhile, and every worker needs the original
-    of each target it builds mutants for. A failure is only logged here (it shows again,
-    reported, in the first task that needs what failed)."""
+    with what its mutants' builds reuse (`build.OriginalBuild.segmented_lowering`), ahead of
+    its tasks: the campaign is planning meanwhile, and every worker needs the original of each
+    target it builds mutants for. A failure is only logged here (it shows again, reported, in
+    the first task that needs what failed)."""
     from ...targets import get_profile
 
     try:
         cache.batch(model, images)
         for ref in targets:
-            cache.original(model, get_profile(ref))
+            original = cache.original(model, get_profile(ref))
+            if original.library is not None:
+                original.segmented_lowering()
     except Exception:
         traceback.print_exc()
 
