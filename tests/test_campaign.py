@@ -153,6 +153,9 @@ sites = "all"
 """, models='[[models]]\npath = "tiny.onnx"\nname = "a"\n[[models]]\npath = "tiny.onnx"\n'
             'name = "b"\n')
     plan = make_plan(load_config(path))
+    assert not any(t.diff for t in plan.tasks)  # made after planning, while builds run
+    diffs = plan.compute_diffs()
+    assert diffs == {t.key: t.diff for t in plan.mutants() if t.planned_status is None}
     by = {(t.model, t.operator): t for t in plan.mutants()}
     assert by[("a", "transpose_dense_input")].planned_status == "equivalent"
     assert by[("a", "sigmoid_to_relu")].planned_status == "not_applicable"

@@ -18,7 +18,6 @@ mutant's definition therefore makes a new key; unrelated finished results keep t
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import random
@@ -27,9 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..config.campaign_config import CampaignConfig, ModelConfig, OperatorConfig
 from .definition import MutantDefinition, ir_hash
-
-#: Largest IR diff kept per mutant (characters).
-MAX_DIFF = 200_000
+from .diffs import PendingDiff, compute_diffs
 
 
 @dataclass
@@ -94,12 +91,20 @@ class Plan:
     image_digest: str
     seconds: dict
     skipped: list = field(default_factory=list)  # folder entries that are not images
+    #: The mutants to be built whose IR diff is still to be made (`compute_diffs`).
+    pending_diffs: list[PendingDiff] = field(default_factory=list, repr=False)
 
     def originals(self) -> list[Task]:
         return [t for t in self.tasks if t.kind == "original"]
 
     def mutants(self) -> list[Task]:
         return [t for t in self.tasks if t.kind == "mutant"]
+
+    def compute_diffs(self) -> dict[str, str]:
+        """Make the IR diffs planning left for later (each mutant's ``diff``); {key: diff}.
+        Planning does not make them: only the reports read them, so a campaign makes them
+        while its first builds run (`engine`)."""
+        return compute_diffs(self.pending_diffs)
 
 
 def _hash(obj) -> str:
@@ -149,49 +154,6 @@ def choose_groups(op: OperatorConfig, n_sites: int, seed: int) -> tuple[list[lis
     return [[i] for i in chosen], note
 
 
-class _DiffMaker:
-    """Unified diffs of the functions a mutation changed (original vs mutated)."""
-
-    def __init__(self):
-        self._scripts: dict[tuple, str] = {}
-
-    def _script(self, owner, name, func) -> str:
-        key = (owner, name)
-        if key not in self._scripts:
-            self._scripts[key] = _script_of(func)
-        return self._scripts[key]
-
-    def diff(self, owner_key, original, mutated) -> tuple[str, list[str]]:
-        import tvm_ffi
-
-        orig = {gv.name_hint: f for gv, f in original.functions_items()}
-        new = {gv.name_hint: f for gv, f in mutated.functions_items()}
-        changed = []
-        chunks = []
-        for name in sorted(set(orig) | set(new)):
-            a, b = orig.get(name), new.get(name)
-            if a is not None and b is not None and tvm_ffi.structural_equal(a, b):
-                continue
-            changed.append(name)
-            before = self._script(owner_key, name, a).splitlines() if a is not None else []
-            after = _script_of(b).splitlines() if b is not None else []
-            chunks.extend(difflib.unified_diff(before, after, f"original/{name}",
-                                               f"mutant/{name}", n=3, lineterm=""))
-        text = "\n".join(chunks)
-        if len(text) > MAX_DIFF:
-            text = text[:MAX_DIFF] + f"\n… (diff truncated at {MAX_DIFF} characters)"
-        return text, changed
-
-
-def _script_of(func) -> str:
-    try:
-        return func.script(show_meta=False)
-    except TypeError:
-        return func.script()
-    except Exception as exc:  # printing must never stop a campaign
-        return f"# cannot print this function: {exc}"
-
-
 def make_plan(config: CampaignConfig, progress=None, inputs=None) -> Plan:
     """Plan every task of ``config`` (see the module docstring) on its checked ``inputs``
     (`inputs.check_inputs`; checked here when not given)."""
@@ -233,7 +195,7 @@ class _Mutant:
 
 class _Planner:
     """Builds the plan model by model; holds what spans models (profiles, timings, the
-    mutated modules already planned, the diff cache)."""
+    mutated modules already planned, the diffs to make)."""
 
     def __init__(self, config: CampaignConfig, say, inputs):
         from ...targets import get_profile
@@ -245,7 +207,7 @@ class _Planner:
         self.profiles = {ref: get_profile(ref) for ref in config.targets}
         self.tasks: list[Task] = []
         self.models: list[dict] = []
-        self.differ = _DiffMaker()
+        self.pending_diffs: list[PendingDiff] = []
         # Mutated modules already planned: (target, run inputs, level, phase, hash) ->
         # [(module, key)]. Campaign-wide, so equal IR from two models is built once too.
         self.seen: dict[tuple, list] = {}
@@ -255,7 +217,8 @@ class _Planner:
                    "notes": list(im.notes)} for im in self.images]
         return Plan(tasks=self.tasks, models=self.models, images=images,
                     image_digest=self.image_digest, seconds=self.seconds,
-                    skipped=[str(p) for p in self.inputs.skipped])
+                    skipped=[str(p) for p in self.inputs.skipped],
+                    pending_diffs=self.pending_diffs)
 
     def plan_model(self, index: int, cfg: ModelConfig) -> None:
         model = self.inputs.models[index]
@@ -373,7 +336,7 @@ class _Planner:
 
     def _classify(self, task: Task, m: _Mutant, bucket_key: tuple) -> None:
         """Equivalent to the original, a duplicate of an earlier mutant, or to be built
-        (then with its IR diff)."""
+        (then its IR diff is to be made)."""
         import tvm_ffi
 
         task.ir_hash = ir_hash(m.mutated)
@@ -390,7 +353,7 @@ class _Planner:
                 break
         else:
             bucket.append((m.mutated, task.key))
-        task.diff, _ = self.differ.diff(m.owner, m.original, m.mutated)
+        self.pending_diffs.append(PendingDiff(task, m.owner, m.original, m.mutated))
 
 
 def _phase(op: OperatorConfig) -> str:

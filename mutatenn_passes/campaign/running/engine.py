@@ -33,6 +33,7 @@ from ..config.campaign_config import CampaignConfig
 from ..config.inputs import check_inputs
 from ..scoring.lock import OutputLock
 from .messages import ModelSpec, TaskResult, TaskSpec
+from ..planning.diffs import DiffsInBackground
 from ..planning.plan import Task, make_plan
 from .reference_check import check_references
 from ..scoring.store import Store
@@ -134,9 +135,9 @@ class ResultSink:
     result is committed to the database before the executor gives that worker another task."""
 
     def __init__(self, store: Store, stats: RunStats, ui, timeout: float,
-                 groups: SchemaGroups):
+                 groups: SchemaGroups, diffs: DiffsInBackground):
         self.store, self.stats, self.ui, self.timeout = store, stats, ui, timeout
-        self.groups = groups
+        self.groups, self.diffs = groups, diffs
 
     def assigned(self, worker: str, task: Task) -> None:
         self.stats.current[worker] = task.label
@@ -152,6 +153,8 @@ class ResultSink:
         self.ui.update(self.stats)
 
     def update(self) -> None:
+        """Called often while tasks run: refresh the progress, store the diffs once made."""
+        self.diffs.save(self.store)
         self.ui.update(self.stats)
 
     def note(self, message: str) -> None:
@@ -198,7 +201,7 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
                                     "sample": o.sample,
                                     "seed": o.sample_seed(config.seed) if o.sample else None}
                              for o in config.operators})
-    planned = False
+    planned, diffs = False, None
     try:
         ui.phase("planning")
         t0 = time.perf_counter()
@@ -210,6 +213,7 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
                        plan_seconds=plan.seconds)
         store.save_plan(plan.tasks)
         planned = True
+        diffs = DiffsInBackground(plan.pending_diffs)  # stored once made (`ResultSink.update`)
         finished = store.finished()
         for t in plan.tasks:
             if t.planned_status and t.key not in finished:
@@ -234,11 +238,14 @@ def _run_locked(config, inputs, store: Store, ui, keep, n_workers, wall0, report
         groups = SchemaGroups(todo, {ref: p for ref, p in zip(config.targets, profiles)},
                               enabled=config.incremental and not keep)
         executor.run(todo, lambda task: _task_spec(task, config, keep_root, groups),
-                     ResultSink(store, stats, ui, config.timeout, groups),
+                     ResultSink(store, stats, ui, config.timeout, groups, diffs),
                      affinity=groups.affinity)
+        diffs.save(store, wait=None)
         exec_wall = time.perf_counter() - t_exec
     except BaseException as exc:
         executor.abort()
+        if diffs is not None:  # what the reports of a partial campaign show
+            _save_diffs_quietly(diffs, store)
         ui.stop()
         store.set_meta(state="interrupted", executor=executor.describe())
         run_history.end(store, "interrupted")
@@ -280,6 +287,15 @@ def _profiles(config):
     from ...targets import get_profile
 
     return [get_profile(t) for t in config.targets]
+
+
+def _save_diffs_quietly(diffs: DiffsInBackground, store: Store) -> None:
+    """Store the diffs of an interrupted campaign if they are made within a few seconds; a
+    failure here must not hide why the campaign stopped."""
+    try:
+        diffs.save(store, wait=5.0)
+    except Exception:
+        pass
 
 
 def _interrupted(store: Store, planned: bool) -> str:

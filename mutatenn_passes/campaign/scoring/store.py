@@ -112,6 +112,13 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('plan', ?)",
                             (json.dumps([t.key for t in tasks]),))
 
+    def save_diffs(self, diffs: dict[str, str]) -> None:
+        """Record the IR diffs of planned tasks ({key: diff}; `plan.Plan.compute_diffs`)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("UPDATE tasks SET diff = ? WHERE key = ?",
+                                [(diff, key) for key, diff in diffs.items()])
+
     def tasks(self, keys=None) -> list[dict]:
         """Task rows (in plan order when ``keys`` is given)."""
         rows = [dict(zip(_TASK_COLUMNS, values)) for values in self.db.execute(
