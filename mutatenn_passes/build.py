@@ -38,6 +38,7 @@ from .model import Model
 from .segmented_lowering import SegmentedLowering
 from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
+from .threads import use_physical_cores
 
 
 @dataclass
@@ -212,8 +213,9 @@ class OriginalBuild:
 
     ``relax`` is the model after the target's Relax lowering (`kernel_ir.lower_relax`),
     ``kernels`` its S-TIR kernels bound to the target, ``artifact`` the original's build and
-    ``library`` that build's kernel library, JIT-compiled in this process (None, with the
-    reason in ``unavailable``, when mutants cannot be linked against it).
+    ``libraries`` its kernels, compiled and loaded in this process: one JIT-compiled library,
+    or one per process that compiled them (`prepare_original`'s ``jobs``); none, with the
+    reason in ``unavailable``, when mutants cannot be linked against them.
     """
 
     model: Model
@@ -221,7 +223,7 @@ class OriginalBuild:
     relax: tvm.IRModule
     kernels: tvm.IRModule
     artifact: object
-    library: tvm.runtime.Module | None
+    libraries: list
     unavailable: str = ""
     _lowered_kernels: tvm.IRModule | None = field(default=None, repr=False)
     _segmented: SegmentedLowering | None = field(default=None, repr=False)
@@ -260,30 +262,70 @@ class OriginalBuild:
 
 
 def prepare_original(model: Model, target="llvm-x86-64", *,
-                     lowered: tvm.IRModule | None = None) -> OriginalBuild:
+                     lowered: tvm.IRModule | None = None, jobs: int = 1) -> OriginalBuild:
     """Build ``model`` for ``target`` unmutated and keep what `build_incremental` reuses.
 
     ``lowered`` is the model already through `kernel_ir.lower_relax` for this target, when the
-    caller has it. The original's kernel library is JIT-compiled now, so that processes forked
-    afterwards inherit the machine code instead of compiling it again.
+    caller has it. The original's kernels are JIT-compiled now, so that processes forked
+    afterwards inherit the machine code instead of compiling it again. ``jobs`` > 1 compiles
+    them in that many processes forked from this one (`parallel_compile`: only for a
+    single-threaded caller that runs no generated code, as the campaign's zygote), where
+    mutants can link against them; the artifact's kernels are then calls into those
+    libraries, and its ``record.mode`` says so (one process, and why, if that failed).
     """
     profile = get_profile(target)
     with tvm.transform.PassContext(opt_level=3):
         relax_mod = lowered if lowered is not None else lower_relax(model.mod, profile)
         kernels = bind_target(tir_part(relax_mod), profile)
+    why = incremental_unavailable(profile)
+    names = [gv.name_hint for gv in kernels.get_global_vars()]
+    note = ""
+    if not why and jobs > 1 and len(names) > 1:
+        from .parallel_compile import compile_kernels
+
+        start = time.perf_counter()
+        try:
+            libraries = compile_kernels(kernels, profile.tvm_target(), jobs)
+        except Exception as exc:  # a build in one process has the last word
+            note = f" (not in {jobs} processes: {tvm_error_summary(exc)})"
+        else:
+            artifact = _linked_artifact(model, profile, relax_mod, {}, libraries,
+                                        BuildRecord(mode=f"full (kernels compiled in "
+                                                         f"{len(libraries)} processes)"))
+            artifact.build_seconds = time.perf_counter() - start
+            return OriginalBuild(model=model, profile=profile, relax=relax_mod,
+                                 kernels=kernels, artifact=artifact, libraries=libraries)
     artifact = build(model, profile, lowered=relax_mod)
-    library, why = None, incremental_unavailable(profile)
+    artifact.record.mode += note
+    libraries = []
     if not why:
         imports = list(artifact.executable.mod.imports)
         if len(imports) == 1 and imports[0].kind == "llvm":
-            library = imports[0]
-            names = sorted(gv.name_hint for gv in kernels.get_global_vars())
+            libraries = [imports[0]]
             if names:
-                library.get_function(names[0])  # JIT-compiles the whole library
+                libraries[0].get_function(names[0])  # JIT-compiles the whole library
         else:
             why = "the original's kernels are not one LLVM library"
     return OriginalBuild(model=model, profile=profile, relax=relax_mod, kernels=kernels,
-                         artifact=artifact, library=library, unavailable=why)
+                         artifact=artifact, libraries=libraries, unavailable=why)
+
+
+def _linked_artifact(model: Model, profile: TargetProfile, relax_mod: tvm.IRModule,
+                     symbols: dict, libraries: list, record: BuildRecord):
+    """An artifact of ``relax_mod`` whose every kernel is called in ``libraries`` (by the
+    symbol ``symbols`` gives it, else by its name), already compiled and loaded here: its
+    executable holds no kernel, so it compiles in milliseconds and its VM is set up from the
+    executable's module directly (`Executable.jit` would export and link the libraries it
+    calls, compiling every kernel again, for nothing)."""
+    mod = _calling_library(relax_mod, {}, symbols, libraries)
+    target = profile.tvm_target()
+    start = time.perf_counter()
+    with _tir_pipeline(target, (), BuildRecord()) as pipeline:
+        executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
+    art = _artifact(model, profile, executable, record, time.perf_counter() - start)
+    use_physical_cores()  # as `Artifact` does, before TVM's thread pool exists
+    art._vm = relax.VirtualMachine(executable.mod, art.device())
+    return art
 
 
 def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=()):
@@ -300,7 +342,7 @@ def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=()):
     Falls back to `build` — and says why in ``artifact.record.mode`` — when the original has
     no reusable library or linking fails; a TVM failure of that full build is a `BuildError`.
     """
-    if original.library is None:
+    if not original.libraries:
         return _full_build(original, relax_passes, tir_passes,
                            f"full ({original.unavailable})")
     start = time.perf_counter()
@@ -341,7 +383,7 @@ def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passe
     m = mutant_kernels(original, relax_passes, tir_passes)
     m.record.mode = f"incremental ({len(m.changed)} kernel(s) compiled: " \
         f"{m.record.compiled_shown()})"
-    mod = _calling_library(m.relax, m.changed, m.renamed, [original.library])
+    mod = _calling_library(m.relax, m.changed, m.renamed, original.libraries)
     target = original.profile.tvm_target()
     with _tir_pipeline(target, (), BuildRecord(),
                        kernels_lowered=m.kernels_lowered) as pipeline:

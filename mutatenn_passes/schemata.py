@@ -24,12 +24,10 @@ import time
 from dataclasses import dataclass, field
 
 import tvm
-from tvm import relax
 
-from .build import (BuildRecord, OriginalBuild, _artifact, _calling_library, _tir_pipeline,
+from .build import (BuildRecord, OriginalBuild, _linked_artifact, _tir_pipeline,
                     mutant_kernels, tvm_error_summary)
 from .errors import BuildError
-from .threads import use_physical_cores
 
 #: The prefix TVM's ``MakePackedAPI`` gives the symbol of a function callable by name.
 PACKED_PREFIX = "__tvm_ffi_"
@@ -50,7 +48,7 @@ def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
     ``relax_passes`` and/or ``tir_passes``) against ``original`` as one `Schema`. Raises
     `BuildError` when the original cannot be linked against, the mutants mix kernel phases or
     TVM fails (the caller then builds them one by one)."""
-    if original.library is None:
+    if not original.libraries:
         raise BuildError(f"no schema: {original.unavailable}")
     start = time.perf_counter()
     try:
@@ -60,7 +58,6 @@ def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
             if len({c.kernels_lowered for c in changes}) > 1:
                 raise BuildError("a schema holds mutants of one kernel phase")
             library = _library(original, changes)
-            use_physical_cores()  # as `Artifact` does, before TVM's thread pool exists
             variants = [_variant(original, change, i, library, len(changes))
                         for i, change in enumerate(changes)]
     except BuildError:
@@ -105,19 +102,12 @@ def _renamed(func: tvm.tirx.PrimFunc, name: str) -> tvm.tirx.PrimFunc:
 
 def _variant(original: OriginalBuild, change, index: int, library, size: int):
     """Mutant ``index``'s artifact: its Relax program calling its changed kernels in the
-    schema's ``library`` and the others in the original's, its VM set up."""
+    schema's ``library`` and the others in the original's."""
     symbols = {**change.renamed, **{name: _symbol(name, index) for name in change.changed}}
-    libraries = [original.library] + ([library] if library is not None else [])
-    mod = _calling_library(change.relax, {}, symbols, libraries)
-    target = original.profile.tvm_target()
-    with _tir_pipeline(target, (), BuildRecord()) as pipeline:
-        executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
+    libraries = original.libraries + ([library] if library is not None else [])
     record = change.record
     record.mode = f"schema ({len(record.compiled)} kernel(s): {record.compiled_shown()}; " \
         f"{size} mutants in one library)"
-    art = _artifact(original.model, original.profile, executable, record, 0.0)
-    # Straight from the executable's module: it holds no kernel, only an empty host module,
-    # which `Executable.jit` would export and link with the libraries it calls (LLVM code
-    # generation of every kernel again) for nothing.
-    art._vm = relax.VirtualMachine(executable.mod, art.device())
+    art = _linked_artifact(original.model, original.profile, change.relax, symbols, libraries,
+                           record)
     return art

@@ -27,9 +27,12 @@ from .processes import log_excerpt, signal_name
 class LocalExecutor:
     """``workers`` worker processes on this machine, their logs in ``log_dir``."""
 
-    def __init__(self, workers: int, log_dir: Path, timeout: float):
+    def __init__(self, workers: int, log_dir: Path, timeout: float, keep: bool = False):
+        """``keep``: artifacts are kept (exported as one library each), so the originals'
+        kernels are compiled in one process, as one library."""
         self.timeout = timeout
         self.log_dir = log_dir
+        self.keep = keep
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.pool: list[WorkerProcess | None] = [None] * workers
         self.zygote: Zygote | None = None
@@ -58,10 +61,12 @@ class LocalExecutor:
 
     def start(self, first: ModelSpec, images: list[str] | None, targets=()) -> None:
         """Start the zygote: it imports ``first`` and builds its original for each of
-        ``targets`` while the campaign plans (one process: on 2 cores another would take
-        the planner's core), and forks the workers when the tasks start."""
+        ``targets`` while the campaign plans, compiling the kernels in as many processes as
+        there are cores (`build.prepare_original`: the planner finishes first and leaves its
+        core to them), and forks the workers when the tasks start."""
         self.zygote = Zygote(self.log_dir, self.threads)
-        self.zygote.send(Prepare(first, images, tuple(targets)))
+        jobs = 1 if self.keep else os.cpu_count() or 1
+        self.zygote.send(Prepare(first, images, tuple(targets), jobs))
 
     def run(self, tasks: list, spec_of, sink, affinity=None) -> None:
         """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`.

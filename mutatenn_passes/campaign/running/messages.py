@@ -92,6 +92,8 @@ class Prepare:
     images: list[str] | None = None
     #: Target profile refs whose original build to make ahead (while the campaign plans).
     targets: tuple[str, ...] = ()
+    #: Processes that compile each original's kernels (`build.prepare_original`).
+    jobs: int = 1
 
 
 @dataclass(frozen=True)

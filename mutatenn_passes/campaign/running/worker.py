@@ -59,7 +59,7 @@ def serve(conn, cache: WorkerCache, log_path: str | None) -> None:
             return
         try:
             if isinstance(msg, Prepare):  # ahead of its tasks; a failure shows there
-                prepare(cache, msg.model, msg.images, msg.targets)
+                prepare(cache, msg.model, msg.images, msg.targets, msg.jobs)
             elif isinstance(msg, Assign):
                 print(f"task {msg.task.key} {msg.task.label}", flush=True)
                 for reply in task_messages(msg.task, cache, log_path):
@@ -80,19 +80,21 @@ def redirect_output(log_path: str | None) -> None:
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
 
 
-def prepare(cache: WorkerCache, model, images, targets=()) -> None:
-    """Import ``model`` and its images, and build its original for each of ``targets`` (refs),
-    with what its mutants' builds reuse (`build.OriginalBuild.segmented_lowering`), ahead of
-    its tasks: the campaign is planning meanwhile, and every worker needs the original of each
-    target it builds mutants for. A failure is only logged here (it shows again, reported, in
-    the first task that needs what failed)."""
+def prepare(cache: WorkerCache, model, images, targets=(), jobs: int = 1) -> None:
+    """Import ``model`` and its images, and build its original for each of ``targets`` (refs,
+    its kernels compiled in ``jobs`` processes), with what its mutants' builds reuse
+    (`build.OriginalBuild.segmented_lowering`), ahead of its tasks: the campaign is planning
+    meanwhile, and every worker needs the original of each target it builds mutants for. A
+    failure is only logged here (it shows again, reported, in the first task that needs what
+    failed)."""
     from ...targets import get_profile
 
     try:
         cache.batch(model, images)
         for ref in targets:
-            original = cache.original(model, get_profile(ref))
-            if original.library is not None:
+            original = cache.original(model, get_profile(ref), jobs=jobs)
+            print(f"original for {ref}: {original.artifact.record.mode}", flush=True)
+            if original.libraries:
                 original.segmented_lowering()
     except Exception:
         traceback.print_exc()

@@ -49,15 +49,16 @@ class WorkerCache:
                 self._lowered[key] = lower_relax(self.model(spec).mod, profile)
         return self._lowered[key]
 
-    def original(self, spec: ModelSpec, profile):
-        """The model's `build.OriginalBuild` for ``profile`` (its library JIT-compiled here,
-        so every forked run inherits the machine code)."""
+    def original(self, spec: ModelSpec, profile, jobs: int = 1):
+        """The model's `build.OriginalBuild` for ``profile`` (its kernels compiled in ``jobs``
+        processes and loaded here, so every forked run inherits the machine code)."""
         key = (spec.cache_key, profile.name, profile.path)
         if key not in self._originals:
             from ...build import prepare_original
 
             self._originals[key] = prepare_original(self.model(spec), profile,
-                                                    lowered=self.lowered(spec, profile))
+                                                    lowered=self.lowered(spec, profile),
+                                                    jobs=jobs)
         return self._originals[key]
 
     def schema(self, spec: ModelSpec, profile, key: str, definitions: tuple):
