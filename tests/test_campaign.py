@@ -177,6 +177,25 @@ sites = "all"
     assert sum(t.needs_build for t in plan.tasks) == 3 + len(stores) - len(equivalent)
 
 
+def test_ir_hash_skips_the_functions_a_mutation_left_alone_with_the_same_result(tmp_path):
+    import tvm
+
+    import mutatenn_passes as mn
+    from mutatenn_passes.campaign.planning.definition import ir_hash
+    from mutatenn_passes.kernel_ir import bind_target, lower_relax, tir_part
+    from tests.campaign_inputs import tiny_classifier
+
+    model = mn.load_model(tiny_classifier(tmp_path / "tiny.onnx"))
+    with tvm.transform.PassContext(opt_level=3):
+        kernels = bind_target(tir_part(lower_relax(model.mod, mn.get_profile("llvm-x86-64"))),
+                              mn.get_profile("llvm-x86-64"))
+    mutated = mn.mutation("store_mul_epsilon", sites=[0], epsilon=0.5)(kernels)
+    assert ir_hash(mutated, base=kernels) == ir_hash(mutated) != ir_hash(kernels)
+    assert ir_hash(kernels, base=kernels) == ir_hash(kernels)
+    other = mn.mutation("store_mul_epsilon", sites=[1], epsilon=0.5)(kernels)
+    assert ir_hash(other, base=kernels) not in (ir_hash(mutated), ir_hash(kernels))
+
+
 def test_mutant_keys_follow_their_definition(tmp_path):
     base = tiny_campaign(tmp_path, operators='use = ["relu_to_sigmoid", "add_to_subtract"]\n'
                                              'sites = [0]')

@@ -339,7 +339,7 @@ class _Planner:
         (then its IR diff is to be made)."""
         import tvm_ffi
 
-        task.ir_hash = ir_hash(m.mutated)
+        task.ir_hash = ir_hash(m.mutated, base=m.original)
         if tvm_ffi.structural_equal(m.mutated, m.original):
             task.planned_status = "equivalent"
             task.note = "mutated IR is structurally equal to the original's" + \
