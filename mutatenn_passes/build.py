@@ -3,8 +3,8 @@
 This is the seam every mutation uses. Graph-level passes run on the imported Relax module,
 before the target's default Relax pipeline (so they see `batch_norm`, `matmul`, ... as the
 frontend emitted them). Kernel-level passes run inside the target's TIR pipeline, through a
-wrapping pipeline registered with `tvm.tirx.register_tir_pipeline`: passes of phase ``s_tir``
-run on the legalized (and, for GPUs, scheduled, with cross-thread reductions lowered: see
+wrapping pipeline (`tir_pipeline`): passes of phase ``s_tir`` run on the legalized (and, for
+GPUs, scheduled, with cross-thread reductions lowered: see
 `kernel_ir.lower_cross_thread_reductions`) S-TIR kernels before TVM's own TIR lowering,
 passes of phase ``lowered`` run after it, just before host/device finalization and code
 generation. TVM's pass list itself is never copied. A CUDA build ends with nvcc compiling the
@@ -14,16 +14,14 @@ generated kernels (`device_code`), which TVM itself defers to loading on a GPU.
 kernels the passes changed (`mutant_kernels`) are compiled, and the executable calls the
 original's already-compiled library for the others (`schemata` compiles the changed kernels
 of many mutants together). Both builds run the same Relax lowering
-(`kernel_ir.lower_relax`) and the same wrapping TIR pipeline (`_tir_pipeline`).
+(`kernel_ir.lower_relax`) and the same wrapping TIR pipeline (`tir_pipeline`).
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
-import uuid
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import tvm
@@ -32,87 +30,12 @@ from tvm import relax
 
 from .device_code import compile_device_code
 from .errors import BuildError, MutateNNError, OperatorError
-from .kernel_ir import (bind_target, lower_cross_thread_reductions, lower_kernels,
-                        lower_relax, nameless, tir_part)
+from .kernel_ir import bind_target, lower_kernels, lower_relax, nameless, tir_part
 from .model import Model
 from .segmented_lowering import SegmentedLowering
-from .mutation import DEFAULT_KERNEL_PHASE, KERNEL_PHASES
 from .targets import TargetProfile, get_profile
 from .threads import use_physical_cores
-
-
-@dataclass
-class BuildRecord:
-    """IR snapshots taken during one build, for inspection and diffs, and how it was built.
-
-    ``mode`` is ``full``, ``full (why not incremental)``, ``incremental (N kernel(s)
-    compiled: ...)`` or ``schema (...)`` (`schemata`); ``compiled`` names the kernels an
-    incremental or schema build compiled.
-    """
-
-    relax_input: tvm.IRModule | None = None
-    tir: dict[str, tvm.IRModule] = field(default_factory=dict)
-    mode: str = "full"
-    compiled: list[str] = field(default_factory=list)
-
-    def compiled_shown(self, most: int = 6) -> str:
-        """``compiled`` as a build mode shows it: the first ``most`` names, then "…"."""
-        return ", ".join(self.compiled[:most]) + (", …" if len(self.compiled) > most else "")
-
-
-def _phase_of(p) -> str:
-    return getattr(p, "phase", None) or DEFAULT_KERNEL_PHASE
-
-
-def _passes_by_phase(tir_passes) -> dict[str, list]:
-    """``tir_passes`` grouped by their ``phase`` (`KERNEL_PHASES`, in order)."""
-    unknown = [p for p in tir_passes if _phase_of(p) not in KERNEL_PHASES]
-    if unknown:
-        raise BuildError(f"unknown kernel phase {_phase_of(unknown[0])!r} "
-                         f"(known: {', '.join(KERNEL_PHASES)})")
-    return {phase: [p for p in tir_passes if _phase_of(p) == phase] for phase in KERNEL_PHASES}
-
-
-_pipeline_ids = itertools.count()
-
-
-@contextmanager
-def _tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildRecord, *,
-                  kernels_lowered: bool = False):
-    """Register, for the duration of the block, a TIR pipeline that runs ``tir_passes``
-    around TVM's default pipeline for ``target``; yields its name for ``tvm.compile``.
-
-    ``kernels_lowered`` says the kernels handed to it have been through TVM's TIR lowering
-    already (an incremental build of ``lowered``-phase mutants): then only host/device
-    finalization runs. TVM has no public way to unregister a pipeline; the registry is the
-    public module dictionary ``PIPELINE_MAP``, so the name is removed from it afterwards.
-    """
-    from tvm.tirx import compilation_pipeline
-
-    by_phase = _passes_by_phase(tir_passes)
-
-    def factory():
-        lower, finalize_host, finalize_device = tvm.tirx.get_default_tir_pipeline(target)
-
-        @tvm.transform.module_pass(opt_level=0, name="mutatenn.WrappedTIRPipeline")
-        def pipeline(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-            if not kernels_lowered:
-                mod = lower_cross_thread_reductions(mod, target)  # GPUs only; see kernel_ir
-                mod = tvm.transform.Sequential(by_phase["s_tir"])(mod)
-                record.tir["s_tir"] = mod
-                mod = lower(mod)
-            mod = tvm.transform.Sequential(by_phase["lowered"])(mod)
-            record.tir["lowered"] = mod
-            return mod
-
-        return pipeline, finalize_host, finalize_device
-
-    name = f"mutatenn-{uuid.uuid4().hex[:8]}-{next(_pipeline_ids)}"
-    compilation_pipeline.register_tir_pipeline(name, factory)
-    try:
-        yield name
-    finally:
-        compilation_pipeline.PIPELINE_MAP.pop(name, None)
+from .tir_pipeline import BuildRecord, passes_by_phase, tir_pipeline
 
 
 def tvm_error_summary(exc: BaseException) -> str:
@@ -168,7 +91,7 @@ def build(model: Model, target="llvm-x86-64", relax_passes=(), tir_passes=(), *,
             mod = tvm.transform.Sequential(list(relax_passes))(model.mod) if relax_passes \
                 else model.mod
             record.relax_input = mod
-            with _tir_pipeline(target, list(tir_passes), record) as pipeline:
+            with tir_pipeline(target, list(tir_passes), record) as pipeline:
                 # GPU kernels are scheduled (dlight) by the target's own Relax pipeline here.
                 relax_lowered = lowered if lowered is not None else lower_relax(mod, profile)
                 executable = tvm.compile(relax_lowered, target, relax_pipeline=None,
@@ -320,7 +243,7 @@ def _linked_artifact(model: Model, profile: TargetProfile, relax_mod: tvm.IRModu
     mod = _calling_library(relax_mod, {}, symbols, libraries)
     target = profile.tvm_target()
     start = time.perf_counter()
-    with _tir_pipeline(target, (), BuildRecord()) as pipeline:
+    with tir_pipeline(target, (), BuildRecord()) as pipeline:
         executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
     art = _artifact(model, profile, executable, record, time.perf_counter() - start)
     use_physical_cores()  # as `Artifact` does, before TVM's thread pool exists
@@ -385,7 +308,7 @@ def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passe
         f"{m.record.compiled_shown()})"
     mod = _calling_library(m.relax, m.changed, m.renamed, original.libraries)
     target = original.profile.tvm_target()
-    with _tir_pipeline(target, (), BuildRecord(),
+    with tir_pipeline(target, (), BuildRecord(),
                        kernels_lowered=m.kernels_lowered) as pipeline:
         executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
     return executable, m.record
@@ -398,7 +321,7 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
     kernels at their phase) and find what must be compiled (`MutantKernels`). Call under a
     `tvm.transform.PassContext`."""
     profile, record = original.profile, BuildRecord(relax_input=original.model.mod)
-    by_phase = _passes_by_phase(tir_passes)
+    by_phase = passes_by_phase(tir_passes)
     relax_mod, kernels = original.relax, original.kernels
     if relax_passes:
         record.relax_input, relax_mod = original.lower_graph_mutant(relax_passes)

@@ -26,6 +26,7 @@ from pathlib import Path
 import tvm
 
 from .errors import BuildError
+from .tir_pipeline import BuildRecord, tir_pipeline
 
 
 def compile_kernels(kernels: tvm.IRModule, target: tvm.target.Target,
@@ -70,9 +71,7 @@ def _parts(kernels: tvm.IRModule, jobs: int) -> list[dict]:
 
 
 def _compile(functions: dict, target: tvm.target.Target) -> tvm.runtime.Module:
-    from .build import BuildRecord, _tir_pipeline
-
-    with _tir_pipeline(target, (), BuildRecord()) as pipeline:
+    with tir_pipeline(target, (), BuildRecord()) as pipeline:
         return tvm.compile(tvm.IRModule(functions), target, tir_pipeline=pipeline).mod
 
 
