@@ -5,7 +5,8 @@ Built one at a time (`build.build_incremental`), each mutant pays a fixed cost a
 kernels it changes: a TVM compilation of its Relax program together with its kernels, a
 library of its own, and that library's JIT compilation when it first runs. A `Schema` puts
 the changed kernels of a group of mutants (`build.mutant_kernels`) into one LLVM library, each
-under its own symbol (``<kernel>__mutant<i>``), compiled and JIT-compiled once. Each mutant is
+distinct body once, under its own symbol (``<kernel>__mutant<i>``), compiled and JIT-compiled
+once. Each mutant is
 then only its Relax program, in which every kernel is a `relax.ExternFunc`: its changed ones
 by their symbol in the schema's library, the others by their name in the original's. That
 program holds no kernel of its own, so it compiles in milliseconds and its VM is set up
@@ -24,10 +25,12 @@ import time
 from dataclasses import dataclass, field
 
 import tvm
+import tvm_ffi
 
-from .build import (BuildRecord, OriginalBuild, _linked_artifact, _tir_pipeline,
-                    mutant_kernels, tvm_error_summary)
+from .build import OriginalBuild, _linked_artifact, mutant_kernels, tvm_error_summary
 from .errors import BuildError
+from .kernel_ir import nameless
+from .tir_pipeline import BuildRecord, tir_pipeline
 
 #: The prefix TVM's ``MakePackedAPI`` gives the symbol of a function callable by name.
 PACKED_PREFIX = "__tvm_ffi_"
@@ -57,9 +60,9 @@ def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
                                       list(m.get("tir_passes", ()))) for m in mutants]
             if len({c.kernels_lowered for c in changes}) > 1:
                 raise BuildError("a schema holds mutants of one kernel phase")
-            library = _library(original, changes)
-            variants = [_variant(original, change, i, library, len(changes))
-                        for i, change in enumerate(changes)]
+            library, symbols = _library(original, changes)
+            variants = [_variant(original, change, mine, library, len(changes))
+                        for change, mine in zip(changes, symbols)]
     except BuildError:
         raise
     except Exception as exc:  # TVM raises many types
@@ -75,21 +78,33 @@ def _symbol(name: str, index: int) -> str:
     return f"{name}__mutant{index}"
 
 
-def _library(original: OriginalBuild, changes: list) -> tvm.runtime.Module | None:
+def _library(original: OriginalBuild, changes: list) -> tuple[tvm.runtime.Module | None, list]:
     """Every changed kernel of every mutant in one library, JIT-compiled (None: nothing
-    changed)."""
-    functions = {}
+    changed), and per mutant the symbol of each of its changed kernels there. Kernels of
+    equal bodies are compiled once: mutants at sites of equal shapes (a ReLU replaced in two
+    blocks of one stage) change their fused kernels alike."""
+    functions, symbols = {}, []
+    compiled: dict[int, list] = {}  # body hash -> [(body, symbol)]
     for i, change in enumerate(changes):
+        mine = {}
         for name, func in change.changed.items():
-            functions[tvm.ir.GlobalVar(_symbol(name, i))] = _renamed(func, _symbol(name, i))
+            body = nameless(func)
+            twins = compiled.setdefault(tvm_ffi.structural_hash(body), [])
+            mine[name] = next((symbol for other, symbol in twins
+                               if tvm_ffi.structural_equal(other, body)), None)
+            if mine[name] is None:
+                mine[name] = _symbol(name, i)
+                twins.append((body, mine[name]))
+                functions[tvm.ir.GlobalVar(mine[name])] = _renamed(func, mine[name])
+        symbols.append(mine)
     if not functions:
-        return None
+        return None, symbols
     target = original.profile.tvm_target()
-    with _tir_pipeline(target, (), BuildRecord(), kernels_lowered=changes[0].kernels_lowered) \
+    with tir_pipeline(target, (), BuildRecord(), kernels_lowered=changes[0].kernels_lowered) \
             as pipeline:
         library = tvm.compile(tvm.IRModule(functions), target, tir_pipeline=pipeline).mod
     library.get_function(next(iter(functions)).name_hint)  # JIT-compiles the whole library
-    return library
+    return library, symbols
 
 
 def _renamed(func: tvm.tirx.PrimFunc, name: str) -> tvm.tirx.PrimFunc:
@@ -100,14 +115,13 @@ def _renamed(func: tvm.tirx.PrimFunc, name: str) -> tvm.tirx.PrimFunc:
                           PACKED_PREFIX + name if old.startswith(PACKED_PREFIX) else name)
 
 
-def _variant(original: OriginalBuild, change, index: int, library, size: int):
-    """Mutant ``index``'s artifact: its Relax program calling its changed kernels in the
-    schema's ``library`` and the others in the original's."""
-    symbols = {**change.renamed, **{name: _symbol(name, index) for name in change.changed}}
+def _variant(original: OriginalBuild, change, compiled: dict, library, size: int):
+    """A mutant's artifact: its Relax program calling its changed kernels in the schema's
+    ``library`` (by the symbols ``compiled`` gives them) and the others in the original's."""
+    symbols = {**change.renamed, **compiled}
     libraries = original.libraries + ([library] if library is not None else [])
     record = change.record
     record.mode = f"schema ({len(record.compiled)} kernel(s): {record.compiled_shown()}; " \
         f"{size} mutants in one library)"
-    art = _linked_artifact(original.model, original.profile, change.relax, symbols, libraries,
-                           record)
-    return art
+    return _linked_artifact(original.model, original.profile, change.relax, symbols, libraries,
+                            record)

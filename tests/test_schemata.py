@@ -56,6 +56,32 @@ def test_schema_variants_equal_per_mutant_builds_on_the_fixture(shared_fixtures)
            graph=[("add_to_subtract", 3), ("avg_pool_to_max_pool", 0)])
 
 
+def test_kernels_of_equal_bodies_are_compiled_once_per_schema(default_model, default_images):
+    """ReLUs 11 and 15 sit in two blocks of one ShuffleNet stage: replacing either changes
+    its fused kernel into the same body, which the schema's library holds once."""
+    original = prepare_original(default_model, "llvm-x86-64")
+    batch = preprocess(default_images[:2], default_model.preprocess)
+    mutants = [{"relax_passes": [mn.mutation("relu_to_sigmoid", sites=[site])]}
+               for site in (11, 15)]
+    schema = build_schema(original, mutants)
+    changed = [v.record.compiled for v in schema.variants]
+    assert len(changed[0]) == len(changed[1]) == 1
+    symbols = [name for name in _library_functions(schema.library) if "__mutant" in name]
+    # one body, compiled for the first mutant (its packed entry and its compute function),
+    # called by both
+    assert symbols and all("__mutant0" in name for name in symbols)
+    for variant, mutant in zip(schema.variants, mutants):
+        expected, _ = build_incremental(original, **mutant).run_array(batch)
+        assert np.array_equal(variant.run_array(batch)[0], expected)
+
+
+def _library_functions(library) -> list[str]:
+    """The kernels a JIT-compiled LLVM library exports (from its LLVM IR)."""
+    import re
+
+    return re.findall(r"define [^@]*@([\w.]+)\(", library.inspect_source("ll"))
+
+
 def test_a_schema_holds_mutants_of_one_phase(default_model):
     original = prepare_original(default_model, "llvm-x86-64")
     with pytest.raises(BuildError, match="one kernel phase"):
