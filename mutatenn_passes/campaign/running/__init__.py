@@ -7,8 +7,8 @@ Out: one `messages.TaskResult` per task, stored as it arrives in the campaign's 
 at the end the reports (`scoring.report.write_reports`).
 
 Here: the engine (`engine.execute_campaign`), the executors (`local_executor`: worker processes
-on this machine; `ray_executor`, `ray_worker`, `ray_cluster`, `shipping`: a Ray cluster), the
-worker and what it keeps between tasks (`worker`, `worker_cache`, `output_rows`), the sandbox
+on this machine, forked from the `zygote`; `ray_executor`, `ray_worker`, `ray_cluster`,
+`shipping`: a Ray cluster), the worker and what it keeps between tasks (`worker`, `worker_cache`, `output_rows`), the sandbox
 a mutant's code runs in (`sandbox`, `runners`, `processes`, `faults`), the typed messages
 between the engine and its workers (`messages`, `pool`), and progress on the terminal.
 
