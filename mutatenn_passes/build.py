@@ -150,6 +150,19 @@ class OriginalBuild:
     unavailable: str = ""
     _lowered_kernels: tvm.IRModule | None = field(default=None, repr=False)
     _segmented: SegmentedLowering | None = field(default=None, repr=False)
+    _bodies: dict = field(default_factory=dict, repr=False)
+
+    def kernel_bodies(self, lowered: bool) -> dict[int, list[str]]:
+        """The names of the original's kernels (``lowered``: after TVM's TIR lowering) by the
+        structural hash of their bodies (`kernel_ir.nameless`), made once: each mutant's
+        changed kernels are looked up in it (`_changed_kernels`)."""
+        if lowered not in self._bodies:
+            by_body = self._bodies[lowered] = {}
+            base = self.lowered_kernels() if lowered else self.kernels
+            for gv, func in base.functions_items():
+                by_body.setdefault(tvm_ffi.structural_hash(nameless(func)), []).append(
+                    gv.name_hint)
+        return self._bodies[lowered]
 
     def lowered_kernels(self) -> tvm.IRModule:
         """The kernels after TVM's TIR lowering (the ``lowered`` phase), computed once."""
@@ -336,14 +349,17 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
         kernels = record.tir["lowered"] = \
             tvm.transform.Sequential(by_phase["lowered"])(lowered)
         base = original.lowered_kernels()
-    changed, renamed = _changed_kernels(kernels, base)
+    changed, renamed = _changed_kernels(kernels, base,
+                                        original.kernel_bodies(bool(by_phase["lowered"])))
     record.compiled = sorted(changed)
     return MutantKernels(relax_mod, changed, renamed, bool(by_phase["lowered"]), record)
 
 
-def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule) -> tuple[dict, dict]:
+def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule,
+                     by_body: dict[int, list[str]]) -> tuple[dict, dict]:
     """The kernels of ``kernels`` that must be compiled (name -> PrimFunc), and those equal
-    to a kernel of ``base`` under another name (name -> that name).
+    to a kernel of ``base`` (whose names ``by_body`` gives by body hash) under another name
+    (name -> that name).
 
     A graph mutation changes how Relax fuses and numbers kernels (a ReLU replaced early in
     the graph renames every later ``fused_add4_relu1``), so a kernel is matched by its body,
@@ -351,9 +367,6 @@ def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule) -> tuple[dict, d
     that name would reach the new kernel.
     """
     before = {gv.name_hint: f for gv, f in base.functions_items()}
-    by_body: dict[int, list[str]] = {}
-    for name, func in before.items():
-        by_body.setdefault(tvm_ffi.structural_hash(nameless(func)), []).append(name)
     changed, renamed = {}, {}
     for gv, func in kernels.functions_items():
         name = gv.name_hint
