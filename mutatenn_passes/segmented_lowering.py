@@ -179,12 +179,18 @@ class SegmentedLowering:
         if segments is None:
             return None
         new: dict = {}  # the mutant's new kernels, across its segments: unique names
-        return self._stitch([self._known(segment) or self._lower_segment(segment, new)
+        used: set = set()  # the lowered segments taken so far (their ids)
+        return self._stitch([self._known(segment, used) or self._lower_segment(segment, new)
                              for segment in segments])
 
-    def _known(self, segment: relax.Function) -> _Lowered | None:
+    def _known(self, segment: relax.Function, used: set) -> _Lowered | None:
+        """The original's lowered segment equal to ``segment`` that this stitch has not taken
+        yet. Equal segments recur where a model repeats a block with equal weights (the onnx
+        wheel's light ResNet50); each occurrence has its own lowered segment, whose variables
+        may be defined once in a program."""
         for known, part in self._segments.get(tvm_ffi.structural_hash(segment), ()):
-            if tvm_ffi.structural_equal(known, segment):
+            if id(part) not in used and tvm_ffi.structural_equal(known, segment):
+                used.add(id(part))
                 return part
         return None
 
