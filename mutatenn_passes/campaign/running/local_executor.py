@@ -150,12 +150,17 @@ class LocalExecutor:
             w.kill()
 
     def close(self) -> None:
-        """Stop the workers, then the zygote, at the end of a campaign."""
+        """Stop the workers, then the zygote, at the end of a campaign. A zygote that forked
+        no worker (a rerun with nothing left to build) is killed: it may still be preparing
+        what nobody needs, and stopping would wait for it."""
         for w in self.pool:
             if w is not None:
                 w.stop()
         if self.zygote is not None:
-            self.zygote.stop()
+            if self.forked:
+                self.zygote.stop()
+            else:
+                self.zygote.kill()
 
     def abort(self) -> None:
         """Kill the workers and the zygote (the campaign was interrupted)."""
