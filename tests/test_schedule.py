@@ -17,6 +17,7 @@ from mutatenn_passes.kernel_ir import kernel_module, tir_part
 from mutatenn_passes.mutation import find_sites
 from mutatenn_passes.registry import CATEGORIES, operators
 from mutatenn_passes.schedule import default_rules, scheduled_cpu_pipeline
+from mutatenn_passes.schedule.pipeline import graph_preparation
 from mutatenn_passes.schedule.rules.common import VectorUnit
 from mutatenn_passes.targets import parse_profile
 
@@ -133,20 +134,28 @@ def test_every_kernel_of_the_quantized_fixture_is_scheduled_and_right(fixture_mo
     assert {"Conv2D", "Pool", "Elementwise"} <= set(used)  # NHWC, depthwise, requantize
 
 
-def test_conv2d_vectorizes_output_channels_of_packed_weights(default_model):
-    """PackConvWeights stores constant weights HWIO, so a regular NCHW conv2d vectorizes its
-    output channels: the innermost vector loop runs over the channels (ff), not pixels."""
+def test_conv2d_vectorizes_output_channels_of_blocked_weights(default_model):
+    """PackConvWeights stores a regular conv2d's constant weights in blocks of its vector
+    tile of output channels (24 channels, SSE2: tiles of 8, so ``OHWI8o``), so a regular
+    NCHW conv2d vectorizes its output channels: the view of them as ``HWIO`` that its
+    legalization makes is inlined, the vector loop runs over the channels (ff), a block's
+    width, and the values stay the unscheduled kernel's."""
     kernels = _unscheduled_kernels(default_model)
     name = next(n for n in kernels if n.startswith("fused_conv2d_"))
-    assert kernels[name].script().count('"float32"') and \
-        "T.Buffer((T.int64(3), T.int64(3), T.int64(3), T.int64(24))" in kernels[name].script()
+    func = kernels[name]
+    assert "T.Buffer((T.int64(3), T.int64(3), T.int64(3), T.int64(3), T.int64(8))" in \
+        func.script()
+    assert 'T.sblock("kernel")' in func.script()
     target = mn.get_profile(TARGET).tvm_target()
-    with target:
-        _, sch = _first_rule(kernels[name], target)
+    scheduled = _scheduled_by("Conv2D", func, target)
+    assert 'T.sblock("kernel")' not in scheduled.script()
     vector_loops = []
-    tvm_ffi.structural_walk(sch.mod["main"].body, (tirx.For, lambda loop: vector_loops.append(
-        loop.loop_var.name) if loop.kind == tirx.ForKind.VECTORIZED else None))
-    assert any(v.startswith("ff") for v in vector_loops), vector_loops
+    tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: vector_loops.append(
+        (loop.loop_var.name[:2], int(loop.extent))) if loop.kind == tirx.ForKind.VECTORIZED
+        else None))
+    assert ("ff", 8) in vector_loops, vector_loops
+    expected, actual = _outputs(func, scheduled, target, seed=2)
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
 def _register_tiles(func) -> set:
@@ -206,6 +215,20 @@ def _conv_model(tmp_path, channels: int, outputs: int, size: int, window: int, s
     path = tmp_path / "conv.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return mn.load_model(path)
+
+
+def test_blocked_conv_weights_compute_the_model(tmp_path):
+    """A regular convolution's weights blocked by its vector tile (48 channels in blocks of 8
+    on SSE2) and legalized through their ``HWIO`` view: the scheduled build computes what
+    the unscheduled build (which keeps ONNX's ``OIHW``) does."""
+    model = _conv_model(tmp_path, 32, 48, 14, 3, 9)
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        prepared = tvm.transform.Sequential(graph_preparation(target))(model.mod)
+    assert 'kernel_layout="OHWI8o"' in prepared.script()
+    batch = np.random.default_rng(9).standard_normal((2, 32, 14, 14)).astype(np.float32)
+    scheduled, naive = (mn.build(model, t).run_array(batch)[0] for t in (TARGET, NAIVE))
+    assert np.abs(scheduled - naive).max() / np.abs(naive).max() <= 1e-5
 
 
 def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_path):

@@ -209,13 +209,22 @@ def accumulate_in_registers(sch: s_tir.Schedule, red: ReductionBlock, vector_axi
     sch.transform_layout(red.block, ("write", 0), lambda *index: [index[d] for d in order])
 
 
-def weight_order(block, reduce_: list[int], vector_axis: int) -> list[int]:
-    """The reduction axes in the order the weights are stored (the read whose innermost index
-    is the vector axis), so consecutive iterations read neighbouring rows of the weight: for
-    an ``HWIO`` conv weight, kernel row and column outside, input channels inside."""
+def weight_read(block, vector_axis: int, reduce_: list[int]):
+    """The block's read of the weights: the one whose innermost index is (or, for weights
+    blocked by `PackConvWeights`, derives from) the vector axis and which a reduction axis
+    indexes too (the accumulator has the vector axis innermost as well); None if none."""
     ivs = block.iter_vars
-    weight = next((r for r in block.reads
-                   if indices(r) and indices(r)[-1].same_as(ivs[vector_axis].var)), None)
+    return next((r for r in block.reads if indices(r)
+                 and uses(indices(r)[-1], ivs[vector_axis].var)
+                 and any(uses(e, ivs[a].var) for e in indices(r) for a in reduce_)), None)
+
+
+def weight_order(block, reduce_: list[int], vector_axis: int) -> list[int]:
+    """The reduction axes in the order the weights are stored (`weight_read`), so
+    consecutive iterations read neighbouring rows of the weight: for an ``HWIO`` conv weight,
+    kernel row and column outside, input channels inside."""
+    ivs = block.iter_vars
+    weight = weight_read(block, vector_axis, reduce_)
     if weight is None:
         return reduce_
     index = indices(weight)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 
 from .common import (ReductionBlock, VectorUnit, accumulate_in_registers, divisor_at_most,
-                     indices, inline_epilogue, tile_sizes, weight_order)
+                     indices, inline_epilogue, tile_sizes, weight_order, weight_read)
 
 #: The accumulators of one channel tile's plane may take this many bytes of the L1 data
 #: cache (48 KB here), beside the block of weights (8 KB) and of inputs. 14x14 and 7x7
@@ -85,8 +85,7 @@ def fuse_plane(sch: s_tir.Schedule, red: ReductionBlock, output, row_axis: int,
 def _pays(block, extent: dict, vector_axis: int, reduce_: list[int], inner: int, v_tile: int,
           plane: int) -> bool:
     """Whether `plane_tile` applies: see its doc."""
-    weight = next(r for r in block.reads
-                  if indices(r)[-1].same_as(block.iter_vars[vector_axis].var))
+    weight = weight_read(block, vector_axis, reduce_)
     slice_bytes = v_tile * weight.source.dtype.bits // 8
     for axis in reduce_:
         slice_bytes *= extent[axis]
