@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tvm
 import tvm_ffi
-from tvm import tirx
+from tvm import s_tir, tirx
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 
 import mutatenn_passes as mn
@@ -251,14 +251,16 @@ def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_pat
 
 @pytest.mark.parametrize("channels, outputs, size, window, tile", [
     (512, 256, 14, 1, 4),  # 14 wide: the 196-pixel plane is tiled by 4, not rows by 7
-    (128, 256, 7, 3, 7),  # 3x3, padded: the window loops outside the reduction blocks
+    (128, 256, 7, 3, 5),  # 3x3, padded, 7x7: 9 tiles of 5 pixels and one of 4, not 7
 ])
 def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, outputs, size,
                                                       window, tile):
     """ResNet50's 14x14 and 7x7 stages: per channel tile, the reduction over input channels
     runs in blocks of `REDUCTION_BLOCK` outside the register tiles of the whole plane (each
-    block of weights serves every pixel from L1), the register tile fits the registers, the
-    tiles run in parallel and vectorized, and the values stay the unscheduled kernel's."""
+    block of weights serves every pixel from L1), the register tile fits the registers (a
+    plane no such tile divides ends in a shorter tile, split off), the tiles run in parallel
+    and vectorized, and the values stay the unscheduled kernel's."""
+    from mutatenn_passes.schedule.rules.conv2d import UNROLL_REDUCTION
     from mutatenn_passes.schedule.rules.plane import REDUCTION_BLOCK
 
     kernels = _unscheduled_kernels(_conv_model(tmp_path, channels, outputs, size, window, 7))
@@ -277,11 +279,22 @@ def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, output
     ((pixels, lanes),) = _register_tiles(scheduled)
     assert pixels == tile and lanes == 2 * unit.lanes, (pixels, lanes)
     # the accumulators of a channel tile's whole plane, initialised once, then the blocks
-    assert np.prod(extents("conv2d_nchw_init")[1:]) == size * size * lanes
-    assert channels // REDUCTION_BLOCK in extents("conv2d_nchw_update")
+    tiles = -(-size * size // tile)
+    assert np.prod(extents("conv2d_nchw_init")[1:]) == tiles * tile * lanes
+    updates = [b.name_hint for b in _blocks(scheduled) if "update" in b.name_hint and
+               not b.name_hint.endswith("partition") and not b.name_hint.endswith("common")]
+    assert len(updates) == (1 if size * size % tile == 0 else 2), updates
+    for update in updates:  # a block of input channels, its innermost loop unrolled by 8
+        assert REDUCTION_BLOCK // UNROLL_REDUCTION in extents(update), extents(update)
     assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
     expected, actual = _outputs(func, scheduled, target, seed=7)
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
+
+
+def _blocks(func) -> list:
+    blocks = []
+    tvm_ffi.structural_walk(func.body, (s_tir.SBlock, blocks.append))
+    return blocks
 
 
 def test_pool_reads_its_padding_inline(default_model):

@@ -48,6 +48,22 @@ def spills(v_tile: int, r_tile: int, unit: VectorUnit) -> bool:
     return r_tile < 4 or r_tile * vectors + vectors + 1 > unit.registers
 
 
+def pixel_tile(pixels: int, v_tile: int, unit: VectorUnit) -> int | None:
+    """The register tile of a plane fused into one axis of ``pixels``: the largest divisor
+    that fits the registers beside ``v_tile``'s weights (`spills`), else the largest size
+    that fits and leaves a last tile of 4 pixels or more (a 7x7 plane of two AVX2 vectors:
+    9 tiles of 5 and one of 4, where a divisor would be 7 and spill), or None.
+
+    The last tile is split off by ``loop_partition``: the split's bound check is then true in
+    the first part and, unrolled, a constant in the last, so no check stays in the code."""
+    vectors = max(v_tile // unit.lanes, 1)
+    fit = (unit.registers - vectors - 1) // vectors
+    exact = divisor_at_most(pixels, fit)
+    if exact >= 4:
+        return exact
+    return next((t for t in range(fit, 3, -1) if pixels % t >= 4), None)
+
+
 def fuse_plane(sch: s_tir.Schedule, red: ReductionBlock, output, row_axis: int,
                column_axis: int) -> bool:
     """Merge the reduction block's ``row_axis`` and ``column_axis`` (adjacent output axes)
@@ -123,15 +139,14 @@ def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
         return False
     accumulate_in_registers(sch, red, vector_axis, register_axis)
     output = inline_epilogue(sch, red.epilogue)
-    if spills(v_tile, r_tile, unit) and \
-            not spills(*tile_sizes(extent[vector_axis], plane, unit), unit) and \
+    if spills(v_tile, r_tile, unit) and pixel_tile(plane, v_tile, unit) and \
             fuse_plane(sch, red, output, row_axis, register_axis):
         vector_axis -= vector_axis > register_axis
         inner -= inner > register_axis
         register_axis, row_axis = row_axis, None
         spatial, reduce_ = red.axes(sch)
         extent = {i: int(iv.dom.extent) for i, iv in enumerate(sch.get(red.block).iter_vars)}
-        v_tile, r_tile = tile_sizes(extent[vector_axis], extent[register_axis], unit)
+        r_tile = pixel_tile(plane, v_tile, unit)
     loops = sch.get_loops(red.block)
     window = [loops[i] for i in weight_order(sch.get(red.block), reduce_, vector_axis)
               if i != inner]
@@ -156,4 +171,6 @@ def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
     k_block = int(sch.get(k_inner).extent)
     if 1 < unroll_reduction < k_block and k_block % unroll_reduction == 0:
         sch.unroll(sch.split(k_inner, [None, unroll_reduction])[1])
+    if extent[register_axis] % r_tile:  # the last, shorter tile on its own
+        sch.loop_partition(p_outer, [extent[register_axis] // r_tile, None])
     return True
