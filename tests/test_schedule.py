@@ -23,6 +23,8 @@ from mutatenn_passes.targets import parse_profile
 
 TARGET = "llvm-x86-64"
 NAIVE = "llvm-x86-64-naive"
+#: A target with fused multiply-add, for the tiles only such targets take.
+FMA_TARGET = "llvm-avx2"
 
 
 def _unscheduled_kernels(model) -> dict[str, tirx.PrimFunc]:
@@ -255,18 +257,19 @@ def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_pat
 ])
 def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, outputs, size,
                                                       window, tile):
-    """ResNet50's 14x14 and 7x7 stages: per channel tile, the reduction over input channels
-    runs in blocks of `REDUCTION_BLOCK` outside the register tiles of the whole plane (each
-    block of weights serves every pixel from L1), the register tile fits the registers (a
-    plane no such tile divides ends in a shorter tile, split off), the tiles run in parallel
-    and vectorized, and the values stay the unscheduled kernel's."""
+    """ResNet50's 14x14 and 7x7 stages on AVX2: per channel tile, the reduction over input
+    channels runs in blocks of `REDUCTION_BLOCK` outside the register tiles of the whole
+    plane (each block of weights serves every pixel from L1), the register tile fits the
+    registers (a plane no such tile divides ends in a shorter tile, split off), the tiles
+    run in parallel and vectorized, and the values stay the unscheduled kernel's."""
     from mutatenn_passes.schedule.rules.conv2d import UNROLL_REDUCTION
     from mutatenn_passes.schedule.rules.plane import REDUCTION_BLOCK
 
     kernels = _unscheduled_kernels(_conv_model(tmp_path, channels, outputs, size, window, 7))
     name = next(n for n in kernels if "conv2d" in n)
     func = kernels[name]
-    target = mn.get_profile(TARGET).tvm_target()
+    profile = mn.get_profile(FMA_TARGET)
+    target = profile.tvm_target()
     with target:
         rule, sch = _first_rule(func, target)
     assert rule == "Conv2D"
@@ -287,6 +290,9 @@ def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, output
     for update in updates:  # a block of input channels, its innermost loop unrolled by 8
         assert REDUCTION_BLOCK // UNROLL_REDUCTION in extents(update), extents(update)
     assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
+    ok, why = profile.can_run()
+    if not ok:
+        pytest.skip(f"the tiles are checked; their values need {FMA_TARGET}: {why}")
     expected, actual = _outputs(func, scheduled, target, seed=7)
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
@@ -295,6 +301,31 @@ def _blocks(func) -> list:
     blocks = []
     tvm_ffi.structural_walk(func.body, (s_tir.SBlock, blocks.append))
     return blocks
+
+
+def test_conv2d_rows_end_in_a_shorter_register_tile(tmp_path):
+    """A 3x3 convolution at 28x28 (ResNet50's second stage) on AVX2: rows of 28 pixels take
+    register tiles of 6 (two vectors: the most that fit), four of them and a last one of 4
+    split off into its own loop, instead of 7 tiles of 4; the values stay the unscheduled
+    kernel's."""
+    kernels = _unscheduled_kernels(_conv_model(tmp_path, 32, 64, 28, 3, 10))
+    func = kernels[next(n for n in kernels if "conv2d" in n)]
+    profile = mn.get_profile(FMA_TARGET)
+    target = profile.tvm_target()
+    scheduled = _scheduled_by("Conv2D", func, target)
+    lanes = 2 * VectorUnit.of(target).lanes
+    assert _register_tiles(scheduled) == {(6, lanes)}
+    updates = [b for b in _blocks(scheduled) if b.name_hint.endswith("_update")]
+    assert len(updates) == 2, [b.name_hint for b in updates]
+    # without FMA (SSE2), where they measured slower, no shorter tile: 7 tiles of 4
+    sse2 = mn.get_profile(TARGET).tvm_target()
+    assert _register_tiles(_scheduled_by("Conv2D", func, sse2)) == \
+        {(4, 2 * VectorUnit.of(sse2).lanes)}
+    ok, why = profile.can_run()
+    if not ok:
+        pytest.skip(f"the tiles are checked; their values need {FMA_TARGET}: {why}")
+    expected, actual = _outputs(func, scheduled, target, seed=10)
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
 def test_pool_reads_its_padding_inline(default_model):

@@ -20,7 +20,8 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 
 from .common import (ReductionBlock, VectorUnit, accumulate_in_registers, divisor_at_most,
-                     indices, inline_epilogue, tile_sizes, weight_order, weight_read)
+                     indices, inline_epilogue, pixel_tile, tile_sizes, weight_order,
+                     weight_read)
 
 #: The accumulators of one channel tile's plane may take this many bytes of the L1 data
 #: cache (48 KB here), beside the block of weights (8 KB) and of inputs. 14x14 and 7x7
@@ -47,21 +48,6 @@ def spills(v_tile: int, r_tile: int, unit: VectorUnit) -> bool:
     left beside one per weight vector and one for the broadcast input (`tile_sizes`)."""
     vectors = max(v_tile // unit.lanes, 1)
     return r_tile < 4 or r_tile * vectors + vectors + 1 > unit.registers
-
-
-def pixel_tile(pixels: int, v_tile: int, unit: VectorUnit) -> int | None:
-    """The register tile of a plane fused into one axis of ``pixels``: the most pixels that
-    fit the registers beside ``v_tile``'s weights (`spills`) and leave no last tile or one of
-    4 pixels or more, or None. On AVX2 (two vectors: 6 pixels fit) a 14x14 plane takes 32
-    tiles of 6 and one of 4 (its six kernels in ResNet50 1.04-1.23x faster than with 49
-    tiles of 4), a 7x7 one 9 tiles of 5 and one of 4 (its five kernels 1.14-1.25x faster
-    than with rows of 7 pixels, which spill).
-
-    The last tile is split off by ``loop_partition``: the split's bound check is then true in
-    the first part and, unrolled, a constant in the last, so no check stays in the code."""
-    vectors = max(v_tile // unit.lanes, 1)
-    fit = (unit.registers - vectors - 1) // vectors
-    return next((t for t in range(fit, 3, -1) if pixels % t == 0 or pixels % t >= 4), None)
 
 
 def fuse_plane(sch: s_tir.Schedule, red: ReductionBlock, output, row_axis: int,
