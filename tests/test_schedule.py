@@ -253,7 +253,7 @@ def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_pat
 
 @pytest.mark.parametrize("channels, outputs, size, window, tile", [
     (512, 256, 14, 1, 6),  # 14 wide: the 196-pixel plane in 32 tiles of 6 and one of 4
-    (128, 256, 7, 3, 5),  # 3x3, padded, 7x7: 9 tiles of 5 pixels and one of 4, not 7
+    (128, 256, 7, 3, 6),  # 3x3, padded, 7x7: 8 tiles of 6 pixels and one of 1, not 7
 ])
 def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, outputs, size,
                                                       window, tile):

@@ -189,20 +189,21 @@ def tile_sizes(v_extent: int, r_extent: int | None, unit: VectorUnit) -> tuple[i
 
 def pixel_tile(pixels: int, v_tile: int, unit: VectorUnit) -> int | None:
     """The register tile of an axis of ``pixels`` (a row, or a plane fused into one axis):
-    the most pixels that fit the registers beside ``v_tile``'s weights and the broadcast
-    input (as `tile_sizes` counts them) and divide the axis or, with FMA, leave a last tile
-    of 4 pixels or more; None if none from 4 up does. On AVX2 (two vectors: 6 pixels fit)
-    rows of 28 and 112 take tiles of 6 and a last of 4 instead of 4 and 4 (ResNet50's
-    28-wide convolutions 1.00-1.11x faster, its first 1.21x), a 14x14 plane 32 tiles of 6 and
-    one of 4 instead of 49 of 4 (1.04-1.23x), a 7x7 plane 9 of 5 and one of 4 instead of rows
-    of 7, which spill (1.14-1.25x); kernel A/B, 2 threads.
+    the most pixels, from 4 up, that fit the registers beside ``v_tile``'s weights and the
+    broadcast input (as `tile_sizes` counts them) and divide the axis or, with FMA, leave a
+    shorter last tile after 4 whole ones or more; None if none does. On AVX2 (two vectors: 6
+    pixels fit) rows of 56, 28 and 112 pixels take tiles of 6 and a last of 2 or 4 instead
+    of tiles of 4 (ResNet50's 56-wide convolutions 1.03-1.28x faster, its 28-wide ones
+    1.00-1.11x, its first 1.21x; SqueezeNet's first, 111 wide, 1.25x instead of tiles of 3),
+    a 14x14 plane 32 tiles of 6 and one of 4 instead of 49 of 4 (1.04-1.23x), a 7x7 plane 8
+    of 6 and one of 1 instead of rows of 7, which spill (1.14-1.25x); kernel A/B, 2 threads.
 
     The last tile is split off by ``loop_partition``: the split's bound check is then true in
     the first part and, unrolled, a constant in the last, so no check stays in the code."""
     vectors = max(v_tile // unit.lanes, 1)
     fit = (unit.registers - vectors - 1) // vectors
     return next((t for t in range(fit, 3, -1) if pixels % t == 0 or
-                 unit.fma and pixels % t >= 4), None)
+                 unit.fma and pixels // t >= 4), None)
 
 
 def accumulate_in_registers(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,

@@ -12,7 +12,7 @@ read from L1 by every register tile of the plane, whose accumulators (at most `P
 are loaded and stored once per block. A plane whose rows take no register tile that fits
 the registers (14 and 7 wide: 7 pixels of two vectors spill on AVX2) is tiled as one axis of
 pixels (`fuse_plane`), in tiles that fit and a shorter last one (`pixel_tile`: 196 pixels
-as 32 x 6 + 4, 49 as 9 x 5 + 4).
+as 32 x 6 + 4, 49 as 8 x 6 + 1).
 """
 
 from __future__ import annotations
