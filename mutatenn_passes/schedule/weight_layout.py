@@ -16,7 +16,7 @@ plain ``HWIO`` a tile's weights were 64 bytes every ``4 x output channels`` byte
 at 2048 channels): a page per input channel, which the hardware prefetcher does not follow
 from one to the next, so in a model, where each kernel finds its weights out of cache,
 ResNet50's 7x7 stage read them at DRAM latency. Blocked, its 1x1 and 3x3 kernels ran
-1.3-1.9x faster from cold caches and 1.05-1.2x from warm ones (kernel A/B, AVX2, 2 threads).
+1.3-1.9x faster from cold caches and 1.04-1.24x from warm ones (kernel A/B, AVX2, 2 threads).
 TOPI's conv2d takes no blocked kernel layout, so `legalize_conv2d` legalizes these: TOPI's
 convolution over a view of the blocked weights as ``HWIO``, a copy the conv2d rule inlines.
 Grouped and depthwise convolutions keep ``HWIO`` (their schedules vectorize pixels, or
@@ -79,7 +79,8 @@ class _Packer(relax.PyExprMutator):
         if isinstance(weight, relax.Var):
             weight = self.lookup_binding(weight)
         if not isinstance(weight, Constant) or sorted(layout) != sorted(PACKED) or \
-                not isinstance(call.ty, relax.TensorType):
+                not isinstance(call.ty, relax.TensorType) or \
+                not all(isinstance(d, tvm.tirx.IntImm) for d in call.ty.shape):
             return call
         packed_layout = blocked_layout(call, self.target)
         if packed_layout == layout:

@@ -125,14 +125,14 @@ def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
         return False
     accumulate_in_registers(sch, red, vector_axis, register_axis)
     output = inline_epilogue(sch, red.epilogue)
-    if spills(v_tile, r_tile, unit) and pixel_tile(plane, v_tile, unit) and \
-            fuse_plane(sch, red, output, row_axis, register_axis):
+    fused_tile = spills(v_tile, r_tile, unit) and pixel_tile(plane, v_tile, unit)
+    if fused_tile and fuse_plane(sch, red, output, row_axis, register_axis):
         vector_axis -= vector_axis > register_axis
         inner -= inner > register_axis
         register_axis, row_axis = row_axis, None
         spatial, reduce_ = red.axes(sch)
         extent = {i: int(iv.dom.extent) for i, iv in enumerate(sch.get(red.block).iter_vars)}
-        r_tile = pixel_tile(plane, v_tile, unit)
+        r_tile = fused_tile
     loops = sch.get_loops(red.block)
     window = [loops[i] for i in weight_order(sch.get(red.block), reduce_, vector_axis)
               if i != inner]
