@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tvm
 import tvm_ffi
-from tvm import tirx
+from tvm import s_tir, tirx
 from tvm.s_tir.meta_schedule.arg_info import ArgInfo
 
 import mutatenn_passes as mn
@@ -17,11 +17,14 @@ from mutatenn_passes.kernel_ir import kernel_module, tir_part
 from mutatenn_passes.mutation import find_sites
 from mutatenn_passes.registry import CATEGORIES, operators
 from mutatenn_passes.schedule import default_rules, scheduled_cpu_pipeline
+from mutatenn_passes.schedule.pipeline import graph_preparation
 from mutatenn_passes.schedule.rules.common import VectorUnit
 from mutatenn_passes.targets import parse_profile
 
 TARGET = "llvm-x86-64"
 NAIVE = "llvm-x86-64-naive"
+#: A target with fused multiply-add, for the tiles only such targets take.
+FMA_TARGET = "llvm-avx2"
 
 
 def _unscheduled_kernels(model) -> dict[str, tirx.PrimFunc]:
@@ -133,20 +136,28 @@ def test_every_kernel_of_the_quantized_fixture_is_scheduled_and_right(fixture_mo
     assert {"Conv2D", "Pool", "Elementwise"} <= set(used)  # NHWC, depthwise, requantize
 
 
-def test_conv2d_vectorizes_output_channels_of_packed_weights(default_model):
-    """PackConvWeights stores constant weights HWIO, so a regular NCHW conv2d vectorizes its
-    output channels: the innermost vector loop runs over the channels (ff), not pixels."""
+def test_conv2d_vectorizes_output_channels_of_blocked_weights(default_model):
+    """PackConvWeights stores a regular conv2d's constant weights in blocks of its vector
+    tile of output channels (24 channels, SSE2: tiles of 8, so ``OHWI8o``), so a regular
+    NCHW conv2d vectorizes its output channels: the view of them as ``HWIO`` that its
+    legalization makes is inlined, the vector loop runs over the channels (ff), a block's
+    width, and the values stay the unscheduled kernel's."""
     kernels = _unscheduled_kernels(default_model)
     name = next(n for n in kernels if n.startswith("fused_conv2d_"))
-    assert kernels[name].script().count('"float32"') and \
-        "T.Buffer((T.int64(3), T.int64(3), T.int64(3), T.int64(24))" in kernels[name].script()
+    func = kernels[name]
+    assert "T.Buffer((T.int64(3), T.int64(3), T.int64(3), T.int64(3), T.int64(8))" in \
+        func.script()
+    assert 'T.sblock("kernel")' in func.script()
     target = mn.get_profile(TARGET).tvm_target()
-    with target:
-        _, sch = _first_rule(kernels[name], target)
+    scheduled = _scheduled_by("Conv2D", func, target)
+    assert 'T.sblock("kernel")' not in scheduled.script()
     vector_loops = []
-    tvm_ffi.structural_walk(sch.mod["main"].body, (tirx.For, lambda loop: vector_loops.append(
-        loop.loop_var.name) if loop.kind == tirx.ForKind.VECTORIZED else None))
-    assert any(v.startswith("ff") for v in vector_loops), vector_loops
+    tvm_ffi.structural_walk(scheduled.body, (tirx.For, lambda loop: vector_loops.append(
+        (loop.loop_var.name[:2], int(loop.extent))) if loop.kind == tirx.ForKind.VECTORIZED
+        else None))
+    assert ("ff", 8) in vector_loops, vector_loops
+    expected, actual = _outputs(func, scheduled, target, seed=2)
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 
 def _register_tiles(func) -> set:
@@ -208,6 +219,20 @@ def _conv_model(tmp_path, channels: int, outputs: int, size: int, window: int, s
     return mn.load_model(path)
 
 
+def test_blocked_conv_weights_compute_the_model(tmp_path):
+    """A regular convolution's weights blocked by its vector tile (48 channels in blocks of 8
+    on SSE2) and legalized through their ``HWIO`` view: the scheduled build computes what
+    the unscheduled build (which keeps ONNX's ``OIHW``) does."""
+    model = _conv_model(tmp_path, 32, 48, 14, 3, 9)
+    target = mn.get_profile(TARGET).tvm_target()
+    with target:
+        prepared = tvm.transform.Sequential(graph_preparation(target))(model.mod)
+    assert 'kernel_layout="OHWI8o"' in prepared.script()
+    batch = np.random.default_rng(9).standard_normal((2, 32, 14, 14)).astype(np.float32)
+    scheduled, naive = (mn.build(model, t).run_array(batch)[0] for t in (TARGET, NAIVE))
+    assert np.abs(scheduled - naive).max() / np.abs(naive).max() <= 1e-5
+
+
 def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_path):
     """SqueezeNet's classifier: 1000 output channels have no divisor that is a whole AVX-512
     vector; the tile is 8 channels (a 256-bit register), not 10 (split by LLVM into 8 + 2
@@ -227,21 +252,24 @@ def test_conv2d_over_1000_channels_takes_a_power_of_two_vector_on_avx512(tmp_pat
 
 
 @pytest.mark.parametrize("channels, outputs, size, window, tile", [
-    (512, 256, 14, 1, 4),  # 14 wide: the 196-pixel plane is tiled by 4, not rows by 7
-    (128, 256, 7, 3, 7),  # 3x3, padded: the window loops outside the reduction blocks
+    (512, 256, 14, 1, 6),  # 14 wide: the 196-pixel plane in 32 tiles of 6 and one of 4
+    (128, 256, 7, 3, 6),  # 3x3, padded, 7x7: 8 tiles of 6 pixels and one of 1, not 7
 ])
 def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, outputs, size,
                                                       window, tile):
-    """ResNet50's 14x14 and 7x7 stages: per channel tile, the reduction over input channels
-    runs in blocks of `REDUCTION_BLOCK` outside the register tiles of the whole plane (each
-    block of weights serves every pixel from L1), the register tile fits the registers, the
-    tiles run in parallel and vectorized, and the values stay the unscheduled kernel's."""
+    """ResNet50's 14x14 and 7x7 stages on AVX2: per channel tile, the reduction over input
+    channels runs in blocks of `REDUCTION_BLOCK` outside the register tiles of the whole
+    plane (each block of weights serves every pixel from L1), the register tile fits the
+    registers (a plane no such tile divides ends in a shorter tile, split off), the tiles
+    run in parallel and vectorized, and the values stay the unscheduled kernel's."""
+    from mutatenn_passes.schedule.rules.conv2d import UNROLL_REDUCTION
     from mutatenn_passes.schedule.rules.plane import REDUCTION_BLOCK
 
     kernels = _unscheduled_kernels(_conv_model(tmp_path, channels, outputs, size, window, 7))
     name = next(n for n in kernels if "conv2d" in n)
     func = kernels[name]
-    target = mn.get_profile(TARGET).tvm_target()
+    profile = mn.get_profile(FMA_TARGET)
+    target = profile.tvm_target()
     with target:
         rule, sch = _first_rule(func, target)
     assert rule == "Conv2D"
@@ -254,10 +282,49 @@ def test_conv2d_on_a_small_plane_blocks_its_reduction(tmp_path, channels, output
     ((pixels, lanes),) = _register_tiles(scheduled)
     assert pixels == tile and lanes == 2 * unit.lanes, (pixels, lanes)
     # the accumulators of a channel tile's whole plane, initialised once, then the blocks
-    assert np.prod(extents("conv2d_nchw_init")[1:]) == size * size * lanes
-    assert channels // REDUCTION_BLOCK in extents("conv2d_nchw_update")
+    tiles = -(-size * size // tile)
+    assert np.prod(extents("conv2d_nchw_init")[1:]) == tiles * tile * lanes
+    updates = [b.name_hint for b in _blocks(scheduled) if "update" in b.name_hint and
+               not b.name_hint.endswith("partition") and not b.name_hint.endswith("common")]
+    assert len(updates) == (1 if size * size % tile == 0 else 2), updates
+    for update in updates:  # a block of input channels, its innermost loop unrolled by 8
+        assert REDUCTION_BLOCK // UNROLL_REDUCTION in extents(update), extents(update)
     assert {tirx.ForKind.PARALLEL, tirx.ForKind.VECTORIZED} <= _loop_kinds(scheduled)
+    ok, why = profile.can_run()
+    if not ok:
+        pytest.skip(f"the tiles are checked; their values need {FMA_TARGET}: {why}")
     expected, actual = _outputs(func, scheduled, target, seed=7)
+    assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
+
+
+def _blocks(func) -> list:
+    blocks = []
+    tvm_ffi.structural_walk(func.body, (s_tir.SBlock, blocks.append))
+    return blocks
+
+
+def test_conv2d_rows_end_in_a_shorter_register_tile(tmp_path):
+    """A 3x3 convolution at 28x28 (ResNet50's second stage) on AVX2: rows of 28 pixels take
+    register tiles of 6 (two vectors: the most that fit), four of them and a last one of 4
+    split off into its own loop, instead of 7 tiles of 4; the values stay the unscheduled
+    kernel's."""
+    kernels = _unscheduled_kernels(_conv_model(tmp_path, 32, 64, 28, 3, 10))
+    func = kernels[next(n for n in kernels if "conv2d" in n)]
+    profile = mn.get_profile(FMA_TARGET)
+    target = profile.tvm_target()
+    scheduled = _scheduled_by("Conv2D", func, target)
+    lanes = 2 * VectorUnit.of(target).lanes
+    assert _register_tiles(scheduled) == {(6, lanes)}
+    updates = [b for b in _blocks(scheduled) if b.name_hint.endswith("_update")]
+    assert len(updates) == 2, [b.name_hint for b in updates]
+    # without FMA (SSE2), where they measured slower, no shorter tile: 7 tiles of 4
+    sse2 = mn.get_profile(TARGET).tvm_target()
+    assert _register_tiles(_scheduled_by("Conv2D", func, sse2)) == \
+        {(4, 2 * VectorUnit.of(sse2).lanes)}
+    ok, why = profile.can_run()
+    if not ok:
+        pytest.skip(f"the tiles are checked; their values need {FMA_TARGET}: {why}")
+    expected, actual = _outputs(func, scheduled, target, seed=10)
     assert np.abs(actual - expected).max() / np.abs(expected).max() <= 1e-5
 
 

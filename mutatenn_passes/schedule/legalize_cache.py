@@ -144,12 +144,17 @@ def _operators(mod: tvm.IRModule) -> set[str]:
 
 @tvm.transform.module_pass(opt_level=0, name="mutatenn.CachedLegalizeOps")
 class CachedLegalizeOps:
-    """``relax.transform.LegalizeOps`` reusing remembered legalizations (see the module doc)."""
+    """``relax.transform.LegalizeOps`` reusing remembered legalizations (see the module doc);
+    ``overrides`` ({operator name: legalization}) replace the registered ones, as
+    ``LegalizeOps``'s ``customize_legalize_map`` does."""
+
+    def __init__(self, overrides: dict | None = None):
+        self.overrides = dict(overrides or {})
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         table = {}
         for name in _operators(mod):
-            legalize = tvm.ir.Op.get(name).get_attr("FLegalize")
+            legalize = self.overrides.get(name) or tvm.ir.Op.get(name).get_attr("FLegalize")
             if legalize is not None:
                 table[name] = _cached(name, legalize)
         return relax.transform.LegalizeOps(customize_legalize_map=table)(mod)

@@ -6,7 +6,8 @@ schedules kernels: every kernel is serial, naive loops. Its per-target pipeline
 (``relax.backend.cpu_generic``) fuses but still schedules nothing, and its constant folding
 compiles one kernel per folded call. This pipeline takes that per-target pass list as it is
 (no copy), swaps ``FoldConstant`` for `FoldConstants`, adds the graph-level preparation a
-deployment makes (batch norm decomposed for inference, `SimplifySums`, `PackConvWeights`),
+deployment makes (batch norm decomposed for inference, `SimplifySums`, `PackConvWeights`,
+whose blocked weights `weight_layout.legalize_conv2d` legalizes),
 and applies `rules.default_rules` after fusion — where dlight schedules GPU kernels in TVM's
 GPU pipelines. Kernel-level mutations then run on the kernels a deployment would ship.
 """
@@ -25,15 +26,15 @@ from .rules import default_rules
 from .simplify import SimplifySums
 from .tuning.apply import ApplyTuned
 from .tuning.store import TuningStore
-from .weight_layout import PackConvWeights
+from .weight_layout import LEGALIZE, PackConvWeights
 
 __all__ = ["CACHE_ENV", "graph_preparation", "scheduled_cpu_phases", "scheduled_cpu_pipeline"]
 
 
-def graph_preparation() -> list:
+def graph_preparation(target: tvm.target.Target) -> list:
     """The Relax passes before legalization: what a deployment does to the graph itself."""
     return [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
-            SimplifySums(), FoldConstants(), PackConvWeights(),
+            SimplifySums(), FoldConstants(), PackConvWeights(target),
             relax.transform.DeadCodeElimination()]
 
 
@@ -49,9 +50,11 @@ def scheduled_cpu_phases(target: tvm.target.Target, rules=None,
     schedule = CachedSchedule(rules) if cached else dl.ApplyDefaultSchedule(*rules)
     if tuned is not None:
         schedule = tvm.transform.Sequential([ApplyTuned(tuned, target), schedule])
-    legalize = [CachedLegalizeOps() if cached and p.info.name == "LegalizeOps" else p
+    ours = CachedLegalizeOps(LEGALIZE) if cached else \
+        relax.transform.LegalizeOps(customize_legalize_map=LEGALIZE)
+    legalize = [ours if p.info.name == "LegalizeOps" else p
                 for p in cpu_generic.legalize_passes(target) if p.info.name != "FoldConstant"]
-    kernel_phase = (cpu_generic.library_dispatch_passes(target) + graph_preparation() +
+    kernel_phase = (cpu_generic.library_dispatch_passes(target) + graph_preparation(target) +
                     legalize + [schedule])
     vm_phase = cpu_generic.dataflow_lower_passes(target) + cpu_generic.finalize_passes(target)
     return kernel_phase, vm_phase

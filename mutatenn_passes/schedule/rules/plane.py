@@ -10,8 +10,9 @@ reached 75-98% (`bench/kernels.py`, AVX2, 2 threads). Here, per channel tile, th
 `REDUCTION_BLOCK` input channels run outside the pixels: that block of weights (8 KB) is
 read from L1 by every register tile of the plane, whose accumulators (at most `PLANE_BYTES`)
 are loaded and stored once per block. A plane whose rows take no register tile that fits
-the registers (14 wide: 7 pixels of two vectors spill on AVX2) is tiled as one axis of
-pixels (`fuse_plane`: 196 pixels take tiles of 4).
+the registers (14 and 7 wide: 7 pixels of two vectors spill on AVX2) is tiled as one axis of
+pixels (`fuse_plane`), in tiles that fit and a shorter last one (`pixel_tile`: 196 pixels
+as 32 x 6 + 4, 49 as 8 x 6 + 1).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 
 from .common import (ReductionBlock, VectorUnit, accumulate_in_registers, divisor_at_most,
-                     indices, inline_epilogue, tile_sizes, weight_order)
+                     indices, inline_epilogue, pixel_tile, tile_sizes, weight_order,
+                     weight_read)
 
 #: The accumulators of one channel tile's plane may take this many bytes of the L1 data
 #: cache (48 KB here), beside the block of weights (8 KB) and of inputs. 14x14 and 7x7
@@ -85,8 +87,7 @@ def fuse_plane(sch: s_tir.Schedule, red: ReductionBlock, output, row_axis: int,
 def _pays(block, extent: dict, vector_axis: int, reduce_: list[int], inner: int, v_tile: int,
           plane: int) -> bool:
     """Whether `plane_tile` applies: see its doc."""
-    weight = next(r for r in block.reads
-                  if indices(r)[-1].same_as(block.iter_vars[vector_axis].var))
+    weight = weight_read(block, vector_axis, reduce_)
     slice_bytes = v_tile * weight.source.dtype.bits // 8
     for axis in reduce_:
         slice_bytes *= extent[axis]
@@ -124,15 +125,14 @@ def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
         return False
     accumulate_in_registers(sch, red, vector_axis, register_axis)
     output = inline_epilogue(sch, red.epilogue)
-    if spills(v_tile, r_tile, unit) and \
-            not spills(*tile_sizes(extent[vector_axis], plane, unit), unit) and \
-            fuse_plane(sch, red, output, row_axis, register_axis):
+    fused_tile = spills(v_tile, r_tile, unit) and pixel_tile(plane, v_tile, unit)
+    if fused_tile and fuse_plane(sch, red, output, row_axis, register_axis):
         vector_axis -= vector_axis > register_axis
         inner -= inner > register_axis
         register_axis, row_axis = row_axis, None
         spatial, reduce_ = red.axes(sch)
         extent = {i: int(iv.dom.extent) for i, iv in enumerate(sch.get(red.block).iter_vars)}
-        v_tile, r_tile = tile_sizes(extent[vector_axis], extent[register_axis], unit)
+        r_tile = fused_tile
     loops = sch.get_loops(red.block)
     window = [loops[i] for i in weight_order(sch.get(red.block), reduce_, vector_axis)
               if i != inner]
@@ -157,4 +157,6 @@ def plane_tile(sch: s_tir.Schedule, red: ReductionBlock, vector_axis: int,
     k_block = int(sch.get(k_inner).extent)
     if 1 < unroll_reduction < k_block and k_block % unroll_reduction == 0:
         sch.unroll(sch.split(k_inner, [None, unroll_reduction])[1])
+    if extent[register_axis] % r_tile:  # the last, shorter tile on its own
+        sch.loop_partition(p_outer, [extent[register_axis] // r_tile, None])
     return True
