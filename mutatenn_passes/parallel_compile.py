@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 import tvm
 
 from .errors import BuildError
+from .forking import fork
 from .tir_pipeline import BuildRecord, tir_pipeline
 
 
@@ -77,18 +76,4 @@ def _compile(functions: dict, target: tvm.target.Target) -> tvm.runtime.Module:
 
 def _fork_compile(functions: dict, target: tvm.target.Target, path: Path) -> int:
     """Fork a child that compiles ``functions`` and exports them to ``path``; its pid."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        _compile(functions, target).export_library(str(path))
-        code = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    return fork(lambda: _compile(functions, target).export_library(str(path)))

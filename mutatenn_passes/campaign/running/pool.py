@@ -40,6 +40,16 @@ def _python(entry: str, args: list[str], conn_fd: int, log_path: Path,
                                 stderr=subprocess.STDOUT, env=env, close_fds=True)
 
 
+def _stop(proc, conn) -> None:
+    """Give a process told to stop 3 s to exit, then kill it; close its connection."""
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(3)
+    conn.close()
+
+
 class WorkerProcess:
     """One worker process and the task it is working on.
 
@@ -137,12 +147,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         self.send(Stop())
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(3)
-        self.conn.close()
+        _stop(self.proc, self.conn)
 
 
 class Zygote:
@@ -223,12 +228,7 @@ class Zygote:
 
     def stop(self) -> None:
         self.send(Stop())
-        try:
-            self.proc.wait(3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(3)
-        self.conn.close()
+        _stop(self.proc, self.conn)
 
     def kill(self) -> None:
         if self.alive():

@@ -20,12 +20,11 @@ with the zygote and the zygote with the campaign (``PDEATHSIG``).
 from __future__ import annotations
 
 import os
-import sys
 import time
-import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
 
+from ...forking import fork
 from .faults import maybe_fault
 from .messages import Exited, Fork, Forked, Prepare, Stop
 from .processes import die_with_parent
@@ -72,26 +71,16 @@ def zygote_main(conn, log_path: str | None, threads: int) -> None:
 
 def _fork_worker(conn, worker_conn, msg: Fork, cache: WorkerCache) -> int:
     """Fork a worker serving ``worker_conn`` with the zygote's ``cache``; its process ID."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 0
-    try:  # the child: a worker until the campaign stops it
+
+    def worker() -> None:  # until the campaign stops it
         conn.close()
         die_with_parent()  # with the zygote, which dies with the campaign
         redirect_output(msg.log_path)
         print(f"mutatenn worker {msg.worker_id} (pid {os.getpid()}) forked from the zygote "
               f"(pid {os.getppid()})", flush=True)
         serve(worker_conn, cache, msg.log_path)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+
+    return fork(worker)
 
 
 def _report_exits(conn) -> None:
