@@ -30,7 +30,7 @@ from tvm import relax
 
 from .device_code import compile_device_code
 from .errors import BuildError, MutateNNError, OperatorError
-from .kernel_ir import bind_target, lower_kernels, lower_relax, nameless, tir_part
+from .kernel_ir import KernelsByBody, bind_target, lower_kernels, lower_relax, tir_part
 from .model import Model
 from .segmented_lowering import SegmentedLowering
 from .targets import TargetProfile, get_profile
@@ -152,16 +152,13 @@ class OriginalBuild:
     _segmented: SegmentedLowering | None = field(default=None, repr=False)
     _bodies: dict = field(default_factory=dict, repr=False)
 
-    def kernel_bodies(self, lowered: bool) -> dict[int, list[str]]:
-        """The names of the original's kernels (``lowered``: after TVM's TIR lowering) by the
-        structural hash of their bodies (`kernel_ir.nameless`), made once: each mutant's
-        changed kernels are looked up in it (`_changed_kernels`)."""
+    def kernel_bodies(self, lowered: bool) -> KernelsByBody:
+        """The original's kernels (``lowered``: after TVM's TIR lowering) by body, made once:
+        each mutant's changed kernels are looked up in it (`_changed_kernels`)."""
         if lowered not in self._bodies:
-            by_body = self._bodies[lowered] = {}
             base = self.lowered_kernels() if lowered else self.kernels
-            for gv, func in base.functions_items():
-                by_body.setdefault(tvm_ffi.structural_hash(nameless(func)), []).append(
-                    gv.name_hint)
+            self._bodies[lowered] = KernelsByBody(
+                (gv.name_hint, func) for gv, func in base.functions_items())
         return self._bodies[lowered]
 
     def lowered_kernels(self) -> tvm.IRModule:
@@ -356,10 +353,9 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
 
 
 def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule,
-                     by_body: dict[int, list[str]]) -> tuple[dict, dict]:
+                     by_body: KernelsByBody) -> tuple[dict, dict]:
     """The kernels of ``kernels`` that must be compiled (name -> PrimFunc), and those equal
-    to a kernel of ``base`` (whose names ``by_body`` gives by body hash) under another name
-    (name -> that name).
+    to a kernel of ``base`` (``by_body`` indexes it) under another name (name -> that name).
 
     A graph mutation changes how Relax fuses and numbers kernels (a ReLU replaced early in
     the graph renames every later ``fused_add4_relu1``), so a kernel is matched by its body,
@@ -372,11 +368,9 @@ def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule,
         name = gv.name_hint
         if name in before and tvm_ffi.structural_equal(func, before[name]):
             continue
-        body = nameless(func)
-        twins = [t for t in by_body.get(tvm_ffi.structural_hash(body), [])
-                 if tvm_ffi.structural_equal(body, nameless(before[t]))]
-        if twins:
-            renamed[name] = twins[0]
+        twin = by_body.find(func)
+        if twin is not None:
+            renamed[name] = twin
         else:
             changed[name] = func
     for name, twin in list(renamed.items()):

@@ -114,6 +114,39 @@ def nameless(func: tvm.tirx.PrimFunc) -> tvm.tirx.PrimFunc:
     return func.with_attr("global_symbol", "")
 
 
+class KernelsByBody:
+    """Kernel names found by body (`nameless`): structural hash, confirmed by structural
+    equality. Matches an original's kernels that a graph mutation renamed, and a kernel
+    compiled once for several mutants that change their kernels alike."""
+
+    def __init__(self, kernels=()):
+        """``kernels``: (name, PrimFunc) pairs, in order; the first of equal bodies wins."""
+        self._table: dict[int, list] = {}
+        for name, func in kernels:
+            self.setdefault(name, func)
+
+    def find(self, func: tvm.tirx.PrimFunc) -> str | None:
+        """The name of the first kernel whose body equals ``func``'s (None: none does)."""
+        return self._find(nameless(func))[1]
+
+    def setdefault(self, name: str, func: tvm.tirx.PrimFunc) -> str:
+        """The name of a kernel whose body equals ``func``'s; ``name`` (``func`` added under
+        it) when there is none."""
+        body = nameless(func)
+        entries, found = self._find(body)
+        if found is None:
+            entries.append((body, name))
+            found = name
+        return found
+
+    def _find(self, body) -> tuple[list, str | None]:
+        import tvm_ffi
+
+        entries = self._table.setdefault(tvm_ffi.structural_hash(body), [])
+        return entries, next((name for other, name in entries
+                              if tvm_ffi.structural_equal(other, body)), None)
+
+
 def lower_kernels(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
     """S-TIR kernels through TVM's TIR lowering for ``profile`` (the ``lowered`` phase)."""
     lower, _, _ = tvm.tirx.get_default_tir_pipeline(profile.tvm_target())

@@ -25,11 +25,10 @@ import time
 from dataclasses import dataclass, field
 
 import tvm
-import tvm_ffi
 
 from .build import OriginalBuild, _linked_artifact, mutant_kernels, tvm_error_summary
 from .errors import BuildError
-from .kernel_ir import nameless
+from .kernel_ir import KernelsByBody
 from .tir_pipeline import BuildRecord, tir_pipeline
 
 #: The prefix TVM's ``MakePackedAPI`` gives the symbol of a function callable by name.
@@ -83,18 +82,12 @@ def _library(original: OriginalBuild, changes: list) -> tuple[tvm.runtime.Module
     changed), and per mutant the symbol of each of its changed kernels there. Kernels of
     equal bodies are compiled once: mutants at sites of equal shapes (a ReLU replaced in two
     blocks of one stage) change their fused kernels alike."""
-    functions, symbols = {}, []
-    compiled: dict[int, list] = {}  # body hash -> [(body, symbol)]
+    functions, symbols, compiled = {}, [], KernelsByBody()
     for i, change in enumerate(changes):
         mine = {}
         for name, func in change.changed.items():
-            body = nameless(func)
-            twins = compiled.setdefault(tvm_ffi.structural_hash(body), [])
-            mine[name] = next((symbol for other, symbol in twins
-                               if tvm_ffi.structural_equal(other, body)), None)
-            if mine[name] is None:
-                mine[name] = _symbol(name, i)
-                twins.append((body, mine[name]))
+            mine[name] = compiled.setdefault(_symbol(name, i), func)
+            if mine[name] == _symbol(name, i):  # the first of its body
                 functions[tvm.ir.GlobalVar(mine[name])] = _renamed(func, mine[name])
         symbols.append(mine)
     if not functions:

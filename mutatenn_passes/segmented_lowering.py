@@ -26,7 +26,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from .kernel_ir import nameless, relax_phases
+from .kernel_ir import KernelsByBody, relax_phases
 from .targets import TargetProfile
 
 #: Operators that begin a fused kernel: TVM's fusion merges what follows them into them,
@@ -140,10 +140,8 @@ class SegmentedLowering:
         self.why = ""
         self._kernel_vars = {gv.name_hint: gv for gv, f in lowered.functions_items()
                              if isinstance(f, tvm.tirx.PrimFunc)}
-        self._by_body: dict[int, list[str]] = {}
-        for name, gv in self._kernel_vars.items():
-            body = nameless(lowered[gv])
-            self._by_body.setdefault(tvm_ffi.structural_hash(body), []).append(name)
+        self._by_body = KernelsByBody((name, lowered[gv])
+                                      for name, gv in self._kernel_vars.items())
         self._segments: dict[int, list[tuple[relax.Function, _Lowered]]] = {}
         phases = relax_phases(profile)
         segments = split_main(model_mod) if phases else None
@@ -208,11 +206,9 @@ class SegmentedLowering:
         for gv, func in mod.functions_items():
             if not isinstance(func, tvm.tirx.PrimFunc):
                 continue
-            body = nameless(func)
-            twins = [name for name in self._by_body.get(tvm_ffi.structural_hash(body), [])
-                     if tvm_ffi.structural_equal(body, nameless(self.lowered[name]))]
-            if twins:
-                names[gv.name_hint] = self._kernel_vars[twins[0]]
+            twin = self._by_body.find(func)
+            if twin is not None:
+                names[gv.name_hint] = self._kernel_vars[twin]
             else:
                 name = self._unique(gv.name_hint, {**new, **(taken or {})})
                 names[gv.name_hint] = relax.BlockBuilder().add_func(func, name)
