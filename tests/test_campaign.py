@@ -177,11 +177,38 @@ sites = "all"
     assert sum(t.needs_build for t in plan.tasks) == 3 + len(stores) - len(equivalent)
 
 
+def test_each_models_diff_shows_its_own_original(tmp_path):
+    """Two models of other shapes (32x32 and 16x16 inputs): each mutant's diff is against
+    its own model's functions, not the first model's printed ones."""
+    import mutatenn_passes as mn
+    from mutatenn_passes.kernel_ir import kernel_module
+    from tests.campaign_inputs import tiny_classifier
+
+    tiny_classifier(tmp_path / "small.onnx", size=16)
+    path = tiny_campaign(tmp_path, operators='use = ["relu_to_sigmoid", "store_mul_epsilon"]'
+                         '\nsites = [0]', models='[[models]]\npath = "tiny.onnx"\nname = "a"\n'
+                         '[[models]]\npath = "small.onnx"\nname = "b"\n')
+    plan = make_plan(load_config(path))
+    plan.compute_diffs()
+    originals = {}
+    for name, file in (("a", "tiny.onnx"), ("b", "small.onnx")):
+        model = mn.load_model(tmp_path / file)
+        lines = set()
+        for mod in (model.mod, kernel_module(model, "llvm-x86-64")):
+            for _gv, func in mod.functions_items():
+                lines.update(func.script(show_meta=False).splitlines())
+        originals[name] = lines
+    for t in plan.mutants():
+        old = [line[1:] for line in t.diff.splitlines()
+               if line[:1] in ("-", " ") and not line.startswith("---")]
+        assert old and all(line in originals[t.model] for line in old), (t.model, t.operator)
+
+
 def test_ir_hash_skips_the_functions_a_mutation_left_alone_with_the_same_result(tmp_path):
     import tvm
 
     import mutatenn_passes as mn
-    from mutatenn_passes.campaign.planning.definition import ir_hash
+    from mutatenn_passes.campaign.planning.definition import function_hashes, ir_hash
     from mutatenn_passes.kernel_ir import bind_target, lower_relax, tir_part
     from tests.campaign_inputs import tiny_classifier
 
@@ -190,10 +217,11 @@ def test_ir_hash_skips_the_functions_a_mutation_left_alone_with_the_same_result(
         kernels = bind_target(tir_part(lower_relax(model.mod, mn.get_profile("llvm-x86-64"))),
                               mn.get_profile("llvm-x86-64"))
     mutated = mn.mutation("store_mul_epsilon", sites=[0], epsilon=0.5)(kernels)
-    assert ir_hash(mutated, base=kernels) == ir_hash(mutated) != ir_hash(kernels)
-    assert ir_hash(kernels, base=kernels) == ir_hash(kernels)
+    known = function_hashes(kernels)
+    assert ir_hash(mutated, known) == ir_hash(mutated) != ir_hash(kernels)
+    assert ir_hash(kernels, known) == ir_hash(kernels)
     other = mn.mutation("store_mul_epsilon", sites=[1], epsilon=0.5)(kernels)
-    assert ir_hash(other, base=kernels) not in (ir_hash(mutated), ir_hash(kernels))
+    assert ir_hash(other, known) not in (ir_hash(mutated), ir_hash(kernels))
 
 
 def test_mutant_keys_follow_their_definition(tmp_path):

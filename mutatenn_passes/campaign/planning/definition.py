@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 import tvm
 
 
-def ir_hash(mod: tvm.IRModule, base: tvm.IRModule | None = None) -> str:
+def ir_hash(mod: tvm.IRModule, known: dict | None = None) -> str:
     """A structural hash of a module as 16 hex digits (what planning records), made of its
-    functions' structural hashes by name and its attributes'. A function that is ``base``'s
-    own object (a mutation leaves every function it does not rewrite as it was) is not hashed
-    again: planning hashed a kernel mutant's ~60 kernels to find the one it changed, a third
-    of a second per campaign."""
+    functions' structural hashes by name and its attributes'. ``known`` (`function_hashes` of
+    the module a mutation was applied to) spares hashing again a function that is that
+    module's own object, as a mutation leaves every function it does not rewrite: planning
+    hashed a kernel mutant's ~60 kernels to find the one it changed, a third of a second per
+    campaign."""
     import tvm_ffi
 
-    known = _function_hashes(base) if base is not None else {}
     digest = hashlib.sha256()
     for gv, func in sorted(mod.functions_items(), key=lambda item: item[0].name_hint):
-        same = known.get(gv.name_hint)
+        same = (known or {}).get(gv.name_hint)
         value = same[1] if same and same[0].same_as(func) else tvm_ffi.structural_hash(func)
         digest.update(f"{gv.name_hint}={value:016x};".encode())
     if mod.attrs:
@@ -33,21 +33,12 @@ def ir_hash(mod: tvm.IRModule, base: tvm.IRModule | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-#: Per-function hashes of the modules mutations were applied to (a few per campaign: one per
-#: model, target and phase), each kept with its module so that its address is not reused.
-_BASE_HASHES: dict[int, tuple[tvm.IRModule, dict]] = {}
-
-
-def _function_hashes(base: tvm.IRModule) -> dict:
-    """``base``'s functions by name: (function, its structural hash), made once."""
+def function_hashes(mod: tvm.IRModule) -> dict:
+    """``mod``'s functions by name: (function, its structural hash), for `ir_hash`."""
     import tvm_ffi
 
-    cached = _BASE_HASHES.get(base.__chandle__())
-    if cached is None or not cached[0].same_as(base):
-        cached = _BASE_HASHES[base.__chandle__()] = (base, {
-            gv.name_hint: (func, tvm_ffi.structural_hash(func))
-            for gv, func in base.functions_items()})
-    return cached[1]
+    return {gv.name_hint: (func, tvm_ffi.structural_hash(func))
+            for gv, func in mod.functions_items()}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..config.campaign_config import CampaignConfig, ModelConfig, OperatorConfig
-from .definition import MutantDefinition, ir_hash
+from .definition import MutantDefinition, function_hashes, ir_hash
 from .diffs import PendingDiff, compute_diffs
 
 
@@ -190,7 +190,7 @@ class _Mutant:
     mutated: object | None  # None: the operator found no site
     report: dict
     note: str
-    owner: tuple  # which original module the diff's unchanged functions come from
+    owner: tuple  # which original module it was applied to (model index, level, ...)
 
 
 class _Planner:
@@ -208,6 +208,8 @@ class _Planner:
         self.tasks: list[Task] = []
         self.models: list[dict] = []
         self.pending_diffs: list[PendingDiff] = []
+        # Each original module's functions with their hashes, by owner (`ir_hash`).
+        self.function_hashes: dict[tuple, dict] = {}
         # Mutated modules already planned: (target, run inputs, level, phase, hash) ->
         # [(module, key)]. Campaign-wide, so equal IR from two models is built once too.
         self.seen: dict[tuple, list] = {}
@@ -257,7 +259,7 @@ class _Planner:
         with unchecked_rewrites():
             mutants = list(self._mutants(op, "", mp.model.mod,
                                          find_sites(op.id, mp.model.mod, **_resolved(op)),
-                                         owner=("graph",)))
+                                         owner=(mp.index, "graph")))
         for mutant in mutants:
             for ref in self.profiles:
                 self._add(mp, ref, mutant)
@@ -271,7 +273,7 @@ class _Planner:
             kmod = self._kernels(mp, ref, phase)
             self.say(f"planning {op.id} on {self.profiles[ref].name}")
             sites = find_sites(op.id, kmod, kernels=op.kernels, **_resolved(op))
-            for mutant in self._mutants(op, phase, kmod, sites, owner=("kernel", ref, phase)):
+            for mutant in self._mutants(op, phase, kmod, sites, owner=(mp.index, "kernel", ref, phase)):
                 self._add(mp, ref, mutant)
 
     def _kernels(self, mp: _ModelPlan, ref: str, phase: str):
@@ -339,7 +341,9 @@ class _Planner:
         (then its IR diff is to be made)."""
         import tvm_ffi
 
-        task.ir_hash = ir_hash(m.mutated, base=m.original)
+        if m.owner not in self.function_hashes:
+            self.function_hashes[m.owner] = function_hashes(m.original)
+        task.ir_hash = ir_hash(m.mutated, self.function_hashes[m.owner])
         if tvm_ffi.structural_equal(m.mutated, m.original):
             task.planned_status = "equivalent"
             task.note = "mutated IR is structurally equal to the original's" + \
