@@ -127,24 +127,29 @@ class KernelsByBody:
 
     def find(self, func: tvm.tirx.PrimFunc) -> str | None:
         """The name of the first kernel whose body equals ``func``'s (None: none does)."""
-        return self._find(nameless(func))[1]
+        import tvm_ffi
+
+        body = nameless(func)
+        return self._match(self._table.get(tvm_ffi.structural_hash(body), ()), body)
 
     def setdefault(self, name: str, func: tvm.tirx.PrimFunc) -> str:
         """The name of a kernel whose body equals ``func``'s; ``name`` (``func`` added under
         it) when there is none."""
-        body = nameless(func)
-        entries, found = self._find(body)
-        if found is None:
-            entries.append((body, name))
-            found = name
-        return found
-
-    def _find(self, body) -> tuple[list, str | None]:
         import tvm_ffi
 
+        body = nameless(func)
         entries = self._table.setdefault(tvm_ffi.structural_hash(body), [])
-        return entries, next((name for other, name in entries
-                              if tvm_ffi.structural_equal(other, body)), None)
+        found = self._match(entries, body)
+        if found is None:
+            entries.append((body, name))
+        return name if found is None else found
+
+    @staticmethod
+    def _match(entries, body) -> str | None:
+        import tvm_ffi
+
+        return next((name for other, name in entries
+                     if tvm_ffi.structural_equal(other, body)), None)
 
 
 def lower_kernels(kernels: tvm.IRModule, profile: TargetProfile) -> tvm.IRModule:
