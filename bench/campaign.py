@@ -1,6 +1,6 @@
 """Benchmark: what `mutatenn run` costs, split by stage, against the campaign's physical limit.
 
-    python bench/campaign.py [--repeat 3] [--baseline PATH/TO/mutatenn] [--scaling]
+    python bench/campaign.py [--repeat 3] [--baseline PATH/TO/mutatenn] [--scaling] [--prefix-reuse]
                              [--model FILE] [--campaign FILE] [--images N] [--sample N]
                              [--targets T[,T]] [--naive N] [--json out.json]
 
@@ -21,7 +21,9 @@ running its images. It prints the campaign's ratio to that limit.
 ``--baseline`` names another ``mutatenn`` executable (e.g. today's main installed in its own
 virtual environment): the two are run alternately (ABAB ..., ``--repeat`` times each) and the
 medians compared, with min-max beside each. ``--scaling`` also runs the campaign with one
-worker, alternating with the default two. ``--naive N`` measures the MutateNN paper's way on N
+worker, alternating with the default two; ``--prefix-reuse`` the same campaign with
+``prefix_reuse = true`` (runs from each mutant's first changed cut), alternating too, and says
+whether the two gave the same statuses and verdicts. ``--naive N`` measures the MutateNN paper's way on N
 mutants (re-import, full build, export, reload, run: sequential) and extrapolates it to every
 mutant with a site. ``--model FILE`` replaces the default model (e.g. the onnx wheel's
 ResNet50: ``--model resnet50``, paper preset, ``--sample 2``).
@@ -75,26 +77,35 @@ def replicate_images(count: int, folder: Path, source: str | None) -> list[str]:
     return paths
 
 
-def campaign_file(folder: Path, args) -> Path | None:
-    """The campaign the options describe, written to ``folder``; None when they describe the
-    embedded default (then the bench runs plain ``mutatenn run``)."""
-    if args.campaign:
+def campaign_file(folder: Path, args, prefix_reuse: bool = False) -> Path | None:
+    """The campaign the options describe (with ``prefix_reuse = true`` when asked), written to
+    ``folder``; None when they describe the embedded default (then the bench runs plain
+    ``mutatenn run``)."""
+    if args.campaign and not prefix_reuse:
         return Path(args.campaign)
-    if not (args.model or args.images or args.sample is not None or args.targets):
+    if args.campaign:
+        text = Path(args.campaign).read_text()
+        if "[campaign]" not in text:
+            text = "[campaign]\n" + text
+        path = folder / "prefix-reuse.toml"
+        path.write_text(text.replace("[campaign]", "[campaign]\nprefix_reuse = true", 1))
+        return path
+    if not (args.model or args.images or args.sample is not None or args.targets
+            or prefix_reuse):
         return None
-    lines = ['[campaign]', 'name = "bench"']
+    lines = ['[campaign]', 'name = "bench"'] + (["prefix_reuse = true"] if prefix_reuse else [])
     if args.targets:
         lines.append(f"targets = {json.dumps(args.targets.split(','))}")
     if args.model:
         lines += ["[[models]]", f"path = {json.dumps(model_file(args.model))}"]
     if args.images:
         images = folder / "images"
-        images.mkdir()
+        images.mkdir(exist_ok=True)
         paths = replicate_images(args.images, images, args.image_source)
         lines += ["[images]", f"paths = {json.dumps(paths)}"]
     lines += ["[operators]", 'use = ["paper"]',
               f"sample = {5 if args.sample is None else args.sample}"]
-    path = folder / "campaign.toml"
+    path = folder / ("prefix-reuse.toml" if prefix_reuse else "campaign.toml")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -252,6 +263,8 @@ def main() -> int:
                         help="another mutatenn executable to run alternately (before/after)")
     parser.add_argument("--scaling", action="store_true",
                         help="also run with one worker, alternately with the default")
+    parser.add_argument("--prefix-reuse", action="store_true",
+                        help="also run with prefix_reuse = true, alternately with the default")
     parser.add_argument("--campaign", help="campaign file (default: the embedded default)")
     parser.add_argument("--model", help="model file, or resnet50/squeezenet/... from the onnx "
                         "wheel (paper preset)")
@@ -269,19 +282,21 @@ def main() -> int:
     root = Path(tmp.name)
     campaign = campaign_file(root, args)
     exe = str(Path(sys.executable).with_name("mutatenn"))
-    sides = {"ours": (exe, None)}
+    sides = {"ours": (exe, None, campaign)}
     if args.baseline:
-        sides["baseline"] = (args.baseline, None)
+        sides["baseline"] = (args.baseline, None, campaign)
     if args.scaling:
-        sides["ours, 1 worker"] = (exe, 1)
+        sides["ours, 1 worker"] = (exe, 1, campaign)
+    if args.prefix_reuse:
+        sides["ours, prefix reuse"] = (exe, None, campaign_file(root, args, prefix_reuse=True))
     print(f"== campaign: {campaign or 'the embedded default (mutatenn run)'}; "
           f"{args.repeat} run(s) per side, alternating; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in sides}
     for r in range(args.repeat):
-        for name, (side_exe, workers) in sides.items():
+        for name, (side_exe, workers, side_campaign) in sides.items():
             out = root / f"{name.replace(' ', '_').replace(',', '')}-{r}"
-            wall = run_cli(side_exe, campaign, out, workers)
+            wall = run_cli(side_exe, side_campaign, out, workers)
             figures = split(out)
             figures["wall"] = wall
             figures["other"] = wall - sum(figures[s] for s in STAGES[:-1])
@@ -328,6 +343,13 @@ def main() -> int:
         print(f"   baseline/ours = {walls['baseline'] / walls['ours']:.2f}x; statuses "
               f"{'identical' if same else 'DIFFER'} between the two")
         report["ratio_baseline_over_ours"] = walls["baseline"] / walls["ours"]
+    if args.prefix_reuse:
+        same = {f["verdicts"] for f in runs["ours, prefix reuse"]} == \
+            {f["verdicts"] for f in ours}
+        ratio = walls["ours"] / walls["ours, prefix reuse"]
+        print(f"   without / with prefix reuse = {ratio:.2f}x; statuses and verdicts "
+              f"{'identical' if same else 'DIFFER'} between the two")
+        report["ratio_without_over_with_prefix_reuse"] = ratio
     if args.scaling:
         print(f"   1 worker / 2 workers = {walls['ours, 1 worker'] / walls['ours']:.2f}x")
         report["ratio_one_over_two_workers"] = walls["ours, 1 worker"] / walls["ours"]

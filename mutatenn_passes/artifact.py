@@ -83,6 +83,10 @@ class Artifact:
     model_name: str = ""
     build_seconds: float = 0.0
     record: object = None
+    #: Where ``main`` starts (prefix reuse, `build.build_incremental`'s ``from_cut``): 0, at
+    #: the model's input; k > 0, at the original's k-th cut (`segmented_lowering`), so that
+    #: it takes the original's activation there instead of an image.
+    cut: int = 0
     _vm: object = field(default=None, repr=False)
     _tmp: object = field(default=None, repr=False)
 

@@ -174,9 +174,11 @@ class OriginalBuild:
                 self._segmented = SegmentedLowering(self.model.mod, self.relax, self.profile)
         return self._segmented
 
-    def lower_graph_mutant(self, relax_passes: list) -> tuple[tvm.IRModule, tvm.IRModule]:
-        """The model with ``relax_passes`` applied, and that through the target's Relax
-        lowering: only its segments that differ from the original's where the original can
+    def lower_graph_mutant(self, relax_passes: list, from_cut: bool = False
+                           ) -> tuple[tvm.IRModule, tvm.IRModule, int]:
+        """The model with ``relax_passes`` applied, that through the target's Relax lowering,
+        and the cut its ``main`` starts at (`SegmentedLowering.lower`; 0 unless ``from_cut``):
+        only its segments that differ from the original's are lowered where the original can
         be cut (`segmented_lowering`, which checks the segments it lowers well formed, so
         mutation operators skip their check of the whole graph), else the whole graph."""
         # imported here: the graph operators load the C++ extension, which `import
@@ -186,12 +188,12 @@ class OriginalBuild:
         segmented = self.segmented_lowering()
         with unchecked_rewrites() if not segmented.why else nullcontext():
             mod = tvm.transform.Sequential(relax_passes)(self.model.mod)
-        lowered = segmented.lower(mod)
+        lowered = segmented.lower(mod, from_cut)
         if lowered is None:
             if not segmented.why:
                 relax.analysis.well_formed(mod)
-            lowered = lower_relax(mod, self.profile)
-        return mod, lowered
+            return mod, lower_relax(mod, self.profile), 0
+        return (mod, *lowered)
 
 
 def prepare_original(model: Model, target="llvm-x86-64", *,
@@ -261,7 +263,8 @@ def _linked_artifact(model: Model, profile: TargetProfile, relax_mod: tvm.IRModu
     return art
 
 
-def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=()):
+def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=(), *,
+                      from_cut: bool = False):
     """Build ``original``'s model with extra passes, compiling only the kernels that change.
 
     The passes run on the same IR `build` would give them: ``relax_passes`` on the imported
@@ -272,6 +275,10 @@ def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=()):
     bit-identical outputs to `build` (tested). The artifact runs in this process; it cannot be
     exported (its library imports the original's, which has kernels of the same names).
 
+    With ``from_cut``, the artifact's program starts at the first of the original's cuts
+    where the mutant differs (``artifact.cut``; `segmented_lowering`, prefix reuse): it takes
+    the original's activation there instead of the image.
+
     Falls back to `build` — and says why in ``artifact.record.mode`` — when the original has
     no reusable library or linking fails; a TVM failure of that full build is a `BuildError`.
     """
@@ -281,13 +288,15 @@ def build_incremental(original: OriginalBuild, relax_passes=(), tir_passes=()):
     start = time.perf_counter()
     try:
         with tvm.transform.PassContext(opt_level=3):
-            executable, record = _link_changed_kernels(original, list(relax_passes),
-                                                       list(tir_passes))
+            executable, m = _link_changed_kernels(original, list(relax_passes),
+                                                  list(tir_passes), from_cut)
     except Exception as exc:  # the full build has the last word
         return _full_build(original, relax_passes, tir_passes,
                            f"full (incremental failed: {tvm_error_summary(exc)})")
-    return _artifact(original.model, original.profile, executable, record,
-                     time.perf_counter() - start)
+    art = _artifact(original.model, original.profile, executable, m.record,
+                    time.perf_counter() - start)
+    art.cut = m.cut
+    return art
 
 
 def _full_build(original: OriginalBuild, relax_passes, tir_passes, mode: str):
@@ -302,39 +311,44 @@ class MutantKernels:
     """What a mutant changes in its original (`mutant_kernels`): its Relax program after
     lowering, the kernels to compile (name -> PrimFunc), the kernels equal to an original
     kernel under another name (name -> that name), whether the changed kernels are already
-    through TVM's TIR lowering (``lowered`` phase), and the build record."""
+    through TVM's TIR lowering (``lowered`` phase), the build record, and the cut the Relax
+    program starts at (0: the model's input; see `build_incremental`'s ``from_cut``)."""
 
     relax: tvm.IRModule
     changed: dict
     renamed: dict
     kernels_lowered: bool
     record: BuildRecord
+    cut: int = 0
 
 
-def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list):
-    """The incremental build proper: (executable, record)."""
-    m = mutant_kernels(original, relax_passes, tir_passes)
+def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list,
+                          from_cut: bool):
+    """The incremental build proper: (executable, `MutantKernels`)."""
+    m = mutant_kernels(original, relax_passes, tir_passes, from_cut)
     m.record.mode = f"incremental ({len(m.changed)} kernel(s) compiled: " \
-        f"{m.record.compiled_shown()})"
+        f"{m.record.compiled_shown()})" + (f", from cut {m.cut}" if m.cut else "")
     mod = _calling_library(m.relax, m.changed, m.renamed, original.libraries)
     target = original.profile.tvm_target()
     with tir_pipeline(target, (), BuildRecord(),
                        kernels_lowered=m.kernels_lowered) as pipeline:
         executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
-    return executable, m.record
+    return executable, m
 
 
-def mutant_kernels(original: OriginalBuild, relax_passes: list,
-                   tir_passes: list) -> MutantKernels:
+def mutant_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list,
+                   from_cut: bool = False) -> MutantKernels:
     """Apply a mutant's passes to the IR `build` would give them (``relax_passes`` to the
     imported Relax module, then the target's Relax lowering; ``tir_passes`` to the original's
-    kernels at their phase) and find what must be compiled (`MutantKernels`). Call under a
-    `tvm.transform.PassContext`."""
+    kernels at their phase) and find what must be compiled (`MutantKernels`); with
+    ``from_cut``, its Relax program from the first cut where it differs from the original
+    (`build_incremental`). Call under a `tvm.transform.PassContext`."""
     profile, record = original.profile, BuildRecord(relax_input=original.model.mod)
     by_phase = passes_by_phase(tir_passes)
-    relax_mod, kernels = original.relax, original.kernels
+    relax_mod, kernels, cut = original.relax, original.kernels, 0
     if relax_passes:
-        record.relax_input, relax_mod = original.lower_graph_mutant(relax_passes)
+        record.relax_input, relax_mod, cut = original.lower_graph_mutant(relax_passes,
+                                                                         from_cut)
         kernels = bind_target(tir_part(relax_mod), profile)
     if by_phase["s_tir"]:
         kernels = tvm.transform.Sequential(by_phase["s_tir"])(kernels)
@@ -349,7 +363,10 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list,
     changed, renamed = _changed_kernels(kernels, base,
                                         original.kernel_bodies(bool(by_phase["lowered"])))
     record.compiled = sorted(changed)
-    return MutantKernels(relax_mod, changed, renamed, bool(by_phase["lowered"]), record)
+    if from_cut and not relax_passes and not original.segmented_lowering().why:
+        cut = original.segmented_lowering().first_calling([*changed, *renamed])
+        relax_mod = original.segmented_lowering().suffix(cut) if cut else relax_mod
+    return MutantKernels(relax_mod, changed, renamed, bool(by_phase["lowered"]), record, cut)
 
 
 def _changed_kernels(kernels: tvm.IRModule, base: tvm.IRModule,

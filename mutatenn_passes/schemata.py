@@ -45,9 +45,12 @@ class Schema:
     variants: list = field(default_factory=list)
 
 
-def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
+def build_schema(original: OriginalBuild, mutants: list[dict], *,
+                 from_cut: bool = False) -> Schema:
     """Compile ``mutants`` (each the keyword arguments of `build.build_incremental`:
-    ``relax_passes`` and/or ``tir_passes``) against ``original`` as one `Schema`. Raises
+    ``relax_passes`` and/or ``tir_passes``) against ``original`` as one `Schema`; with
+    ``from_cut``, each variant's program starts at its first changed cut (as
+    `build.build_incremental`'s does). Raises
     `BuildError` when the original cannot be linked against, the mutants mix kernel phases or
     TVM fails (the caller then builds them one by one)."""
     if not original.libraries:
@@ -56,7 +59,8 @@ def build_schema(original: OriginalBuild, mutants: list[dict]) -> Schema:
     try:
         with tvm.transform.PassContext(opt_level=3):
             changes = [mutant_kernels(original, list(m.get("relax_passes", ())),
-                                      list(m.get("tir_passes", ()))) for m in mutants]
+                                      list(m.get("tir_passes", ())), from_cut)
+                       for m in mutants]
             if len({c.kernels_lowered for c in changes}) > 1:
                 raise BuildError("a schema holds mutants of one kernel phase")
             library, symbols = _library(original, changes)
@@ -115,6 +119,8 @@ def _variant(original: OriginalBuild, change, compiled: dict, library, size: int
     libraries = original.libraries + ([library] if library is not None else [])
     record = change.record
     record.mode = f"schema ({len(record.compiled)} kernel(s): {record.compiled_shown()}; " \
-        f"{size} mutants in one library)"
-    return _linked_artifact(original.model, original.profile, change.relax, symbols, libraries,
-                            record)
+        f"{size} mutants in one library)" + (f", from cut {change.cut}" if change.cut else "")
+    art = _linked_artifact(original.model, original.profile, change.relax, symbols, libraries,
+                           record)
+    art.cut = change.cut
+    return art

@@ -143,6 +143,8 @@ class SegmentedLowering:
         self._by_body = KernelsByBody((name, lowered[gv])
                                       for name, gv in self._kernel_vars.items())
         self._segments: dict[int, list[tuple[relax.Function, _Lowered]]] = {}
+        self._order: list[tuple[relax.Function, _Lowered]] = []  # the original's, in order
+        self._suffixes: dict[int, tvm.IRModule] = {}
         phases = relax_phases(profile)
         segments = split_main(model_mod) if phases else None
         if phases is None:
@@ -158,16 +160,24 @@ class SegmentedLowering:
         self._attrs = model_mod.attrs
         parts = [self._lower_segment(segment) for segment in segments]
         if any(part.new_kernels for part in parts) or \
-                not tvm_ffi.structural_equal(self._stitch(parts), lowered):
+                not tvm_ffi.structural_equal(self._stitch({"main": parts}), lowered):
             self.why = "lowering the graph in segments changes its fusion"
             return
         for segment, part in zip(segments, parts):
             self._segments.setdefault(tvm_ffi.structural_hash(segment), []).append(
                 (segment, part))
+        self._order = list(zip(segments, parts))
 
-    def lower(self, mod: tvm.IRModule) -> tvm.IRModule | None:
+    @property
+    def segment_count(self) -> int:
+        """How many segments the original has (0 when it is lowered whole)."""
+        return len(self._order)
+
+    def lower(self, mod: tvm.IRModule, from_cut: bool = False) -> tuple[tvm.IRModule, int] | None:
         """``mod`` (a graph mutant of the original) through the profile's Relax pipeline,
-        lowering only the segments the original has not; None when it must be lowered whole
+        lowering only the segments the original has not, and the index of the cut its ``main``
+        starts at: 0 (the model's input), or with ``from_cut`` the first of its segments that
+        differs from the original's (see the module doc); None when it must be lowered whole
         (``why`` set, or ``mod`` cannot be cut). Each segment lowered is checked well formed
         first (``relax.analysis.well_formed`` raises), so that a mutant needs no check of
         the whole graph. Call under a `tvm.transform.PassContext`."""
@@ -176,10 +186,47 @@ class SegmentedLowering:
         segments = split_main(mod)
         if segments is None:
             return None
+        start = self._first_change(segments) if from_cut else 0
         new: dict = {}  # the mutant's new kernels, across its segments: unique names
         used: set = set()  # the lowered segments taken so far (their ids)
-        return self._stitch([self._known(segment, used) or self._lower_segment(segment, new)
-                             for segment in segments])
+        return self._stitch({"main": [self._known(segment, used) or
+                                      self._lower_segment(segment, new)
+                                      for segment in segments[start:]]}), start
+
+    def _first_change(self, segments: list[relax.Function]) -> int:
+        """The first of ``segments`` that differs from the original's at its place (the last
+        place both have, when none differs: a run from there gives the original's output)."""
+        for i, (mine, (theirs, _)) in enumerate(zip(segments, self._order)):
+            if not tvm_ffi.structural_equal(mine, theirs):
+                return i
+        return min(len(segments), len(self._order)) - 1
+
+    def first_calling(self, kernels) -> int:
+        """The first of the original's segments that calls one of the kernels named in
+        ``kernels`` (0 when none does)."""
+        for i, (_, part) in enumerate(self._order):
+            called = set()
+            relax.analysis.post_order_visit(
+                part.main, lambda e: called.add(e.name_hint)
+                if isinstance(e, tvm.ir.GlobalVar) else None)
+            if called & set(kernels):
+                return i
+        return 0
+
+    def suffix(self, start: int) -> tvm.IRModule:
+        """The original from cut ``start`` on: its segments from there, stitched into a
+        ``main`` that takes the activation at that cut (made once per cut)."""
+        if start not in self._suffixes:
+            self._suffixes[start] = self._stitch(
+                {"main": [part for _, part in self._order[start:]]})
+        return self._suffixes[start]
+
+    def chain(self) -> tvm.IRModule:
+        """The original's segments but the last as functions ``segment_<i>``, each taking the
+        previous one's result (the first, the model's input): their results are the
+        activations at the cuts."""
+        return self._stitch({f"segment_{i}": [part]
+                             for i, (_, part) in enumerate(self._order[:-1])})
 
     def _known(self, segment: relax.Function, used: set) -> _Lowered | None:
         """The original's lowered segment equal to ``segment`` that this stitch has not taken
@@ -226,9 +273,31 @@ class SegmentedLowering:
             candidate = f"{name}_{n}"
         return candidate
 
-    def _stitch(self, parts: list[_Lowered]) -> tvm.IRModule:
-        """One ``main`` binding each segment's input to the previous one's result, with the
-        kernels it calls, through the VM phase."""
+    def _stitch(self, programs: dict[str, list[_Lowered]]) -> tvm.IRModule:
+        """A module of one function per entry of ``programs`` (name -> segments), binding
+        each segment's input to the previous one's result, with the kernels they call,
+        through the VM phase."""
+        functions: dict = {}
+        for name, parts in programs.items():
+            func = self._joined(parts)
+            functions[relax.BlockBuilder().add_func(func, name)] = func
+        new = {name: func for parts in programs.values() for part in parts
+               for name, func in part.new_kernels.items()}
+
+        def add_kernel(expr) -> None:
+            if isinstance(expr, tvm.ir.GlobalVar) and expr.name_hint not in programs:
+                name = expr.name_hint
+                functions[expr] = new[name] if name in new else self.lowered[name]
+
+        for func in list(functions.values()):
+            relax.analysis.post_order_visit(func, add_kernel)
+        with self.profile.tvm_target():
+            return self._vm_phase(tvm.IRModule(functions, attrs=self._attrs))
+
+    @staticmethod
+    def _joined(parts: list[_Lowered]) -> relax.Function:
+        """One function of ``parts`` in order, each one's input bound to the previous one's
+        result."""
         bindings, result = [], None
         for part in parts:
             if result is not None:
@@ -236,17 +305,6 @@ class SegmentedLowering:
             bindings += list(part.main.body.blocks[0].bindings)
             result = part.main.body.body
         first, last = parts[0].main, parts[-1].main
-        main = relax.Function(first.params, relax.SeqExpr([relax.DataflowBlock(bindings)],
-                                                          result),
+        return relax.Function(first.params,
+                              relax.SeqExpr([relax.DataflowBlock(bindings)], result),
                               last.ret_ty, last.is_pure, first.attrs)
-        functions = {relax.BlockBuilder().add_func(main, "main"): main}
-        new = {name: func for part in parts for name, func in part.new_kernels.items()}
-
-        def add_kernel(expr) -> None:
-            if isinstance(expr, tvm.ir.GlobalVar) and expr.name_hint != "main":
-                name = expr.name_hint
-                functions[expr] = new[name] if name in new else self.lowered[name]
-
-        relax.analysis.post_order_visit(main, add_kernel)
-        with self.profile.tvm_target():
-            return self._vm_phase(tvm.IRModule(functions, attrs=self._attrs))

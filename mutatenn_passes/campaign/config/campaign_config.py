@@ -115,6 +115,7 @@ class CampaignConfig:
     operators: list[OperatorConfig]
     operator_names: list[str]
     incremental: bool = True
+    prefix_reuse: bool = False
     fail_under: float | None = None
     ignore: list[IgnoreEntry] = field(default_factory=list)
     executor: str = "local"
@@ -132,6 +133,7 @@ class CampaignConfig:
         return {"name": self.name, "source": self.source, "output": str(self.output),
                 "seed": self.seed, "workers": self.workers, "timeout": self.timeout,
                 "keep_artifacts": self.keep_artifacts, "incremental": self.incremental,
+                "prefix_reuse": self.prefix_reuse,
                 "targets": list(self.targets), "fail_under": self.fail_under,
                 "executor": self.executor, "ray_address": self.ray_address,
                 "models": [m.as_dict() for m in self.models],

@@ -80,6 +80,7 @@ def _read(data: dict, text: str, source: str, locator, base_dir, overrides,
         keep_artifacts=c["keep_artifacts"], targets=c["targets"], models=models,
         images=images, image_labels=image_labels, operators=operators,
         operator_names=operator_names, incremental=c["incremental"],
+        prefix_reuse=c["prefix_reuse"],
         fail_under=None if c["fail_under"] is None else float(c["fail_under"]),
         ignore=ignore, locations=reader.locations, executor=c["executor"],
         ray_address=c["ray_address"])

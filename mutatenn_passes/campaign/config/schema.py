@@ -113,6 +113,11 @@ CAMPAIGN_KEYS = (
         "original's and link them with the original's already compiled library (LLVM CPU "
         "targets; bit-identical outputs to a full build). false: a full TVM build per mutant.",
         "true"),
+    Key("prefix_reuse", False, BOOL,
+        "Run each mutant's images from the first of the original's cuts where it differs "
+        "(prefix reuse; incremental builds on the local executor): the original's activations "
+        "there are computed once per image and kept in temporary files. Bit-identical "
+        "outputs; a mutant's latency is then that of its run from the cut.", "false"),
     Key("targets", ["llvm-x86-64"], None,
         "Target profile names (`mutatenn targets` lists them) or paths to profile .toml "
         "files.", '["llvm-x86-64"]'),

@@ -127,7 +127,7 @@ def make_executor(config: CampaignConfig, log_dir: Path, workers: int, keep: boo
         return RayExecutor(config)
     from .local_executor import LocalExecutor
 
-    return LocalExecutor(workers, log_dir, config.timeout, keep)
+    return LocalExecutor(workers, log_dir, config.timeout, keep, config.prefix_reuse)
 
 
 class ResultSink:

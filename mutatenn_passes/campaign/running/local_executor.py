@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 from collections import deque
 from multiprocessing.connection import wait
@@ -27,10 +29,15 @@ from .processes import log_excerpt, signal_name
 class LocalExecutor:
     """``workers`` worker processes on this machine, their logs in ``log_dir``."""
 
-    def __init__(self, workers: int, log_dir: Path, timeout: float, keep: bool = False):
+    def __init__(self, workers: int, log_dir: Path, timeout: float, keep: bool = False,
+                 prefix_reuse: bool = False):
         """``keep``: artifacts are kept (exported as one library each), so the originals'
-        kernels are compiled in one process, as one library."""
+        kernels are compiled in one process, as one library. ``prefix_reuse``: mutants run
+        from their first changed cut, on activations kept in a temporary folder
+        (`activations`) that `close` removes."""
         self.timeout = timeout
+        self.activations = tempfile.mkdtemp(prefix="mutatenn-activations-") \
+            if prefix_reuse and not keep else None
         self.log_dir = log_dir
         self.keep = keep
         self.threads = max(1, (os.cpu_count() or 1) // workers)
@@ -66,7 +73,7 @@ class LocalExecutor:
         core to them), and forks the workers when the tasks start."""
         self.zygote = Zygote(self.log_dir, self.threads)
         jobs = 1 if self.keep else os.cpu_count() or 1
-        self.zygote.send(Prepare(first, images, tuple(targets), jobs))
+        self.zygote.send(Prepare(first, images, tuple(targets), jobs, self.activations))
 
     def run(self, tasks: list, spec_of, sink, affinity=None) -> None:
         """Build and run ``tasks`` (originals first); ``spec_of(task)`` is its `TaskSpec`.
@@ -84,7 +91,7 @@ class LocalExecutor:
                             w.kill()
                         w = self._spawn(i, sink)
                     task, shared = queue.next_for(i)
-                    spec = spec_of(task)
+                    spec = dataclasses.replace(spec_of(task), activations=self.activations)
                     if shared:  # one task of a group another worker compiled: on its own
                         spec = dataclasses.replace(spec, schema_key="", schema=())
                     w.assign(task, spec)
@@ -161,6 +168,7 @@ class LocalExecutor:
                 self.zygote.stop()
             else:
                 self.zygote.kill()
+        self._remove_activations()
 
     def abort(self) -> None:
         """Kill the workers and the zygote (the campaign was interrupted)."""
@@ -169,6 +177,11 @@ class LocalExecutor:
                 w.kill()
         if self.zygote is not None:
             self.zygote.kill()
+        self._remove_activations()
+
+    def _remove_activations(self) -> None:
+        if self.activations is not None:
+            shutil.rmtree(self.activations, ignore_errors=True)
 
 
 class _TaskQueue:

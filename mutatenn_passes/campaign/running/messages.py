@@ -56,6 +56,9 @@ class TaskSpec:
     #: group and the definitions of its members, this one among them; empty: on its own.
     schema_key: str = ""
     schema: tuple[MutantDefinition, ...] = ()
+    #: The folder of the originals' activations at their cuts (`activations`): the mutant
+    #: runs from its first changed cut (prefix reuse); None: from the images.
+    activations: str | None = None
 
     @property
     def operator(self) -> str:
@@ -94,6 +97,8 @@ class Prepare:
     targets: tuple[str, ...] = ()
     #: Processes that compile each original's kernels (`build.prepare_original`).
     jobs: int = 1
+    #: Where to compute the originals' activations at their cuts (`TaskSpec.activations`).
+    activations: str | None = None
 
 
 @dataclass(frozen=True)

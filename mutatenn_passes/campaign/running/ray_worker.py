@@ -25,7 +25,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from .messages import ModelSpec, TaskSpec
+from .messages import ModelSpec, Prepare, TaskSpec
 from .processes import log_excerpt
 from .shipping import Shipment
 from .worker import prepare, redirect_output, task_messages
@@ -69,7 +69,7 @@ class NodeWorker:
         except Exception:  # shows again, reported, in the first task
             traceback.print_exc()
             return
-        prepare(self.cache, model, images, targets)
+        prepare(self.cache, Prepare(model, images, tuple(targets)))
 
     def run(self, task: TaskSpec):
         """One task's messages, as the driver receives them: a Ray streaming generator."""

@@ -9,22 +9,27 @@ import time
 from .sandbox import RunOutcome, run_in_child
 
 
-def run_artifact(art, profile, batch, timeout: float | None = None) -> RunOutcome:
+def run_artifact(art, profile, batch, timeout: float | None = None,
+                 activations=None) -> RunOutcome:
     """Run the preprocessed ``batch`` on ``art`` where ``profile`` says; a run still going
-    after ``timeout`` seconds (when given) is killed: a ``timeout`` outcome."""
+    after ``timeout`` seconds (when given) is killed: a ``timeout`` outcome. An artifact that
+    starts at a cut (``art.cut``) takes the original's ``activations`` there
+    (`prefix_runs.run_from_cut`)."""
     if profile.runner == "rpc":
         return run_in_child(lambda: _run_remote(art, profile, batch), timeout)
     ok, why = profile.can_run()
     if not ok:
         return RunOutcome("cannot_run_here", why)
-    return run_in_child(lambda: _run_local(art, batch), timeout)
+    return run_in_child(lambda: _run_local(art, batch, activations), timeout)
 
 
-def _run_local(art, batch) -> RunOutcome:
+def _run_local(art, batch, activations) -> RunOutcome:
+    from ...prefix_runs import run_from_cut
+
     t0 = time.perf_counter()
     art._machine()  # JIT-load (the C target exports with gcc and loads here)
     load_s = time.perf_counter() - t0
-    outputs, latencies = art.run_array(batch)
+    outputs, latencies = run_from_cut(art, batch, activations)
     return RunOutcome("ok", outputs=outputs, latencies=latencies, load_s=load_s)
 
 

@@ -59,7 +59,7 @@ def serve(conn, cache: WorkerCache, log_path: str | None) -> None:
             return
         try:
             if isinstance(msg, Prepare):  # ahead of its tasks; a failure shows there
-                prepare(cache, msg.model, msg.images, msg.targets, msg.jobs)
+                prepare(cache, msg)
             elif isinstance(msg, Assign):
                 print(f"task {msg.task.key} {msg.task.label}", flush=True)
                 for reply in task_messages(msg.task, cache, log_path):
@@ -80,22 +80,25 @@ def redirect_output(log_path: str | None) -> None:
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
 
 
-def prepare(cache: WorkerCache, model, images, targets=(), jobs: int = 1) -> None:
-    """Import ``model`` and its images, and build its original for each of ``targets`` (refs,
-    its kernels compiled in ``jobs`` processes), with what its mutants' builds reuse
-    (`build.OriginalBuild.segmented_lowering`), ahead of its tasks: the campaign is planning
-    meanwhile, and every worker needs the original of each target it builds mutants for. A
-    failure is only logged here (it shows again, reported, in the first task that needs what
-    failed)."""
+def prepare(cache: WorkerCache, msg: Prepare) -> None:
+    """Import the model and its images, and build its original for each of the message's
+    targets (its kernels compiled in ``jobs`` processes), with what its mutants' builds and
+    runs reuse (`build.OriginalBuild.segmented_lowering`, the activations at its cuts), ahead
+    of its tasks: the campaign is planning meanwhile, and every worker needs the original of
+    each target it builds mutants for. A failure is only logged here (it shows again,
+    reported, in the first task that needs what failed)."""
     from ...targets import get_profile
 
     try:
-        cache.batch(model, images)
-        for ref in targets:
-            original = cache.original(model, get_profile(ref), jobs=jobs)
+        cache.batch(msg.model, msg.images)
+        for ref in msg.targets:
+            profile = get_profile(ref)
+            original = cache.original(msg.model, profile, jobs=msg.jobs)
             print(f"original for {ref}: {original.artifact.record.mode}", flush=True)
             if original.libraries:
                 original.segmented_lowering()
+                if msg.activations:
+                    cache.activations(msg.model, profile, msg.images, msg.activations)
     except Exception:
         traceback.print_exc()
 
@@ -125,6 +128,9 @@ def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
         cache.lowered(task.model, profile)
     if d is None or _incremental(task, profile):
         cache.original(task.model, profile)  # built once per worker, reused after
+    activations = None  # the original's at its cuts: the mutant runs from its first change
+    if d is not None and task.activations and _incremental(task, profile):
+        activations = cache.activations(task.model, profile, task.images, task.activations)
     result = TaskResult("", prepare_s=time.perf_counter() - start)
     deadline = None if task.timeout is None else time.monotonic() + task.timeout
     yield Started(task.key, result.prepare_s)
@@ -132,7 +138,7 @@ def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
     maybe_fault(task.operator, "build")
     t0 = time.perf_counter()
     try:
-        art = _build(task, cache, profile)
+        art = _build(task, cache, profile, from_cut=activations is not None)
     except Exception as exc:
         result.status, result.stage, result.error = "build_failed", "build", error_text(exc)
         result.build_s = time.perf_counter() - t0
@@ -154,7 +160,7 @@ def _task_messages(task: TaskSpec, cache: WorkerCache, log_path: str | None):
     log_offset = _size(log_path)
     try:
         left = None if deadline is None else max(0.1, deadline - time.monotonic())
-        outcome = run_artifact(art, profile, batch, timeout=left)
+        outcome = run_artifact(art, profile, batch, timeout=left, activations=activations)
     except Exception as exc:
         outcome = RunOutcome("crashed", "run raised: " + error_text(exc))
     result.status, result.error, result.load_s = outcome.status, outcome.error, outcome.load_s
@@ -179,8 +185,9 @@ def _incremental(task: TaskSpec, profile) -> bool:
     return task.incremental and not task.keep_dir and not incremental_unavailable(profile)
 
 
-def _build(task: TaskSpec, cache: WorkerCache, profile):
-    """The task's artifact: the cached original, or the mutant built from its definition."""
+def _build(task: TaskSpec, cache: WorkerCache, profile, from_cut: bool):
+    """The task's artifact: the cached original, or the mutant built from its definition
+    (``from_cut``: starting at its first changed cut, `build.build_incremental`)."""
     from ...build import build, build_incremental
 
     d = task.definition
@@ -188,23 +195,24 @@ def _build(task: TaskSpec, cache: WorkerCache, profile):
         return cache.original(task.model, profile).artifact
     if _incremental(task, profile):
         if task.schema:
-            return _schema_variant(task, cache, profile)
-        return build_incremental(cache.original(task.model, profile), **d.build_arguments())
+            return _schema_variant(task, cache, profile, from_cut)
+        return build_incremental(cache.original(task.model, profile), **d.build_arguments(),
+                                 from_cut=from_cut)
     lowered = cache.lowered(task.model, profile) if d.level == "kernel" else None
     return build(cache.model(task.model), profile, lowered=lowered, **d.build_arguments())
 
 
-def _schema_variant(task: TaskSpec, cache: WorkerCache, profile):
+def _schema_variant(task: TaskSpec, cache: WorkerCache, profile, from_cut: bool):
     """The task's mutant as a variant of its group's schema; built on its own (saying why in
     its build mode) when the schema cannot be built."""
     from ...build import build_incremental
     from ...errors import BuildError
 
     try:
-        schema = cache.schema(task.model, profile, task.schema_key, task.schema)
+        schema = cache.schema(task.model, profile, task.schema_key, task.schema, from_cut)
     except BuildError as exc:
         art = build_incremental(cache.original(task.model, profile),
-                                **task.definition.build_arguments())
+                                **task.definition.build_arguments(), from_cut=from_cut)
         art.record.mode += f" (no schema: {exc})"
         return art
     return schema.variants[task.schema.index(task.definition)]

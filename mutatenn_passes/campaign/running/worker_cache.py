@@ -18,6 +18,7 @@ class WorkerCache:
         self._lowered: dict[tuple, object] = {}
         self._originals: dict[tuple, object] = {}
         self._schemata: dict[str, object] = {}
+        self._activations: dict[tuple, object] = {}
 
     def model(self, spec: ModelSpec):
         if spec.cache_key not in self._models:
@@ -61,7 +62,23 @@ class WorkerCache:
                                                     jobs=jobs)
         return self._originals[key]
 
-    def schema(self, spec: ModelSpec, profile, key: str, definitions: tuple):
+    def activations(self, spec: ModelSpec, profile, images: list[str] | None, root: str):
+        """The original's activations at its cuts for the batch (`activations`), under the
+        folder ``root``; None when there are none (the mutants run from the images)."""
+        key = (spec.cache_key, profile.name, profile.path, tuple(images) if images else None)
+        if key not in self._activations:
+            import hashlib
+            from pathlib import Path
+
+            from .activations import load_or_capture
+
+            folder = Path(root) / hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+            self._activations[key] = load_or_capture(self.original(spec, profile),
+                                                     self.batch(spec, images)[1], folder)
+        return self._activations[key]
+
+    def schema(self, spec: ModelSpec, profile, key: str, definitions: tuple,
+               from_cut: bool = False):
         """The `schemata.Schema` of the group ``key``, compiled at its first task here (the
         previous group is dropped: the executor hands out a group's tasks together). A group
         that failed to build raises its `BuildError` again at once."""
@@ -73,7 +90,7 @@ class WorkerCache:
             original = self.original(spec, profile)
             try:
                 self._schemata[key] = build_schema(
-                    original, [d.build_arguments() for d in definitions])
+                    original, [d.build_arguments() for d in definitions], from_cut=from_cut)
             except BuildError as exc:
                 self._schemata[key] = exc
         if isinstance(self._schemata[key], Exception):

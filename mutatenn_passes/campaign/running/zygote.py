@@ -60,7 +60,7 @@ def zygote_main(conn, log_path: str | None, threads: int) -> None:
         if isinstance(msg, Prepare):
             maybe_fault("zygote", "prepare")
             start = time.perf_counter()
-            prepare(cache, msg.model, msg.images, msg.targets, msg.jobs)
+            prepare(cache, msg)
             print(f"prepared in {time.perf_counter() - start:.1f} s", flush=True)
         elif isinstance(msg, Fork):
             worker_conn = Connection(recv_handle(conn))

@@ -1,0 +1,99 @@
+"""Runs from the first changed cut (`prefix_runs`, the campaign's ``prefix_reuse``): a mutant
+built to start at the first of the original's cuts where it differs, fed the original's
+activations there, gives bit-identical outputs to the same mutant run whole — graph mutants
+and kernel mutants, built alone and in a schema — and a campaign with ``prefix_reuse = true``
+gives the same statuses and output vectors as one without, mutants reading memory they should
+not (loop and condition mutants: their outputs depend on what lies there) aside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mutatenn_passes as mn
+from mutatenn_passes.build import build_incremental, prepare_original
+from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.engine import execute_campaign
+from mutatenn_passes.campaign.running.progress import CampaignUI
+from mutatenn_passes.images import preprocess
+from mutatenn_passes.prefix_runs import cut_activations, run_from_cut
+from mutatenn_passes.schemata import build_schema
+
+GRAPH = [("relu_to_sigmoid", 30), ("relu_to_sigmoid", 4), ("add_to_subtract", 1),
+         ("max_pool_to_avg_pool", 0)]
+KERNEL = [("store_sub_epsilon", 30), ("store_f32_to_i16", 40), ("store_sub_epsilon", 0)]
+
+
+@pytest.fixture(scope="module")
+def original(default_model):
+    return prepare_original(default_model, "llvm-x86-64")
+
+
+def test_mutants_run_from_their_first_changed_cut_as_whole_runs(original, default_model,
+                                                                default_images):
+    batch = preprocess(default_images[:2], default_model.preprocess)
+    activations = cut_activations(original, batch)
+    assert len(activations) == original.segmented_lowering().segment_count - 1 >= 10
+    assert all(a.shape[0] == 2 for a in activations)
+    reference, _ = original.artifact.run_array(batch)
+    mutants = [{"relax_passes": [mn.mutation(op, sites=[site])]} for op, site in GRAPH]
+    mutants += [{"tir_passes": [mn.mutation(op, sites=[site])]} for op, site in KERNEL]
+    kernel_mutants = mutants[len(GRAPH):]
+    schema = build_schema(original, kernel_mutants, from_cut=True)
+    variants = [None] * len(GRAPH) + schema.variants
+    cuts = []
+    for mutant, variant in zip(mutants, variants):
+        whole, _ = build_incremental(original, **mutant).run_array(batch)
+        assert not np.array_equal(whole, reference)
+        for art in [build_incremental(original, **mutant, from_cut=True), variant]:
+            if art is None:
+                continue
+            assert (f"from cut {art.cut}" in art.record.mode) == (art.cut > 0)
+            got, _ = run_from_cut(art, batch, activations)
+            assert np.array_equal(got, whole, equal_nan=True), (mutant, art.cut)
+            cuts.append(art.cut)
+    assert max(cuts) >= 10 and 0 in cuts and len(set(cuts)) >= 3, cuts
+
+
+def test_an_original_that_cannot_be_cut_has_no_activations(default_model, default_images):
+    naive = prepare_original(default_model, "llvm-x86-64-naive")
+    assert cut_activations(naive, preprocess(default_images[:1],
+                                             default_model.preprocess)) is None
+
+
+def _campaign(folder, fixtures, prefix_reuse: bool) -> dict:
+    folder.mkdir()
+    path = folder / "campaign.toml"
+    path.write_text(f"""[campaign]
+output = "out"
+prefix_reuse = {str(prefix_reuse).lower()}
+
+[images]
+paths = ["{fixtures / 'cat.bmp'}", "{fixtures / 'parrot.jpg'}"]
+
+[operators]
+use = ["paper"]
+sample = 1
+""")
+    return execute_campaign(load_config(path), progress=CampaignUI(quiet=True))["analysis"]
+
+
+def test_a_campaign_with_prefix_reuse_gives_the_same_results(shared_fixtures, tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("mutatenn-activations-*"))
+    whole = _campaign(tmp_path / "whole", shared_fixtures, False)
+    from_cuts = _campaign(tmp_path / "cuts", shared_fixtures, True)
+    assert set(Path(tempfile.gettempdir()).glob("mutatenn-activations-*")) == before
+
+    def results(analysis) -> dict:
+        return {m["key"]: (m["status"], [im["digest"] for im in m["images"]])
+                for m in analysis["mutants"]
+                if not m["operator"].startswith(("loop_", "cond_"))}
+
+    assert results(from_cuts) == results(whole)
+    modes = [m["build_mode"] or "" for m in from_cuts["mutants"]]
+    started = sum("from cut" in mode for mode in modes)
+    assert started >= len(modes) // 3, modes
+    assert not any("from cut" in (m["build_mode"] or "") for m in whole["mutants"])
