@@ -9,7 +9,7 @@ does (`build.mutant_kernels`) and the first call of one in its ``main``, and wei
 original's calls before it by their reduction FLOPs (`kernels.flops`). It prints the mean
 share per mutant kind: an upper bound of what prefix reuse could save of the runs (it ignores
 the cost of keeping activations and building suffix programs), measured without running
-anything (docs/campaign.md, *Runs from the first changed kernel*).
+anything (docs/campaign.md, *Runs from the first changed cut*).
 """
 
 from __future__ import annotations

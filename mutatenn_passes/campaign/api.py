@@ -24,6 +24,7 @@ from .config.campaign_file import config_from_dict, load_config, parse_config
 #: may override any ``[campaign]`` key).
 FLAGS = {"output": "--output", "workers": "--workers", "timeout": "--timeout",
          "targets": "--targets", "keep_artifacts": "--keep-artifacts",
+         "prefix_reuse": "--prefix-reuse",
          "fail_under": "--fail-under", "executor": "--ray", "ray_address": "--ray"}
 
 

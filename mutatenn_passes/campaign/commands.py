@@ -63,6 +63,9 @@ def register(subparsers) -> None:
     r.add_argument("--keep-artifacts", action="store_true",
                    help=_from_file("keep_artifacts", "keep each mutant's library, Relax IR, "
                                    "TIR and sources"))
+    r.add_argument("--prefix-reuse", action="store_true",
+                   help=_from_file("prefix_reuse", "run each mutant from the first of the "
+                                   "original's cuts where it differs (docs/campaign.md)"))
     r.add_argument("--fail-under", type=float, metavar="SCORE",
                    help=_from_file("fail_under", "exit with code 3 when the mutation score "
                                    "(0 to 1) is below SCORE"))
@@ -97,6 +100,7 @@ def _overrides(args) -> dict:
     targets = args.targets.split(",") if args.targets is not None else None
     return {"output": args.output, "workers": args.workers, "timeout": args.timeout,
             "targets": targets, "keep_artifacts": True if args.keep_artifacts else None,
+            "prefix_reuse": True if args.prefix_reuse else None,
             "fail_under": args.fail_under, "executor": "ray" if args.ray else None,
             "ray_address": args.ray}
 

@@ -117,7 +117,8 @@ CAMPAIGN_KEYS = (
         "Run each mutant's images from the first of the original's cuts where it differs "
         "(prefix reuse; incremental builds on the local executor): the original's activations "
         "there are computed once per image and kept in temporary files. Bit-identical "
-        "outputs; a mutant's latency is then that of its run from the cut.", "false"),
+        "outputs; a mutant's latency is then that of its run from the cut (also: `mutatenn run "
+        "--prefix-reuse`).", "false"),
     Key("targets", ["llvm-x86-64"], None,
         "Target profile names (`mutatenn targets` lists them) or paths to profile .toml "
         "files.", '["llvm-x86-64"]'),
