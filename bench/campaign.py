@@ -23,9 +23,9 @@ virtual environment): the two are run alternately (ABAB ..., ``--repeat`` times 
 medians compared, with min-max beside each. ``--scaling`` also runs the campaign with one
 worker, alternating with the default two; ``--prefix-reuse`` the same campaign with
 ``prefix_reuse = true`` (runs from each mutant's first changed cut), alternating too, and says
-whether the two gave the same statuses and verdicts. ``--naive N`` measures the MutateNN paper's way on N
-mutants (re-import, full build, export, reload, run: sequential) and extrapolates it to every
-mutant with a site. ``--model FILE`` replaces the default model (e.g. the onnx wheel's
+whether the two gave the same statuses and verdicts. ``--naive N`` measures the MutateNN
+paper's way on N mutants (re-import, full build, export, reload, run: sequential) and
+extrapolates it to every mutant with a site. ``--model FILE`` replaces the default model (e.g. the onnx wheel's
 ResNet50: ``--model resnet50``, paper preset, ``--sample 2``).
 
 It imports the installed mutatenn, as a user runs it after ``pip install .``.

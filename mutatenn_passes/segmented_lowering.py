@@ -145,6 +145,7 @@ class SegmentedLowering:
         self._segments: dict[int, list[tuple[relax.Function, _Lowered]]] = {}
         self._order: list[tuple[relax.Function, _Lowered]] = []  # the original's, in order
         self._suffixes: dict[int, tvm.IRModule] = {}
+        self._calls: list[set[str]] = []  # the kernels each of the original's segments calls
         phases = relax_phases(profile)
         segments = split_main(model_mod) if phases else None
         if phases is None:
@@ -173,7 +174,8 @@ class SegmentedLowering:
         """How many segments the original has (0 when it is lowered whole)."""
         return len(self._order)
 
-    def lower(self, mod: tvm.IRModule, from_cut: bool = False) -> tuple[tvm.IRModule, int] | None:
+    def lower(self, mod: tvm.IRModule,
+              from_cut: bool = False) -> tuple[tvm.IRModule, int] | None:
         """``mod`` (a graph mutant of the original) through the profile's Relax pipeline,
         lowering only the segments the original has not, and the index of the cut its ``main``
         starts at: 0 (the model's input), or with ``from_cut`` the first of its segments that
@@ -204,14 +206,14 @@ class SegmentedLowering:
     def first_calling(self, kernels) -> int:
         """The first of the original's segments that calls one of the kernels named in
         ``kernels`` (0 when none does)."""
-        for i, (_, part) in enumerate(self._order):
-            called = set()
-            relax.analysis.post_order_visit(
-                part.main, lambda e: called.add(e.name_hint)
-                if isinstance(e, tvm.ir.GlobalVar) else None)
-            if called & set(kernels):
-                return i
-        return 0
+        if not self._calls:
+            for _, part in self._order:
+                called: set[str] = set()
+                relax.analysis.post_order_visit(
+                    part.main, lambda e, c=called: c.add(e.name_hint)
+                    if isinstance(e, tvm.ir.GlobalVar) else None)
+                self._calls.append(called)
+        return next((i for i, called in enumerate(self._calls) if called & set(kernels)), 0)
 
     def suffix(self, start: int) -> tvm.IRModule:
         """The original from cut ``start`` on: its segments from there, stitched into a
