@@ -34,8 +34,8 @@ __all__ = ["CACHE_ENV", "graph_preparation", "scheduled_cpu_phases", "scheduled_
 def graph_preparation(target: tvm.target.Target) -> list:
     """The Relax passes before legalization: what a deployment does to the graph itself."""
     return [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
-            SimplifySums(), FoldConstants(), PackConvWeights(target),
-            relax.transform.DeadCodeElimination()]
+            SimplifySums(), relax.transform.CanonicalizeBindings(), FoldConstants(),
+            PackConvWeights(target), relax.transform.DeadCodeElimination()]
 
 
 def scheduled_cpu_phases(target: tvm.target.Target, rules=None,
