@@ -128,6 +128,9 @@ class Artifact:
 
     def run(self, images: list[Image], k: int = 5) -> Predictions:
         """Preprocess ``images`` as one batch, run each, and rank classes."""
+        if self.cut:
+            raise MutateNNError(f"this artifact starts at the original's cut {self.cut}, not "
+                                "at the images: run it with prefix_runs.run_from_cut")
         batch = preprocess(images, self.preprocess)
         outputs, latencies = self.run_array(batch)
         preds = []

@@ -15,6 +15,7 @@ from mutatenn_passes.build import build_incremental, prepare_original
 from mutatenn_passes.campaign.config.campaign_file import load_config
 from mutatenn_passes.campaign.running.engine import execute_campaign
 from mutatenn_passes.campaign.running.progress import CampaignUI
+from mutatenn_passes.errors import MutateNNError
 from mutatenn_passes.images import preprocess
 from mutatenn_passes.prefix_runs import cut_activations, run_from_cut
 from mutatenn_passes.schemata import build_schema
@@ -52,6 +53,9 @@ def test_mutants_run_from_their_first_changed_cut_as_whole_runs(original, defaul
             got, _ = run_from_cut(art, batch, activations)
             assert np.array_equal(got, whole, equal_nan=True), (mutant, art.cut)
             cuts.append(art.cut)
+            if art.cut:  # its program takes an activation: images are refused, clearly
+                with pytest.raises(MutateNNError, match=f"starts at the original's cut {art.cut}"):
+                    art.run(default_images[:1])
     assert max(cuts) >= 10 and 0 in cuts and len(set(cuts)) >= 3, cuts
 
 
