@@ -195,7 +195,16 @@ def test_run_flags_say_what_applies_without_them():
     text = " ".join(run.format_help().split())
     for key, shown in (("output", "./mutatenn-campaign)"), ("workers", "2)"),
                        ("timeout", "300;"), ("targets", "llvm-x86-64)"),
-                       ("keep_artifacts", "off)"), ("fail_under", "no threshold)")):
+                       ("keep_artifacts", "off)"), ("prefix_reuse", "off)"),
+                       ("fail_under", "no threshold)")):
         assert f"default, without the flag: the campaign file's [campaign] {key}, else " \
                f"{shown}" in text, key
     assert "else 300; the embedded default campaign says 120" in text
+
+
+def test_prefix_reuse_flag_sets_the_campaign_key():
+    from mutatenn_passes.campaign.commands import _overrides
+
+    parse = cli.make_parser().parse_args
+    assert _overrides(parse(["run", "--prefix-reuse"]))["prefix_reuse"] is True
+    assert _overrides(parse(["run"]))["prefix_reuse"] is None  # the file's key applies
