@@ -13,6 +13,7 @@ import pytest
 import mutatenn_passes as mn
 from mutatenn_passes.build import build_incremental, prepare_original
 from mutatenn_passes.campaign.config.campaign_file import load_config
+from mutatenn_passes.campaign.running.activations import load_or_capture
 from mutatenn_passes.campaign.running.engine import execute_campaign
 from mutatenn_passes.campaign.running.progress import CampaignUI
 from mutatenn_passes.errors import MutateNNError
@@ -57,6 +58,21 @@ def test_mutants_run_from_their_first_changed_cut_as_whole_runs(original, defaul
                 with pytest.raises(MutateNNError, match=f"starts at the original's cut {art.cut}"):
                     art.run(default_images[:1])
     assert max(cuts) >= 10 and 0 in cuts and len(set(cuts)) >= 3, cuts
+
+
+def test_a_campaign_keeps_the_activations_in_files_or_runs_from_the_images(
+        original, default_model, default_images, tmp_path):
+    """A worker's copy (computed in a forked child, read memory-mapped) equals the
+    activations computed in process; a folder that cannot be written leaves the mutants to
+    run from the images (None), and the worker goes on."""
+    batch = preprocess(default_images[:1], default_model.preprocess)
+    kept = load_or_capture(original, batch, tmp_path / "activations")
+    expected = cut_activations(original, batch)
+    assert len(kept) == len(expected)
+    assert all(np.array_equal(a, b) for a, b in zip(kept, expected))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert load_or_capture(original, batch, blocker / "activations") is None
 
 
 def test_an_original_that_cannot_be_cut_has_no_activations(default_model, default_images):
