@@ -34,10 +34,10 @@ class LocalExecutor:
         """``keep``: artifacts are kept (exported as one library each), so the originals'
         kernels are compiled in one process, as one library. ``prefix_reuse``: mutants run
         from their first changed cut, on activations kept in a temporary folder
-        (`activations`) that `close` removes."""
+        (`activations`) that `start` makes and `close` removes."""
         self.timeout = timeout
-        self.activations = tempfile.mkdtemp(prefix="mutatenn-activations-") \
-            if prefix_reuse and not keep else None
+        self.prefix_reuse = prefix_reuse and not keep
+        self.activations: str | None = None
         self.log_dir = log_dir
         self.keep = keep
         self.threads = max(1, (os.cpu_count() or 1) // workers)
@@ -71,6 +71,8 @@ class LocalExecutor:
         ``targets`` while the campaign plans, compiling the kernels in as many processes as
         there are cores (`build.prepare_original`: the planner finishes first and leaves its
         core to them), and forks the workers when the tasks start."""
+        if self.prefix_reuse:
+            self.activations = tempfile.mkdtemp(prefix="mutatenn-activations-")
         self.zygote = Zygote(self.log_dir, self.threads)
         jobs = 1 if self.keep else os.cpu_count() or 1
         self.zygote.send(Prepare(first, images, tuple(targets), jobs, self.activations))
