@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .processes import error_text
 from .sandbox import RunOutcome, run_in_child
 
 INDEX = "cuts.json"
@@ -39,7 +40,16 @@ def load_or_capture(original, batch: np.ndarray, folder: Path) -> list[np.ndarra
 
 
 def _capture(original, batch: np.ndarray, folder: Path) -> RunOutcome:
-    """In the child: compute the activations, write one file per cut, then the index."""
+    """In the child: compute the activations, write one file per cut, then the index (a
+    failure is the outcome's error, worded as what it is: no mutant ran)."""
+    try:
+        _write_cuts(original, batch, folder)
+    except Exception as exc:
+        return RunOutcome("crashed", error_text(exc))
+    return RunOutcome("ok")
+
+
+def _write_cuts(original, batch: np.ndarray, folder: Path) -> None:
     from ...prefix_runs import cut_activations
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,7 +58,6 @@ def _capture(original, batch: np.ndarray, folder: Path) -> RunOutcome:
         _write(folder / f"cut_{k}.npy", lambda f, a=array: np.save(f, a))
     _write(folder / INDEX,
            lambda f: f.write(json.dumps({"cuts": None if cuts is None else len(cuts)}).encode()))
-    return RunOutcome("ok")
 
 
 def _write(path: Path, write) -> None:
