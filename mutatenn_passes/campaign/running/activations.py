@@ -21,6 +21,10 @@ from .sandbox import RunOutcome, run_in_child
 
 INDEX = "cuts.json"
 
+#: Seconds the child computing them may take (one pass of the images through the original:
+#: seconds even for ResNet50 at 50 images); past it, the mutants run from the images.
+CAPTURE_TIMEOUT = 600.0
+
 
 def load_or_capture(original, batch: np.ndarray, folder: Path) -> list[np.ndarray] | None:
     """The activations of ``batch`` at ``original``'s cuts, item k - 1 for cut k
@@ -28,7 +32,7 @@ def load_or_capture(original, batch: np.ndarray, folder: Path) -> list[np.ndarra
     None when the original cannot be cut or computing them failed (logged: the mutants then
     run from the images)."""
     if not (folder / INDEX).exists():
-        outcome = run_in_child(lambda: _capture(original, batch, folder))
+        outcome = run_in_child(lambda: _capture(original, batch, folder), CAPTURE_TIMEOUT)
         if outcome.status != "ok":
             print(f"runs start at the images: the original's activations at its cuts could "
                   f"not be computed ({outcome.error})", flush=True)
