@@ -9,8 +9,9 @@ built with ``from_cut`` (`build.build_incremental`, `schemata.build_schema`), it
 its segments from k on (``artifact.cut`` = k), fed the original's activations, which
 `cut_activations` computes once per image through the original's segments.
 The kernels a run executes are the ones a whole run executes from there on, so the outputs
-are bit-identical (tested); only ``latency_ms`` changes meaning: it times the run from the
-cut.
+are bit-identical (tested) for mutants that read and write only what they should; one that
+reads outside its buffers sees other memory there than in a whole run (memory is planned for
+the program it runs). ``latency_ms`` then times the run from the cut.
 """
 
 from __future__ import annotations
