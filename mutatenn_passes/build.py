@@ -321,17 +321,21 @@ class MutantKernels:
     record: BuildRecord
     cut: int = 0
 
+    def cut_note(self) -> str:
+        """What a build mode adds when the program starts at a cut ("" when it does not)."""
+        return f", from cut {self.cut}" if self.cut else ""
+
 
 def _link_changed_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list,
                           from_cut: bool):
     """The incremental build proper: (executable, `MutantKernels`)."""
     m = mutant_kernels(original, relax_passes, tir_passes, from_cut)
     m.record.mode = f"incremental ({len(m.changed)} kernel(s) compiled: " \
-        f"{m.record.compiled_shown()})" + (f", from cut {m.cut}" if m.cut else "")
+        f"{m.record.compiled_shown()}){m.cut_note()}"
     mod = _calling_library(m.relax, m.changed, m.renamed, original.libraries)
     target = original.profile.tvm_target()
     with tir_pipeline(target, (), BuildRecord(),
-                       kernels_lowered=m.kernels_lowered) as pipeline:
+                      kernels_lowered=m.kernels_lowered) as pipeline:
         executable = tvm.compile(mod, target, relax_pipeline=None, tir_pipeline=pipeline)
     return executable, m
 
@@ -363,9 +367,10 @@ def mutant_kernels(original: OriginalBuild, relax_passes: list, tir_passes: list
     changed, renamed = _changed_kernels(kernels, base,
                                         original.kernel_bodies(bool(by_phase["lowered"])))
     record.compiled = sorted(changed)
-    if from_cut and not relax_passes and not original.segmented_lowering().why:
-        cut = original.segmented_lowering().first_calling([*changed, *renamed])
-        relax_mod = original.segmented_lowering().suffix(cut) if cut else relax_mod
+    segmented = original.segmented_lowering() if from_cut and not relax_passes else None
+    if segmented is not None and not segmented.why:
+        cut = segmented.first_calling([*changed, *renamed])
+        relax_mod = segmented.suffix(cut) if cut else relax_mod
     return MutantKernels(relax_mod, changed, renamed, bool(by_phase["lowered"]), record, cut)
 
 

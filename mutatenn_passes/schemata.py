@@ -119,7 +119,7 @@ def _variant(original: OriginalBuild, change, compiled: dict, library, size: int
     libraries = original.libraries + ([library] if library is not None else [])
     record = change.record
     record.mode = f"schema ({len(record.compiled)} kernel(s): {record.compiled_shown()}; " \
-        f"{size} mutants in one library)" + (f", from cut {change.cut}" if change.cut else "")
+        f"{size} mutants in one library){change.cut_note()}"
     art = _linked_artifact(original.model, original.profile, change.relax, symbols, libraries,
                            record)
     art.cut = change.cut

@@ -213,7 +213,8 @@ class SegmentedLowering:
                     part.main, lambda e, c=called: c.add(e.name_hint)
                     if isinstance(e, tvm.ir.GlobalVar) else None)
                 self._calls.append(called)
-        return next((i for i, called in enumerate(self._calls) if called & set(kernels)), 0)
+        wanted = set(kernels)
+        return next((i for i, called in enumerate(self._calls) if called & wanted), 0)
 
     def suffix(self, start: int) -> tvm.IRModule:
         """The original from cut ``start`` on: its segments from there, stitched into a

@@ -60,7 +60,7 @@ _pipeline_ids = itertools.count()
 
 @contextmanager
 def tir_pipeline(target: tvm.target.Target, tir_passes, record: BuildRecord, *,
-                  kernels_lowered: bool = False):
+                 kernels_lowered: bool = False):
     """Register, for the duration of the block, a TIR pipeline that runs ``tir_passes``
     around TVM's default pipeline for ``target``; yields its name for ``tvm.compile``.
 

@@ -58,8 +58,8 @@ def run_campaign(config=None, *, progress=None, quiet: bool = False,
 
     ``overrides`` replace ``[campaign]`` keys: ``output`` (a relative one is resolved against
     the current folder, like ``--output``), ``workers``, ``timeout``, ``targets``,
-    ``keep_artifacts``, ``fail_under``, ``seed``, ``incremental``, ``prefix_reuse``, ``name``, ``executor``
-    (``"local"`` or ``"ray"``) and ``ray_address`` (``"auto"`` or ``HOST:PORT``; see
+    ``keep_artifacts``, ``fail_under``, ``seed``, ``incremental``, ``prefix_reuse``, ``name``,
+    ``executor`` (``"local"`` or ``"ray"``) and ``ray_address`` (``"auto"`` or ``HOST:PORT``; see
     docs/cluster.md); None leaves a key as the campaign has it. ``quiet`` shows only the final summary; ``progress`` replaces the
     display (see `progress.CampaignUI`). The threshold does not raise: check
     `CampaignResult.threshold_failure`. Inputs the campaign cannot use (an undecodable image,

@@ -273,7 +273,8 @@ class _Planner:
             kmod = self._kernels(mp, ref, phase)
             self.say(f"planning {op.id} on {self.profiles[ref].name}")
             sites = find_sites(op.id, kmod, kernels=op.kernels, **_resolved(op))
-            for mutant in self._mutants(op, phase, kmod, sites, owner=(mp.index, "kernel", ref, phase)):
+            owner = (mp.index, "kernel", ref, phase)
+            for mutant in self._mutants(op, phase, kmod, sites, owner=owner):
                 self._add(mp, ref, mutant)
 
     def _kernels(self, mp: _ModelPlan, ref: str, phase: str):

@@ -93,7 +93,6 @@ def _report_exits(conn) -> None:
         if pid == 0:
             return
         try:
-            conn.send(Exited(pid, -os.WTERMSIG(status) if os.WIFSIGNALED(status)
-                             else os.WEXITSTATUS(status)))
+            conn.send(Exited(pid, os.waitstatus_to_exitcode(status)))
         except OSError:
             return
